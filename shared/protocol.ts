@@ -1,0 +1,509 @@
+/**
+ * Wire messages of the sync protocol (see shared/PROTOCOL.md): one discriminated
+ * union, a version byte, encode/decode with full validation, and the table of
+ * error/close codes.
+ *
+ * Invariants: `decodeMessage` either returns a fully checked message or throws a
+ * `SyncError` (BAD_MESSAGE, UNSUPPORTED_VERSION, UNKNOWN_TYPE, TOO_LARGE,
+ * TOO_MANY_AGENTS); it never mutates anything but the per-direction agent table,
+ * and only on success. Version vectors decoded from the wire are prototype-free
+ * objects, so keys like `__proto__` are plain keys.
+ */
+
+import type { MutableVV, VersionVector } from './replica.ts'
+
+/** The protocol version carried in the first byte of every message. */
+export const PROTOCOL_VERSION = 1
+
+/** Error and close codes: one table. `fatal` codes close the link after the error is sent. */
+export const SYNC_ERRORS = {
+  BAD_MESSAGE: { code: 1, fatal: true, retryable: false },
+  UNSUPPORTED_VERSION: { code: 2, fatal: true, retryable: false },
+  UNKNOWN_TYPE: { code: 3, fatal: true, retryable: false },
+  TOO_LARGE: { code: 4, fatal: true, retryable: false },
+  BAD_UPDATE: { code: 5, fatal: true, retryable: false },
+  STATE: { code: 6, fatal: true, retryable: false },
+  PENDING_OVERFLOW: { code: 7, fatal: true, retryable: true },
+  READ_ONLY: { code: 8, fatal: false, retryable: false },
+  PERSIST_FAILED: { code: 9, fatal: true, retryable: true },
+  TOO_MANY_AGENTS: { code: 10, fatal: true, retryable: false },
+  GOING_AWAY: { code: 11, fatal: true, retryable: true },
+  INTERNAL: { code: 12, fatal: true, retryable: true },
+} as const
+
+export type SyncErrorName = keyof typeof SYNC_ERRORS
+
+const NAME_BY_CODE = new Map<number, SyncErrorName>(
+  (Object.keys(SYNC_ERRORS) as SyncErrorName[]).map((n) => [SYNC_ERRORS[n].code, n]),
+)
+
+/** The name of a numeric error code, or undefined for an unknown code. */
+export function errorName(code: number): SyncErrorName | undefined {
+  return NAME_BY_CODE.get(code)
+}
+
+/** WebSocket close code used when a link closes because of error `code` (4000 + code). */
+export function closeCodeFor(code: number): number {
+  return 4000 + code
+}
+
+/** A protocol error on one link. `remote` is true when the peer reported it to us. */
+export class SyncError extends Error {
+  readonly code: number
+  readonly codeName: SyncErrorName
+  readonly fatal: boolean
+  readonly retryable: boolean
+  readonly remote: boolean
+  constructor(name: SyncErrorName, message: string, remote = false) {
+    super(`${name}: ${message}`)
+    this.name = 'SyncError'
+    this.codeName = name
+    this.code = SYNC_ERRORS[name].code
+    this.fatal = SYNC_ERRORS[name].fatal
+    this.retryable = SYNC_ERRORS[name].retryable
+    this.remote = remote
+  }
+}
+
+/** Message type bytes. */
+export const MSG = { HELLO: 1, EVENTS: 2, ACK: 3, NEED: 4, PRESENCE: 5, ERROR: 6 } as const
+
+/** An anchor: the character a cursor sits before, by event id; null = end of document. */
+export type Anchor = { readonly agent: string; readonly seq: number } | null
+
+/** The presence state of one replica, as carried on the wire. */
+export interface PresenceState {
+  readonly user?: string
+  readonly name?: string
+  readonly color?: string
+  readonly selection?: { readonly anchor: Anchor; readonly head: Anchor }
+}
+
+export interface PresenceEntry {
+  readonly id: string
+  readonly clock: number
+  /** Absent: the replica left. */
+  readonly state?: PresenceState
+}
+
+export type Message =
+  | {
+      readonly type: 'hello'
+      readonly readOnly: boolean
+      readonly id: string
+      readonly have: VersionVector
+      readonly durable: VersionVector
+    }
+  | {
+      readonly type: 'events'
+      readonly have: VersionVector
+      /** The sender's new ack vv; `null` when the message carries no ack. */
+      readonly ack: VersionVector | null
+      readonly update: Uint8Array
+    }
+  | { readonly type: 'ack'; readonly ack: VersionVector }
+  | { readonly type: 'need'; readonly have: VersionVector }
+  | { readonly type: 'presence'; readonly entries: readonly PresenceEntry[] }
+  | { readonly type: 'error'; readonly code: number; readonly message: string }
+
+/**
+ * Per-direction state both encoder and decoder keep: the agent table and the vv
+ * baselines that deltas apply to. One `WireState` for what we send, one for what we read.
+ */
+export class WireState {
+  readonly agents: string[] = []
+  readonly agentIndex = new Map<string, number>()
+  /** Last announced `have` (HELLO / EVENTS). */
+  have: VersionVector = emptyVV()
+  /** Last announced ack (HELLO.durable / EVENTS / ACK). */
+  ack: VersionVector = emptyVV()
+  constructor(readonly maxAgents = 100_000) {}
+}
+
+/** A prototype-free version vector. */
+export function emptyVV(): MutableVV {
+  return Object.create(null) as MutableVV
+}
+
+export const MAX_AGENT_BYTES = 64
+const MAX_STRING_BYTES = 1 << 20
+
+const encoder = new TextEncoder()
+const strictDecoder = new TextDecoder('utf-8', { fatal: true })
+
+// ---------------------------------------------------------------- writer
+
+class Writer {
+  private buf = new Uint8Array(64)
+  pos = 0
+  private ensure(n: number): void {
+    if (this.pos + n <= this.buf.length) return
+    let size = this.buf.length * 2
+    while (size < this.pos + n) size *= 2
+    const next = new Uint8Array(size)
+    next.set(this.buf.subarray(0, this.pos))
+    this.buf = next
+  }
+  byte(b: number): void {
+    this.ensure(1)
+    this.buf[this.pos++] = b
+  }
+  uint(n: number): void {
+    if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`varint out of range: ${n}`)
+    this.ensure(8)
+    while (n >= 0x80) {
+      this.buf[this.pos++] = (n % 0x80) | 0x80
+      n = Math.floor(n / 0x80)
+    }
+    this.buf[this.pos++] = n
+  }
+  bytes(b: Uint8Array): void {
+    this.uint(b.length)
+    this.ensure(b.length)
+    this.buf.set(b, this.pos)
+    this.pos += b.length
+  }
+  string(s: string): void {
+    this.bytes(encoder.encode(s))
+  }
+  finish(): Uint8Array {
+    return this.buf.slice(0, this.pos)
+  }
+}
+
+// ---------------------------------------------------------------- reader
+
+class Reader {
+  pos = 0
+  constructor(readonly buf: Uint8Array) {}
+  fail(what: string): never {
+    throw new SyncError('BAD_MESSAGE', `${what} at byte ${this.pos} of ${this.buf.length}`)
+  }
+  byte(): number {
+    if (this.pos >= this.buf.length) this.fail('unexpected end of message')
+    return this.buf[this.pos++]!
+  }
+  uint(): number {
+    let result = 0
+    let mul = 1
+    for (let i = 0; ; i++) {
+      if (i >= 8) this.fail('varint too long')
+      const b = this.byte()
+      result += (b & 0x7f) * mul
+      if (!Number.isSafeInteger(result)) this.fail('varint over 2^53')
+      if (b < 0x80) {
+        if (b === 0 && i > 0) this.fail('non-canonical varint')
+        return result
+      }
+      mul *= 0x80
+    }
+  }
+  bytes(max = this.buf.length): Uint8Array {
+    const len = this.uint()
+    if (len > max) this.fail(`length ${len} over limit ${max}`)
+    if (len > this.buf.length - this.pos) this.fail(`length ${len} runs past the end`)
+    const out = this.buf.subarray(this.pos, this.pos + len)
+    this.pos += len
+    return out
+  }
+  string(max = MAX_STRING_BYTES): string {
+    const b = this.bytes(max)
+    try {
+      return strictDecoder.decode(b)
+    } catch {
+      return this.fail('invalid UTF-8')
+    }
+  }
+  end(): void {
+    if (this.pos !== this.buf.length) this.fail(`${this.buf.length - this.pos} trailing bytes`)
+  }
+}
+
+// ---------------------------------------------------------------- agents and vvs
+
+function checkAgent(agent: string): void {
+  const n = encoder.encode(agent).length
+  if (n < 1 || n > MAX_AGENT_BYTES) throw new RangeError(`agent id of ${n} bytes (1..64 allowed)`)
+}
+
+function writeAgent(w: Writer, st: WireState, agent: string): void {
+  const i = st.agentIndex.get(agent)
+  if (i !== undefined) return w.uint(i + 1)
+  checkAgent(agent)
+  w.uint(0)
+  w.string(agent)
+  st.agentIndex.set(agent, st.agents.length)
+  st.agents.push(agent)
+}
+
+/** Reads an agent ref; new names go to `added` (committed only once the whole message is valid). */
+function readAgent(r: Reader, st: WireState, added: string[]): string {
+  const ref = r.uint()
+  if (ref > 0) {
+    const i = ref - 1
+    if (i < st.agents.length) return st.agents[i]!
+    if (i - st.agents.length < added.length) return added[i - st.agents.length]!
+    return r.fail(`unknown agent ref ${ref}`)
+  }
+  const name = r.string(MAX_AGENT_BYTES)
+  if (name.length === 0) r.fail('empty agent id')
+  if (st.agents.length + added.length >= st.maxAgents) {
+    throw new SyncError('TOO_MANY_AGENTS', `more than ${st.maxAgents} agent ids on one link`)
+  }
+  if (st.agentIndex.has(name) || added.includes(name)) r.fail(`agent ${name} declared twice`)
+  added.push(name)
+  return name
+}
+
+/** Entries of `next` that differ from `base` (for deltas). */
+function diffEntries(base: VersionVector, next: VersionVector): [string, number][] {
+  const out: [string, number][] = []
+  for (const a in next) if ((base[a] ?? 0) !== next[a]) out.push([a, next[a]!])
+  return out
+}
+
+function writeEntries(w: Writer, st: WireState, entries: [string, number][]): void {
+  w.uint(entries.length)
+  for (const [a, s] of entries) {
+    writeAgent(w, st, a)
+    w.uint(s)
+  }
+}
+
+function readDelta(
+  r: Reader,
+  st: WireState,
+  added: string[],
+  base: VersionVector,
+  monotonic: boolean,
+): VersionVector {
+  const n = r.uint()
+  if (n > r.buf.length - r.pos) r.fail(`vv count ${n} exceeds remaining bytes`)
+  const out = copyVV(base)
+  const seen = new Set<string>()
+  for (let i = 0; i < n; i++) {
+    const a = readAgent(r, st, added)
+    const s = r.uint()
+    if (seen.has(a)) r.fail(`agent ${a} twice in one vv`)
+    seen.add(a)
+    if (monotonic && s < (base[a] ?? 0)) r.fail(`vv entry for ${a} went back ${base[a]} -> ${s}`)
+    out[a] = s
+  }
+  return out
+}
+
+export function copyVV(vv: VersionVector): MutableVV {
+  const out = emptyVV()
+  for (const a in vv) out[a] = vv[a]!
+  return out
+}
+
+// ---------------------------------------------------------------- encode / decode
+
+/**
+ * Encodes one message. `st` is the sending direction's state: agent table and the
+ * baselines; it is advanced (the message must then be sent).
+ */
+export function encodeMessage(msg: Message, st: WireState): Uint8Array {
+  const w = new Writer()
+  w.byte(PROTOCOL_VERSION)
+  switch (msg.type) {
+    case 'hello':
+      w.byte(MSG.HELLO)
+      w.byte(msg.readOnly ? 1 : 0)
+      w.string(msg.id)
+      writeEntries(w, st, diffEntries(emptyVV(), msg.have))
+      writeEntries(
+        w,
+        st,
+        diffEntries(msg.have, msg.durable).concat(missingEntries(msg.have, msg.durable)),
+      )
+      st.have = copyVV(msg.have)
+      st.ack = copyVV(msg.durable)
+      break
+    case 'events': {
+      w.byte(MSG.EVENTS)
+      const ackSame =
+        msg.ack !== null &&
+        diffEntries(msg.have, msg.ack).length === 0 &&
+        missingEntries(msg.have, msg.ack).length === 0
+      w.byte(msg.ack === null ? 0 : ackSame ? 3 : 1)
+      writeEntries(w, st, diffEntries(st.have, msg.have))
+      st.have = maxVV(st.have, msg.have)
+      if (msg.ack !== null && !ackSame) writeEntries(w, st, diffEntries(st.ack, msg.ack))
+      if (msg.ack !== null) st.ack = maxVV(st.ack, msg.ack)
+      w.bytes(msg.update)
+      break
+    }
+    case 'ack':
+      w.byte(MSG.ACK)
+      writeEntries(w, st, diffEntries(st.ack, msg.ack))
+      st.ack = maxVV(st.ack, msg.ack)
+      break
+    case 'need':
+      w.byte(MSG.NEED)
+      writeEntries(w, st, diffEntries(emptyVV(), msg.have))
+      break
+    case 'presence':
+      w.byte(MSG.PRESENCE)
+      w.uint(msg.entries.length)
+      for (const e of msg.entries) writePresence(w, st, e)
+      break
+    case 'error':
+      w.byte(MSG.ERROR)
+      w.uint(msg.code)
+      w.string(msg.message)
+      break
+  }
+  return w.finish()
+}
+
+/** Entries of `base` missing from `next` (encoded as 0 in `next`). */
+function missingEntries(base: VersionVector, next: VersionVector): [string, number][] {
+  const out: [string, number][] = []
+  for (const a in base) if (!(a in next) && base[a] !== 0) out.push([a, 0])
+  return out
+}
+
+function writeAnchor(w: Writer, st: WireState, a: Anchor): void {
+  if (a === null) return w.byte(0)
+  w.byte(1)
+  writeAgent(w, st, a.agent)
+  w.uint(a.seq)
+}
+
+function readAnchor(r: Reader, st: WireState, added: string[]): Anchor {
+  const tag = r.byte()
+  if (tag === 0) return null
+  if (tag !== 1) r.fail(`bad anchor tag ${tag}`)
+  const agent = readAgent(r, st, added)
+  return { agent, seq: r.uint() }
+}
+
+const MAX_FIELD = 256
+
+function writePresence(w: Writer, st: WireState, e: PresenceEntry): void {
+  w.string(e.id)
+  w.uint(e.clock)
+  const s = e.state
+  if (!s) return w.byte(0)
+  const flags =
+    1 |
+    (s.user !== undefined ? 2 : 0) |
+    (s.name !== undefined ? 4 : 0) |
+    (s.color !== undefined ? 8 : 0) |
+    (s.selection ? 16 : 0)
+  w.byte(flags)
+  if (s.user !== undefined) w.string(s.user)
+  if (s.name !== undefined) w.string(s.name)
+  if (s.color !== undefined) w.string(s.color)
+  if (s.selection) {
+    writeAnchor(w, st, s.selection.anchor)
+    writeAnchor(w, st, s.selection.head)
+  }
+}
+
+function readPresence(r: Reader, st: WireState, added: string[]): PresenceEntry {
+  const id = r.string(MAX_AGENT_BYTES)
+  if (id.length === 0) r.fail('empty presence id')
+  const clock = r.uint()
+  const flags = r.byte()
+  if (flags === 0) return { id, clock }
+  if (!(flags & 1) || flags > 31) r.fail(`bad presence flags ${flags}`)
+  const state: { -readonly [K in keyof PresenceState]: PresenceState[K] } = {}
+  if (flags & 2) state.user = r.string(MAX_FIELD)
+  if (flags & 4) state.name = r.string(MAX_FIELD)
+  if (flags & 8) state.color = r.string(MAX_FIELD)
+  if (flags & 16)
+    state.selection = { anchor: readAnchor(r, st, added), head: readAnchor(r, st, added) }
+  return { id, clock, state }
+}
+
+/**
+ * Decodes and validates one message read from the wire. `st` is the receiving
+ * direction's state; it is advanced only when the whole message is valid.
+ * Throws `SyncError` on any problem.
+ */
+export function decodeMessage(bytes: Uint8Array, st: WireState, maxBytes = Infinity): Message {
+  if (!(bytes instanceof Uint8Array)) throw new SyncError('BAD_MESSAGE', 'message is not binary')
+  if (bytes.length > maxBytes) {
+    throw new SyncError('TOO_LARGE', `message of ${bytes.length} bytes over limit ${maxBytes}`)
+  }
+  const r = new Reader(bytes)
+  const version = r.byte()
+  if (version !== PROTOCOL_VERSION) {
+    throw new SyncError(
+      'UNSUPPORTED_VERSION',
+      `protocol version ${version}, expected ${PROTOCOL_VERSION}`,
+    )
+  }
+  const type = r.byte()
+  const added: string[] = []
+  let msg: Message
+  let have = st.have
+  let ack = st.ack
+  switch (type) {
+    case MSG.HELLO: {
+      const flags = r.byte()
+      if (flags > 1) r.fail(`bad hello flags ${flags}`)
+      const id = r.string(MAX_AGENT_BYTES)
+      if (id.length === 0) r.fail('empty replica id')
+      have = readDelta(r, st, added, emptyVV(), true)
+      ack = readDelta(r, st, added, have, false)
+      msg = { type: 'hello', readOnly: flags === 1, id, have, durable: ack }
+      break
+    }
+    case MSG.EVENTS: {
+      const flags = r.byte()
+      if (flags !== 0 && flags !== 1 && flags !== 3) r.fail(`bad events flags ${flags}`)
+      have = readDelta(r, st, added, st.have, true)
+      if (flags === 1) ack = readDelta(r, st, added, st.ack, true)
+      else if (flags === 3) ack = maxVV(st.ack, have)
+      const update = r.bytes()
+      msg = { type: 'events', have, ack: flags === 0 ? null : ack, update }
+      break
+    }
+    case MSG.ACK:
+      ack = readDelta(r, st, added, st.ack, true)
+      msg = { type: 'ack', ack }
+      break
+    case MSG.NEED:
+      msg = { type: 'need', have: readDelta(r, st, added, emptyVV(), true) }
+      break
+    case MSG.PRESENCE: {
+      const n = r.uint()
+      if (n > bytes.length - r.pos) r.fail(`presence count ${n} exceeds remaining bytes`)
+      const entries: PresenceEntry[] = []
+      for (let i = 0; i < n; i++) entries.push(readPresence(r, st, added))
+      msg = { type: 'presence', entries }
+      break
+    }
+    case MSG.ERROR:
+      msg = { type: 'error', code: r.uint(), message: r.string(4096) }
+      break
+    default:
+      throw new SyncError('UNKNOWN_TYPE', `message type ${type}`)
+  }
+  r.end()
+  // Commit: the message is valid.
+  for (const a of added) {
+    st.agentIndex.set(a, st.agents.length)
+    st.agents.push(a)
+  }
+  st.have = have
+  st.ack = ack
+  return msg
+}
+
+/** Componentwise maximum (a new prototype-free object). */
+export function maxVV(a: VersionVector, b: VersionVector): MutableVV {
+  const out = copyVV(a)
+  for (const k in b) if ((out[k] ?? 0) < b[k]!) out[k] = b[k]!
+  return out
+}
+
+/** True when `a` holds every event of `b`. */
+export function vvCovers(a: VersionVector, b: VersionVector): boolean {
+  for (const k in b) if ((a[k] ?? 0) < b[k]!) return false
+  return true
+}
