@@ -1,0 +1,218 @@
+/**
+ * `connect`: one document replicated with a Polyphony server over a WebSocket, in Node (pass the
+ * `ws` package as `WebSocket`) or the browser, reconnecting with capped exponential backoff and
+ * jitter until closed or refused.
+ *
+ * Invariants: the local document is the only store of unacknowledged events; every (re)connect
+ * starts a fresh `link` whose handshake resends whatever the server's durable version lacks, so
+ * nothing unacknowledged is forgotten. The token goes in the first frame (not the URL, which
+ * proxies log). A close code that retrying cannot fix (bad token, wrong document, too large,
+ * non-retryable protocol error) ends in status `refused` with the reason; nothing retries after.
+ */
+import { fromWebSocket, type WebSocketLike } from '../shared/channels.ts'
+import { SYNC_ERRORS, errorName, type SyncError } from '../shared/protocol.ts'
+import { link, type Link } from '../shared/sync.ts'
+import type { Presence } from '../shared/presence.ts'
+import { TextDoc } from '../shared/index.ts'
+
+/** Connection states, in the order a healthy connection passes them. */
+export type ConnectionStatus = 'connecting' | 'connected' | 'synced' | 'offline' | 'refused'
+
+/** Options of `connect` (API.md "Client"). */
+export interface ConnectOptions<D extends TextDoc = TextDoc> {
+  /** ws:// or wss:// base URL of the server, e.g. ws://localhost:8787. */
+  url: string
+  docId: string
+  token?: string
+  /** The document to replicate; a new TextDoc when omitted. */
+  doc?: D
+  /** A WebSocket implementation (the `ws` package in Node); default `globalThis.WebSocket`. */
+  WebSocket?: unknown
+  /** Shared presence state to replicate with the document. */
+  presence?: Presence
+  /** Reconnect backoff: first delay and cap, ms (defaults 100 and 5000). */
+  backoff?: { minMs?: number; maxMs?: number }
+}
+
+/** A live connection (API.md "Client"). */
+export interface Connection<D extends TextDoc = TextDoc> {
+  readonly doc: D
+  /** Resolves once the server's state is merged and our pending events are acknowledged. */
+  readonly synced: Promise<void>
+  readonly status: ConnectionStatus
+  /** Why the server refused us (status `refused`), else undefined. */
+  readonly refusedReason: string | undefined
+  /** True once the server said this link is read-only (our edits are not accepted). */
+  readonly readOnly: boolean
+  on(event: 'status', h: (status: ConnectionStatus, reason?: string) => void): () => void
+  on(event: 'error', h: (err: SyncError) => void): () => void
+  on(event: 'ack', h: () => void): () => void
+  /** Stops reconnecting and closes the socket. */
+  close(): void
+}
+
+/**
+ * Server close codes after which reconnecting cannot help. Must match
+ * `FINAL_CLOSE_CODES` in server/close-codes.ts (test/server-close-codes.test.ts checks).
+ */
+export const FINAL_CLOSE_CODES: ReadonlySet<number> = new Set([
+  1003, 1009, 4400, 4401, 4403, 4404, 4413,
+])
+
+/** Whether a close `code` ends the connection for good (else: reconnect with backoff). */
+export function isFinalClose(code: number): boolean {
+  if (FINAL_CLOSE_CODES.has(code)) return true
+  if (code > 4000 && code < 4100) {
+    const name = errorName(code - 4000)
+    return name !== undefined && !SYNC_ERRORS[name].retryable
+  }
+  return false
+}
+
+type WebSocketCtor = new (url: string) => WebSocketLike & {
+  addEventListener(type: 'close', h: (ev: { code: number; reason: string }) => void): void
+}
+
+type Handlers = {
+  status: ((s: ConnectionStatus, reason?: string) => void)[]
+  error: ((e: SyncError) => void)[]
+  ack: (() => void)[]
+}
+
+/** Connects `opts.doc` (or a new TextDoc) to document `opts.docId` on the server at `opts.url`. */
+export function connect<D extends TextDoc = TextDoc>(opts: ConnectOptions<D>): Connection<D> {
+  return new ClientConnection<D>(opts)
+}
+
+class ClientConnection<D extends TextDoc> implements Connection<D> {
+  readonly doc: D
+  readonly synced: Promise<void>
+  status: ConnectionStatus = 'connecting'
+  refusedReason: string | undefined
+  readOnly = false
+  private resolveSynced!: () => void
+  private rejectSynced!: (e: Error) => void
+  private readonly Ws: WebSocketCtor
+  private readonly wsUrl: string
+  private readonly handlers: Handlers = { status: [], error: [], ack: [] }
+  private socket: (WebSocketLike & { close(code?: number, reason?: string): void }) | null = null
+  private link: Link | null = null
+  private attempt = 0
+  private timer: ReturnType<typeof setTimeout> | null = null
+  private stopped = false
+  private readonly minMs: number
+  private readonly maxMs: number
+
+  constructor(private readonly opts: ConnectOptions<D>) {
+    this.doc = opts.doc ?? (new TextDoc() as D)
+    const Ws = (opts.WebSocket ?? (globalThis as { WebSocket?: unknown }).WebSocket) as
+      WebSocketCtor | undefined
+    if (typeof Ws !== 'function') {
+      throw new TypeError('no WebSocket implementation: pass the `ws` package as opts.WebSocket')
+    }
+    if (typeof opts.docId !== 'string' || opts.docId.length === 0) {
+      throw new RangeError('docId must be a non-empty string')
+    }
+    this.Ws = Ws
+    this.wsUrl = opts.url.replace(/\/+$/, '') + '/ws/' + encodeURIComponent(opts.docId)
+    this.minMs = opts.backoff?.minMs ?? 100
+    this.maxMs = opts.backoff?.maxMs ?? 5000
+    this.synced = new Promise<void>((resolve, reject) => {
+      this.resolveSynced = resolve
+      this.rejectSynced = reject
+    })
+    this.synced.catch(() => undefined)
+    this.open()
+  }
+
+  on(event: keyof Handlers, h: (...args: never[]) => void): () => void {
+    const list = this.handlers[event] as unknown[]
+    list.push(h)
+    return () => {
+      const i = list.indexOf(h)
+      if (i >= 0) list.splice(i, 1)
+    }
+  }
+
+  private setStatus(s: ConnectionStatus, reason?: string): void {
+    if (this.status === s && s !== 'refused') return
+    this.status = s
+    for (const h of [...this.handlers.status]) h(s, reason)
+  }
+
+  private open(): void {
+    if (this.stopped) return
+    this.setStatus('connecting')
+    let ws: InstanceType<WebSocketCtor>
+    try {
+      ws = new this.Ws(this.wsUrl)
+    } catch (err) {
+      return this.refuse(`bad url: ${String(err)}`)
+    }
+    this.socket = ws
+    ws.addEventListener('open', () => {
+      if (this.opts.token !== undefined) ws.send(new TextEncoder().encode(this.opts.token))
+      this.setStatus('connected')
+    })
+    ws.addEventListener('error', () => undefined) // the close event follows and decides
+    ws.addEventListener('close', (ev) => this.onClose(ws, ev.code, ev.reason))
+    const channel = fromWebSocket(ws)
+    const l = link(this.doc, channel, {
+      presence: this.opts.presence,
+      onError: (err) => {
+        if (err.codeName === 'READ_ONLY') this.readOnly = true
+        for (const h of [...this.handlers.error]) h(err)
+      },
+    })
+    this.link = l
+    l.on('ack', () => {
+      for (const h of [...this.handlers.ack]) h()
+    })
+    l.synced.then(
+      () => {
+        if (this.link !== l) return
+        this.attempt = 0
+        this.setStatus('synced')
+        this.resolveSynced()
+      },
+      () => undefined,
+    )
+  }
+
+  private onClose(ws: unknown, code: number, reason: string): void {
+    if (ws !== this.socket) return
+    this.link?.close()
+    this.link = null
+    this.socket = null
+    if (this.stopped) return
+    if (isFinalClose(code)) return this.refuse(reason || `closed with code ${code}`)
+    this.setStatus('offline', reason || `closed with code ${code}`)
+    const delay = Math.min(this.maxMs, this.minMs * 2 ** this.attempt)
+    this.attempt = Math.min(this.attempt + 1, 30)
+    // Full jitter on the upper half: a reconnect storm spreads out instead of repeating.
+    this.timer = setTimeout(() => this.open(), delay * (0.5 + Math.random() * 0.5))
+  }
+
+  private refuse(reason: string): void {
+    this.stopped = true
+    this.refusedReason = reason
+    this.setStatus('refused', reason)
+    this.rejectSynced(new Error(`connection refused: ${reason}`))
+  }
+
+  close(): void {
+    if (this.stopped && this.socket === null) return
+    this.stopped = true
+    if (this.timer !== null) clearTimeout(this.timer)
+    this.link?.close()
+    this.link = null
+    const ws = this.socket
+    this.socket = null
+    try {
+      ws?.close(1000, 'client closed')
+    } catch {
+      // already closed
+    }
+    if (this.status !== 'refused') this.setStatus('offline', 'closed')
+  }
+}

@@ -1,0 +1,278 @@
+/**
+ * The documents registry: which documents are in memory, loading and unloading them, and
+ * writing their events to storage.
+ *
+ * Invariants:
+ * - Single flight: concurrent `acquire`/`read` of one id share one storage load; an unload in
+ *   progress finishes (writes flushed, snapshot compacted) before the id is loaded again.
+ * - A failed load is never replaced by an empty document: the error goes to every waiter and the
+ *   id is forgotten so the next attempt reads storage again.
+ * - A document is unloaded only with no connections, after `idleUnloadMs`, once every write it
+ *   started has settled and, if a write was lost, a full snapshot has been stored.
+ * - `durable` is a version whose events are all in storage; it is what the server announces to a
+ *   reconnecting client as its acknowledgement baseline (the client resends anything beyond it).
+ */
+import { TextDoc, type VersionVector } from '../shared/index.ts'
+import type { Limits } from './limits.ts'
+import type { Logger } from './log.ts'
+import type { ServerMetrics } from './metrics.ts'
+import type { Storage } from './storage.ts'
+
+/** A loaded document and its bookkeeping. */
+export interface LoadedDoc {
+  readonly id: string
+  readonly doc: TextDoc
+  /** Connections holding it. */
+  refs: number
+  /** Version whose events are all stored. */
+  durable: VersionVector
+  /** Writes started and not settled. */
+  readonly inFlight: Set<Promise<unknown>>
+  /** Set when a write failed for good: the next flush stores a whole snapshot. */
+  needsSnapshot: boolean
+  /** Updates appended since the last snapshot. */
+  sinceSnapshot: number
+  /** Highest update id stored for this document. */
+  lastUpdateId: number
+  idleTimer: ReturnType<typeof setTimeout> | null
+}
+
+/** The process is at `maxLoadedDocuments` and none is idle. */
+export class CapacityError extends Error {
+  override readonly name = 'CapacityError'
+}
+
+type Slot =
+  | { readonly state: 'loading'; readonly promise: Promise<LoadedDoc> }
+  | { readonly state: 'loaded'; readonly entry: LoadedDoc }
+  | { readonly state: 'unloading'; readonly promise: Promise<void> }
+
+function sumVersion(vv: VersionVector): number {
+  let n = 0
+  for (const k in vv) n += vv[k]!
+  return n
+}
+
+/** Loads, holds, stores and unloads documents. One per server. */
+export class DocumentRegistry {
+  private readonly slots = new Map<string, Slot>()
+  private closed = false
+
+  constructor(
+    private readonly storage: Storage,
+    private readonly limits: Limits,
+    private readonly log: Logger,
+    private readonly metrics: ServerMetrics,
+  ) {}
+
+  /** Documents in memory. */
+  get loadedCount(): number {
+    let n = 0
+    for (const s of this.slots.values()) if (s.state === 'loaded') n++
+    return n
+  }
+
+  /** The loaded document `id` for a connection (refcount + 1); loads it on first use. */
+  async acquire(id: string): Promise<LoadedDoc> {
+    const entry = await this.get(id)
+    entry.refs++
+    if (entry.idleTimer !== null) {
+      clearTimeout(entry.idleTimer)
+      entry.idleTimer = null
+    }
+    return entry
+  }
+
+  /** A connection let go of `entry`; the document unloads after `idleUnloadMs` without any. */
+  release(entry: LoadedDoc): void {
+    entry.refs--
+    if (entry.refs === 0) this.scheduleUnload(entry)
+  }
+
+  /** The document for a one-off read (REST); it unloads when idle like any other. */
+  async read(id: string): Promise<LoadedDoc> {
+    const entry = await this.get(id)
+    if (entry.refs === 0 && entry.idleTimer === null) this.scheduleUnload(entry)
+    return entry
+  }
+
+  private async get(id: string): Promise<LoadedDoc> {
+    for (;;) {
+      if (this.closed) throw new Error('server is shutting down')
+      const slot = this.slots.get(id)
+      if (slot === undefined) break
+      if (slot.state === 'loaded') return slot.entry
+      if (slot.state === 'loading') return slot.promise
+      await slot.promise // unloading: wait, then load afresh
+    }
+    if (this.loadedCount >= this.limits.maxLoadedDocuments) await this.evictIdle()
+    if (this.slots.size >= this.limits.maxLoadedDocuments) {
+      this.metrics.refusals.inc({ reason: 'document-capacity' })
+      throw new CapacityError(`${this.slots.size} documents loaded, the limit`)
+    }
+    const promise = this.load(id)
+    this.slots.set(id, { state: 'loading', promise })
+    try {
+      const entry = await promise
+      this.slots.set(id, { state: 'loaded', entry })
+      this.metrics.documentsLoaded.set(this.loadedCount)
+      return entry
+    } catch (err) {
+      this.slots.delete(id)
+      throw err
+    }
+  }
+
+  private async load(id: string): Promise<LoadedDoc> {
+    const t0 = performance.now()
+    const stored = await this.storage.load(id)
+    this.metrics.storageSeconds.observe({ op: 'load' }, (performance.now() - t0) / 1000)
+    let doc: TextDoc
+    if (stored === null) {
+      doc = new TextDoc()
+    } else {
+      doc = stored.snapshot === null ? new TextDoc() : TextDoc.load(stored.snapshot)
+      for (const u of stored.updates) doc.applyUpdate(u)
+    }
+    this.log.debug(
+      { doc: id, chars: doc.length, updates: stored?.updates.length ?? 0 },
+      'document loaded',
+    )
+    return {
+      id,
+      doc,
+      refs: 0,
+      durable: doc.version(),
+      inFlight: new Set(),
+      needsSnapshot: false,
+      sinceSnapshot: stored?.updates.length ?? 0,
+      lastUpdateId: stored?.lastUpdateId ?? 0,
+      idleTimer: null,
+    }
+  }
+
+  /**
+   * Stores `update` (new events of `entry`), retrying up to `storageWriteAttempts` times.
+   * Resolves once committed; rejects if every attempt failed (then the next flush stores a
+   * whole snapshot, and `durable` stays behind so reconnecting clients resend).
+   */
+  persist(entry: LoadedDoc, update: Uint8Array): Promise<void> {
+    const p = this.persistWithRetry(entry, update)
+    entry.inFlight.add(p)
+    const done = () => {
+      entry.inFlight.delete(p)
+      if (entry.inFlight.size === 0 && !entry.needsSnapshot) entry.durable = entry.doc.version()
+    }
+    p.then(done, done)
+    return p
+  }
+
+  private async persistWithRetry(entry: LoadedDoc, update: Uint8Array): Promise<void> {
+    let lastError: unknown
+    for (let attempt = 0; attempt < Math.max(1, this.limits.storageWriteAttempts); attempt++) {
+      if (attempt > 0) await new Promise((r) => setTimeout(r, 20 * 2 ** attempt))
+      const t0 = performance.now()
+      try {
+        const id = await this.storage.append(entry.id, update)
+        this.metrics.storageSeconds.observe({ op: 'append' }, (performance.now() - t0) / 1000)
+        entry.lastUpdateId = Math.max(entry.lastUpdateId, id)
+        entry.sinceSnapshot++
+        if (entry.needsSnapshot || entry.sinceSnapshot >= this.limits.compactAfterUpdates) {
+          // The append is committed; a failed compaction only leaves more updates to replay.
+          // (Unless a snapshot was owed: then `needsSnapshot` stays set and `durable` behind.)
+          await this.compact(entry).catch((err) =>
+            this.log.warn({ doc: entry.id, err }, 'compaction failed'),
+          )
+        }
+        return
+      } catch (err) {
+        lastError = err
+        this.log.warn({ doc: entry.id, attempt, err }, 'storage write failed')
+      }
+    }
+    entry.needsSnapshot = true
+    throw lastError instanceof Error ? lastError : new Error(String(lastError))
+  }
+
+  /** Stores a snapshot of everything in memory and drops the updates it covers. */
+  async compact(entry: LoadedDoc): Promise<void> {
+    const t0 = performance.now()
+    const version = entry.doc.version()
+    const snapshot = entry.doc.save()
+    await this.storage.compact(entry.id, snapshot, entry.lastUpdateId)
+    this.metrics.storageSeconds.observe({ op: 'compact' }, (performance.now() - t0) / 1000)
+    entry.sinceSnapshot = 0
+    entry.needsSnapshot = false
+    if (sumVersion(version) >= sumVersion(entry.durable)) entry.durable = version
+  }
+
+  /** Waits for every write of `entry` to settle, then stores a snapshot if one is due. */
+  async flush(entry: LoadedDoc): Promise<void> {
+    while (entry.inFlight.size > 0) await Promise.allSettled([...entry.inFlight])
+    if (entry.needsSnapshot || entry.sinceSnapshot > 0) await this.compact(entry)
+  }
+
+  private scheduleUnload(entry: LoadedDoc): void {
+    if (entry.idleTimer !== null) clearTimeout(entry.idleTimer)
+    entry.idleTimer = setTimeout(() => {
+      entry.idleTimer = null
+      if (entry.refs === 0) void this.unload(entry)
+    }, this.limits.idleUnloadMs)
+    entry.idleTimer.unref?.()
+  }
+
+  private async unload(entry: LoadedDoc): Promise<void> {
+    const slot = this.slots.get(entry.id)
+    if (slot?.state !== 'loaded' || slot.entry !== entry) return
+    const promise = (async () => {
+      try {
+        await this.flush(entry)
+        this.slots.delete(entry.id)
+        this.log.debug({ doc: entry.id }, 'document unloaded')
+      } catch (err) {
+        // Keep it in memory: unloading now would lose the events storage has not taken.
+        this.slots.set(entry.id, { state: 'loaded', entry })
+        this.log.error({ doc: entry.id, err }, 'flush before unload failed; document kept')
+        if (entry.refs === 0) this.scheduleUnload(entry)
+      }
+      this.metrics.documentsLoaded.set(this.loadedCount)
+    })()
+    this.slots.set(entry.id, { state: 'unloading', promise })
+    await promise
+  }
+
+  private async evictIdle(): Promise<void> {
+    const idle: LoadedDoc[] = []
+    for (const s of this.slots.values()) {
+      if (s.state === 'loaded' && s.entry.refs === 0) idle.push(s.entry)
+    }
+    await Promise.all(
+      idle.map((e) => {
+        if (e.idleTimer !== null) clearTimeout(e.idleTimer)
+        e.idleTimer = null
+        return this.unload(e)
+      }),
+    )
+  }
+
+  /** Flushes every loaded document (shutdown). Later acquires fail. */
+  async close(): Promise<void> {
+    this.closed = true
+    const waits: Promise<unknown>[] = []
+    for (const s of this.slots.values()) {
+      if (s.state === 'loaded') {
+        if (s.entry.idleTimer !== null) clearTimeout(s.entry.idleTimer)
+        waits.push(
+          this.flush(s.entry).catch((err) =>
+            this.log.error({ doc: s.entry.id, err }, 'flush at shutdown failed'),
+          ),
+        )
+      } else {
+        waits.push(s.promise.catch(() => undefined))
+      }
+    }
+    await Promise.all(waits)
+    this.slots.clear()
+    this.metrics.documentsLoaded.set(0)
+  }
+}

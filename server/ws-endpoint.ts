@@ -1,0 +1,154 @@
+/**
+ * The WebSocket endpoint `ws://HOST:PORT/ws/:docId`: upgrade routing, per-address connection
+ * caps, the heartbeat that frees half-open sockets, and closing every connection on shutdown.
+ *
+ * Invariants: an upgrade is refused with a plain HTTP status (404, 429, 503) before any
+ * WebSocket state exists; `ws` enforces `maxMessageBytes` itself (close 1009 before buffering a
+ * larger frame) and runs without permessage-deflate, so no frame inflates past the limit (A5).
+ */
+import type { IncomingMessage } from 'node:http'
+import type { Duplex } from 'node:stream'
+import { WebSocketServer } from 'ws'
+import { Presence } from '../shared/presence.ts'
+import { CLOSE } from './close-codes.ts'
+import { ServerConnection, type ConnectionContext, type FanoutClock } from './connection.ts'
+import type { LoadedDoc } from './documents.ts'
+
+const MAX_DOC_ID_LENGTH = 256
+
+/** A document id from the URL path, or null if unacceptable (empty, too long, control chars). */
+export function parseDocId(segment: string): string | null {
+  let id: string
+  try {
+    id = decodeURIComponent(segment)
+  } catch {
+    return null
+  }
+  if (id.length === 0 || id.length > MAX_DOC_ID_LENGTH) return null
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(id)) return null
+  if (/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(id)) return null
+  return id
+}
+
+function reject(socket: Duplex, status: number, text: string): void {
+  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`)
+}
+
+/** Accepts WebSocket upgrades and owns every live connection. */
+export class WsEndpoint {
+  private readonly wss: WebSocketServer
+  private readonly connections = new Set<ServerConnection>()
+  private readonly perAddress = new Map<string, number>()
+  private readonly presences = new WeakMap<LoadedDoc, Presence>()
+  private readonly fanouts = new WeakMap<LoadedDoc, FanoutClock>()
+  private readonly heartbeat: ReturnType<typeof setInterval>
+  private accepting = true
+  private readonly ctx: ConnectionContext
+
+  constructor(ctx: Omit<ConnectionContext, 'presenceFor' | 'fanoutFor'>) {
+    this.ctx = {
+      ...ctx,
+      presenceFor: (entry) => {
+        let p = this.presences.get(entry)
+        if (p === undefined) {
+          p = new Presence({ maxEntriesPerSecond: ctx.limits.presencePerSecond })
+          this.presences.set(entry, p)
+        }
+        return p
+      },
+      fanoutFor: (entry) => {
+        let f = this.fanouts.get(entry)
+        if (f === undefined) {
+          f = { receivedAt: null, from: null }
+          this.fanouts.set(entry, f)
+        }
+        return f
+      },
+    }
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: ctx.limits.maxMessageBytes,
+      perMessageDeflate: false,
+    })
+    this.heartbeat = setInterval(() => this.beat(), ctx.limits.heartbeatMs)
+    this.heartbeat.unref?.()
+  }
+
+  /** Open connections. */
+  get size(): number {
+    return this.connections.size
+  }
+
+  /** The http server's `upgrade` handler. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => socket.destroy())
+    if (!this.accepting) return reject(socket, 503, 'Service Unavailable')
+    const url = new URL(req.url ?? '/', 'http://localhost')
+    const m = /^\/ws\/([^/]+)$/.exec(url.pathname)
+    if (m === null) return reject(socket, 404, 'Not Found')
+    const address = req.socket.remoteAddress ?? 'unknown'
+    const count = this.perAddress.get(address) ?? 0
+    if (count >= this.ctx.limits.maxConnectionsPerIp) {
+      this.ctx.metrics.refusals.inc({ reason: 'connections-per-ip' })
+      return reject(socket, 429, 'Too Many Requests')
+    }
+    this.perAddress.set(address, count + 1)
+    let counted = true
+    const uncount = () => {
+      if (!counted) return
+      counted = false
+      const n = (this.perAddress.get(address) ?? 1) - 1
+      if (n <= 0) this.perAddress.delete(address)
+      else this.perAddress.set(address, n)
+    }
+    socket.once('close', uncount)
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      const docId = parseDocId(m[1]!)
+      if (docId === null) {
+        this.ctx.metrics.refusals.inc({ reason: 'bad-document-id' })
+        ws.close(CLOSE.BAD_DOCUMENT_ID, 'bad document id')
+        return
+      }
+      const conn = new ServerConnection(ws, docId, address, url.searchParams.get('token'), this.ctx)
+      this.connections.add(conn)
+      ws.once('close', () => {
+        this.connections.delete(conn)
+        uncount()
+      })
+    })
+  }
+
+  private beat(): void {
+    for (const c of this.connections) {
+      if (!c.alive) {
+        c.ws.terminate()
+        continue
+      }
+      c.alive = false
+      try {
+        c.ws.ping()
+      } catch {
+        c.ws.terminate()
+      }
+    }
+  }
+
+  /** Stops accepting upgrades (new ones get 503). */
+  stopAccepting(): void {
+    this.accepting = false
+  }
+
+  /** Closes every connection with 1001 "going away" and waits (bounded) for the sockets. */
+  async close(timeoutMs = 3000): Promise<void> {
+    this.accepting = false
+    clearInterval(this.heartbeat)
+    const closed = [...this.connections].map(
+      (c) => new Promise<void>((resolve) => c.ws.once('close', () => resolve())),
+    )
+    for (const c of this.connections) c.close(CLOSE.GOING_AWAY, 'server going away')
+    await Promise.race([Promise.all(closed), new Promise((r) => setTimeout(r, timeoutMs))])
+    for (const c of this.connections) c.ws.terminate()
+    this.wss.close()
+  }
+}

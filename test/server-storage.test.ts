@@ -1,0 +1,59 @@
+// Storage: the conformance suite on SQLite, plus SQLite specifics (pragmas, corruption).
+import Database from 'better-sqlite3'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { SqliteStorage, StorageCorruptError } from '../server/storage.ts'
+import { storageConformance } from './support/server-storage-conformance.ts'
+
+storageConformance('sqlite', (dir) => new SqliteStorage({ dataDir: dir }))
+
+test('sqlite: WAL with synchronous=FULL (E3)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'polyphony-storage-'))
+  const s = new SqliteStorage({ dataDir: dir })
+  try {
+    assert.is(s.pragma('journal_mode'), 'wal')
+    assert.is(s.pragma('synchronous'), 2) // 2 = FULL
+  } finally {
+    await s.close()
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+for (const table of ['updates', 'snapshots'] as const) {
+  test(`sqlite: a flipped byte in ${table} fails loudly (E10)`, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'polyphony-storage-'))
+    try {
+      const s = new SqliteStorage({ dataDir: dir })
+      const id = await s.append('d', new Uint8Array([1, 2, 3, 4]))
+      if (table === 'snapshots') await s.compact('d', new Uint8Array([5, 6, 7, 8]), id)
+      await s.close()
+      const raw = new Database(join(dir, 'polyphony.sqlite3'))
+      const row = raw.prepare(`SELECT rowid AS r, data FROM ${table} LIMIT 1`).get() as {
+        r: number
+        data: Buffer
+      }
+      row.data[2] ^= 0x40
+      raw.prepare(`UPDATE ${table} SET data = ? WHERE rowid = ?`).run(row.data, row.r)
+      raw.close()
+      const s2 = new SqliteStorage({ dataDir: dir })
+      try {
+        await s2.load('d').then(
+          () => assert.unreachable('corrupt bytes loaded'),
+          (err: unknown) => {
+            assert.instance(err, StorageCorruptError)
+            assert.match((err as Error).message, /checksum/)
+          },
+        )
+      } finally {
+        await s2.close()
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+}
+
+test.run()
