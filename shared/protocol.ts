@@ -200,8 +200,8 @@ class Reader {
   }
   bytes(max = this.buf.length): Uint8Array {
     const len = this.uint()
-    if (len > max) this.fail(`length ${len} over limit ${max}`)
     if (len > this.buf.length - this.pos) this.fail(`length ${len} runs past the end`)
+    if (len > max) this.fail(`length ${len} over limit ${max}`)
     const out = this.buf.subarray(this.pos, this.pos + len)
     this.pos += len
     return out

@@ -1,0 +1,229 @@
+/**
+ * The causal graph: every event's id `(agent, seq)`, its local version (LV: a
+ * dense integer assigned in the order events are added here) and its parents.
+ *
+ * Invariants: LVs are assigned in a topological order (an event's parents have
+ * smaller LVs); one agent's events are totally ordered and numbered 0, 1, 2, …
+ * without gaps. Storage is run-length encoded: a run of events by one agent with
+ * consecutive seqs, each the only parent of the next, is one entry, so typing a
+ * paragraph costs one record. Lookups are binary searches, O(log runs).
+ */
+
+/** A local version: an event's index in this replica's graph. */
+export type LV = number
+/** A set of events with no descendants among them, sorted ascending. */
+export type Frontier = readonly LV[]
+/** What a replica holds: for each agent, the number of its events (its next seq). */
+export type VersionVector = { readonly [agent: string]: number }
+
+export interface GraphEntry {
+  readonly start: LV
+  end: LV
+  readonly agent: string
+  readonly seq: number
+  /** Parents of the entry's first event; every later event's parent is its predecessor. */
+  readonly parents: Frontier
+}
+
+interface AgentSpan {
+  readonly seq: number
+  seqEnd: number
+  readonly lv: LV
+}
+
+export interface CausalGraph {
+  readonly entries: GraphEntry[]
+  readonly agents: Map<string, AgentSpan[]>
+  heads: LV[]
+  next: LV
+}
+
+export function createGraph(): CausalGraph {
+  return { entries: [], agents: new Map(), heads: [], next: 0 }
+}
+
+/** The next seq `agent` will use here: the number of its events we hold. */
+export function nextSeq(cg: CausalGraph, agent: string): number {
+  const spans = cg.agents.get(agent)
+  return spans === undefined ? 0 : spans[spans.length - 1].seqEnd
+}
+
+/** Index of the entry holding `lv`. */
+export function findEntry(cg: CausalGraph, lv: LV): number {
+  const entries = cg.entries
+  let lo = 0
+  let hi = entries.length - 1
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1
+    const e = entries[mid]
+    if (lv < e.start) hi = mid - 1
+    else if (lv >= e.end) lo = mid + 1
+    else return mid
+  }
+  throw new RangeError(`LV ${lv} is not in the causal graph (${cg.next} events)`)
+}
+
+export function lvToRaw(cg: CausalGraph, lv: LV): [agent: string, seq: number] {
+  const e = cg.entries[findEntry(cg, lv)]
+  return [e.agent, e.seq + (lv - e.start)]
+}
+
+export function agentOf(cg: CausalGraph, lv: LV): string {
+  return cg.entries[findEntry(cg, lv)].agent
+}
+
+/** The LV of event `(agent, seq)`, or -1 when we do not have it. */
+export function rawToLv(cg: CausalGraph, agent: string, seq: number): LV {
+  const spans = cg.agents.get(agent)
+  if (spans === undefined) return -1
+  let lo = 0
+  let hi = spans.length - 1
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1
+    const s = spans[mid]
+    if (seq < s.seq) hi = mid - 1
+    else if (seq >= s.seqEnd) lo = mid + 1
+    else return s.lv + (seq - s.seq)
+  }
+  return -1
+}
+
+/** The LV of `(agent, seq)` and how many of the agent's next events follow it contiguously, or null. */
+export function rawToLvSpan(cg: CausalGraph, agent: string, seq: number): [LV, number] | null {
+  const lv = rawToLv(cg, agent, seq)
+  if (lv < 0) return null
+  const e = cg.entries[findEntry(cg, lv)]
+  return [lv, e.end - lv]
+}
+
+/** Parents of the single event `lv`. */
+export function parentsOf(cg: CausalGraph, lv: LV): Frontier {
+  const e = cg.entries[findEntry(cg, lv)]
+  return lv === e.start ? e.parents : [lv - 1]
+}
+
+/**
+ * Adds events `(agent, seq .. seq+len)` whose first has `parents` (all already
+ * here) and returns the LV of the first. The caller checks that seq is the
+ * agent's next seq. Extends the last entry when the events continue it.
+ */
+export function addEvents(
+  cg: CausalGraph,
+  agent: string,
+  seq: number,
+  len: number,
+  parents: Frontier,
+): LV {
+  const start = cg.next
+  const end = start + len
+  const last = cg.entries[cg.entries.length - 1]
+  if (
+    last !== undefined &&
+    last.end === start &&
+    last.agent === agent &&
+    last.seq + (last.end - last.start) === seq &&
+    parents.length === 1 &&
+    parents[0] === start - 1
+  ) {
+    last.end = end
+  } else {
+    cg.entries.push({ start, end, agent, seq, parents: parents.slice() })
+  }
+  let spans = cg.agents.get(agent)
+  if (spans === undefined) cg.agents.set(agent, (spans = []))
+  const lastSpan = spans[spans.length - 1]
+  if (lastSpan !== undefined && lastSpan.lv + (lastSpan.seqEnd - lastSpan.seq) === start) {
+    lastSpan.seqEnd = seq + len
+  } else {
+    spans.push({ seq, seqEnd: seq + len, lv: start })
+  }
+  cg.heads = advanceFrontier(cg.heads, parents, end - 1)
+  cg.next = end
+  return start
+}
+
+/** The frontier after adding event `lv` (whose parents are `parents`) to `frontier`. */
+export function advanceFrontier(frontier: Frontier, parents: Frontier, lv: LV): LV[] {
+  const out: LV[] = []
+  for (const f of frontier) if (!parents.includes(f)) out.push(f)
+  // `lv` is newer than everything in the frontier, so it goes last.
+  out.push(lv)
+  return out
+}
+
+export function frontierEquals(a: Frontier, b: Frontier): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
+}
+
+/** The version vector of everything in the graph. */
+export function versionVector(cg: CausalGraph): VersionVector {
+  const vv: { [agent: string]: number } = {}
+  for (const [agent, spans] of cg.agents) {
+    // defineProperty, so an agent named `__proto__` is an ordinary key.
+    Object.defineProperty(vv, agent, {
+      value: spans[spans.length - 1].seqEnd,
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    })
+  }
+  return vv
+}
+
+/** Reads `vv[agent]` as an own property only (wire data may name `__proto__`). */
+export function vvGet(vv: VersionVector, agent: string): number {
+  return Object.prototype.hasOwnProperty.call(vv, agent) ? vv[agent] : 0
+}
+
+/**
+ * LV ranges `[start, end)` of the events we hold that a replica at `vv` lacks,
+ * ascending. Since both sides hold causally closed sets, this set is closed
+ * under descendants here.
+ */
+export function rangesMissingFrom(cg: CausalGraph, vv: VersionVector): [LV, LV][] {
+  const ranges: [LV, LV][] = []
+  for (const [agent, spans] of cg.agents) {
+    const have = vvGet(vv, agent)
+    for (const s of spans) {
+      if (s.seqEnd <= have) continue
+      const from = Math.max(s.seq, have)
+      ranges.push([s.lv + (from - s.seq), s.lv + (s.seqEnd - s.seq)])
+    }
+  }
+  ranges.sort((a, b) => a[0] - b[0])
+  // Merge adjacent ranges.
+  const out: [LV, LV][] = []
+  for (const r of ranges) {
+    const last = out[out.length - 1]
+    if (last !== undefined && last[1] === r[0]) last[1] = r[1]
+    else out.push(r)
+  }
+  return out
+}
+
+/** Throws when the graph's structures disagree with each other. For tests. */
+export function checkGraph(cg: CausalGraph): void {
+  let expect = 0
+  for (const e of cg.entries) {
+    if (e.start !== expect || e.end <= e.start) throw new Error(`graph entry gap at ${e.start}`)
+    for (const p of e.parents)
+      if (p >= e.start) throw new Error(`parent ${p} not before ${e.start}`)
+    for (let i = 0; i < e.end - e.start; i++) {
+      if (rawToLv(cg, e.agent, e.seq + i) !== e.start + i)
+        throw new Error(`agent index disagrees at LV ${e.start + i}`)
+    }
+    expect = e.end
+  }
+  if (expect !== cg.next) throw new Error(`graph next ${cg.next} != ${expect}`)
+  for (const [agent, spans] of cg.agents) {
+    let seq = 0
+    for (const s of spans) {
+      if (s.seq !== seq) throw new Error(`agent ${agent} seq gap at ${seq}`)
+      seq = s.seqEnd
+    }
+  }
+  for (let i = 1; i < cg.heads.length; i++)
+    if (cg.heads[i - 1] >= cg.heads[i]) throw new Error('heads not sorted')
+}

@@ -1,0 +1,259 @@
+/**
+ * Binary formats: updates (a set of events) and snapshots (`save()`).
+ *
+ * Every message starts with the magic bytes "PY", a format version and a kind,
+ * then a flags byte; the body is deflated when that pays. An update's body
+ * holds columns: the agent table; the event spans (agent, first seq, length,
+ * parents of the first event as ids); the operation runs (kind, length,
+ * position as a zigzag delta from the previous run); then all inserted text as
+ * one WTF-8 string. Decoding builds plain objects and checks every count,
+ * index and length against the rest of the message before returning, so a bad
+ * message throws `DecodeError` before anything is touched.
+ */
+import { deflateSync, inflateSync } from 'fflate'
+import { DecodeError, Reader, Writer } from './varint.ts'
+import { DEL, INS } from './oplog.ts'
+
+const MAGIC_0 = 0x50 // 'P'
+const MAGIC_1 = 0x59 // 'Y'
+const FORMAT = 1
+export const KIND_UPDATE = 1
+export const KIND_SNAPSHOT = 2
+const FLAG_DEFLATED = 1
+/** Bodies smaller than this are not worth compressing. */
+const COMPRESS_FROM = 512
+/** Deflate cannot expand more than this; a larger claimed size is a lie. */
+const MAX_DEFLATE_RATIO = 1032
+
+export type RawId = readonly [agent: string, seq: number]
+
+export interface EventSpan {
+  readonly agent: string
+  readonly seq: number
+  readonly len: number
+  /** Parents of the span's first event; each later event's parent is its predecessor. */
+  readonly parents: readonly RawId[]
+}
+
+export interface OpSpan {
+  readonly kind: typeof INS | typeof DEL
+  readonly len: number
+  readonly pos: number
+  readonly fwd: boolean
+  /** Inserts: the inserted code units. */
+  readonly content: string
+}
+
+/** Events in a topological order, and their ops in the same order. */
+export interface DecodedUpdate {
+  readonly spans: readonly EventSpan[]
+  readonly ops: readonly OpSpan[]
+}
+
+export interface DecodedSnapshot {
+  readonly text: string
+  readonly version: readonly (readonly [agent: string, count: number])[]
+  readonly heads: readonly RawId[]
+  /** An encoded update with the whole history, decoded only when needed. */
+  readonly history: Uint8Array
+}
+
+const zigzag = (n: number) => (n < 0 ? -2 * n - 1 : 2 * n)
+const unzigzag = (n: number) => (n % 2 === 1 ? -(n + 1) / 2 : n / 2)
+
+function frame(kind: number, body: Uint8Array): Uint8Array {
+  const w = new Writer()
+  w.byte(MAGIC_0)
+  w.byte(MAGIC_1)
+  w.byte(FORMAT)
+  w.byte(kind)
+  if (body.length >= COMPRESS_FROM) {
+    const packed = deflateSync(body, { level: 6 })
+    if (packed.length < body.length * 0.9) {
+      w.byte(FLAG_DEFLATED)
+      w.uint(body.length)
+      w.raw(packed)
+      return w.finish()
+    }
+  }
+  w.byte(0)
+  w.raw(body)
+  return w.finish()
+}
+
+function unframe(bytes: Uint8Array, expectKind: number): Reader {
+  if (!(bytes instanceof Uint8Array)) throw new TypeError('expected a Uint8Array')
+  const r = new Reader(bytes)
+  if (r.byte('magic') !== MAGIC_0 || r.byte('magic') !== MAGIC_1)
+    throw new DecodeError('not a Polyphony message (bad magic bytes)')
+  const format = r.byte('format version')
+  if (format !== FORMAT) throw new DecodeError(`unsupported format version ${format}`)
+  const kind = r.byte('message kind')
+  if (kind !== expectKind) throw new DecodeError(`expected message kind ${expectKind}, got ${kind}`)
+  const flags = r.byte('flags')
+  if (flags & ~FLAG_DEFLATED) throw new DecodeError(`unknown flags ${flags}`)
+  if (!(flags & FLAG_DEFLATED)) return new Reader(r.rest())
+  const size = r.uint('uncompressed size')
+  const packed = r.rest()
+  if (size > packed.length * MAX_DEFLATE_RATIO + 1024)
+    throw new DecodeError(`compressed body claims ${size} bytes from ${packed.length}`)
+  let body: Uint8Array
+  try {
+    body = inflateSync(packed, { out: new Uint8Array(size + 1) })
+  } catch (e) {
+    throw new DecodeError(`corrupt compressed body: ${(e as Error).message}`)
+  }
+  if (body.length !== size)
+    throw new DecodeError(`compressed body is ${body.length} bytes, header says ${size}`)
+  return new Reader(body)
+}
+
+export function encodeUpdate(update: DecodedUpdate): Uint8Array {
+  const w = new Writer()
+  const agents = new Map<string, number>()
+  const agentIndex = (a: string) => {
+    let i = agents.get(a)
+    if (i === undefined) agents.set(a, (i = agents.size))
+    return i
+  }
+  const spans = new Writer()
+  spans.uint(update.spans.length)
+  for (const s of update.spans) {
+    spans.uint(agentIndex(s.agent))
+    spans.uint(s.seq)
+    spans.uint(s.len)
+    spans.uint(s.parents.length)
+    for (const [a, seq] of s.parents) {
+      spans.uint(agentIndex(a))
+      spans.uint(seq)
+    }
+  }
+  w.uint(agents.size)
+  for (const a of agents.keys()) w.string(a)
+  w.raw(spans.finish())
+  w.uint(update.ops.length)
+  let prev = 0
+  const content: string[] = []
+  for (const op of update.ops) {
+    // kind, direction and length in one varint: len * 4 + fwd * 2 + kind
+    w.uint(op.len * 4 + (op.fwd ? 2 : 0) + op.kind)
+    w.uint(zigzag(op.pos - prev))
+    prev = op.kind === INS ? op.pos + op.len : op.pos
+    if (op.kind === INS) content.push(op.content)
+  }
+  w.string(content.join(''))
+  return frame(KIND_UPDATE, w.finish())
+}
+
+export function decodeUpdate(bytes: Uint8Array): DecodedUpdate {
+  const r = unframe(bytes, KIND_UPDATE)
+  const agentCount = r.count('agent count')
+  const agents: string[] = []
+  for (let i = 0; i < agentCount; i++) agents.push(r.string('agent id'))
+  const agentAt = (what: string) => {
+    const i = r.uint(what)
+    if (i >= agents.length)
+      throw new DecodeError(`${what} ${i} out of range (${agents.length} agents)`)
+    return agents[i]
+  }
+  const spanCount = r.count('span count', 4)
+  const spans: EventSpan[] = []
+  let events = 0
+  for (let i = 0; i < spanCount; i++) {
+    const agent = agentAt('span agent')
+    const seq = r.uint('span seq')
+    const len = r.uint('span length')
+    if (len === 0) throw new DecodeError('empty event span')
+    if (seq + len > Number.MAX_SAFE_INTEGER) throw new DecodeError('event seq out of range')
+    const parentCount = r.count('parent count', 2)
+    const parents: RawId[] = []
+    for (let j = 0; j < parentCount; j++)
+      parents.push([agentAt('parent agent'), r.uint('parent seq')])
+    spans.push({ agent, seq, len, parents })
+    events += len
+  }
+  const opCount = r.count('op count', 2)
+  const ops: {
+    kind: typeof INS | typeof DEL
+    len: number
+    pos: number
+    fwd: boolean
+    content: string
+  }[] = []
+  let prev = 0
+  let opEvents = 0
+  let insertLen = 0
+  for (let i = 0; i < opCount; i++) {
+    const head = r.uint('op header')
+    const kind = head % 2 === 1 ? DEL : INS
+    const fwd = Math.floor(head / 2) % 2 === 1
+    const len = Math.floor(head / 4)
+    if (len === 0) throw new DecodeError('empty op')
+    const pos = prev + unzigzag(r.uint('op position'))
+    if (!Number.isSafeInteger(pos) || pos < 0)
+      throw new DecodeError(`op position ${pos} out of range`)
+    if (kind === DEL && !fwd && pos - len + 1 < 0)
+      throw new DecodeError(`backspace run of ${len} from position ${pos} runs past the start`)
+    prev = kind === INS ? pos + len : pos
+    ops.push({ kind, len, pos, fwd, content: '' })
+    opEvents += len
+    if (kind === INS) insertLen += len
+  }
+  if (opEvents !== events)
+    throw new DecodeError(`ops cover ${opEvents} events but the spans hold ${events}`)
+  const content = r.string('inserted text')
+  if (content.length !== insertLen)
+    throw new DecodeError(`inserted text has ${content.length} units, ops need ${insertLen}`)
+  if (r.remaining !== 0) throw new DecodeError(`${r.remaining} unexpected bytes after the update`)
+  let at = 0
+  for (const op of ops) {
+    if (op.kind !== INS) continue
+    op.content = content.slice(at, at + op.len)
+    at += op.len
+  }
+  return { spans, ops }
+}
+
+export function encodeSnapshot(snap: DecodedSnapshot): Uint8Array {
+  const w = new Writer()
+  w.uint(snap.version.length)
+  for (const [agent, n] of snap.version) {
+    w.string(agent)
+    w.uint(n)
+  }
+  w.uint(snap.heads.length)
+  const index = new Map(snap.version.map(([a], i) => [a, i]))
+  for (const [agent, seq] of snap.heads) {
+    w.uint(index.get(agent)!)
+    w.uint(seq)
+  }
+  w.string(snap.text)
+  w.raw(snap.history)
+  return frame(KIND_SNAPSHOT, w.finish())
+}
+
+export function decodeSnapshot(bytes: Uint8Array): DecodedSnapshot {
+  const r = unframe(bytes, KIND_SNAPSHOT)
+  const n = r.count('agent count', 2)
+  const version: [string, number][] = []
+  const seen = new Set<string>()
+  for (let i = 0; i < n; i++) {
+    const agent = r.string('agent id')
+    if (seen.has(agent)) throw new DecodeError(`agent ${JSON.stringify(agent)} listed twice`)
+    seen.add(agent)
+    const count = r.uint('event count')
+    if (count === 0) throw new DecodeError('agent with no events')
+    version.push([agent, count])
+  }
+  const headCount = r.count('head count', 2)
+  const heads: RawId[] = []
+  for (let i = 0; i < headCount; i++) {
+    const a = r.uint('head agent')
+    if (a >= version.length) throw new DecodeError(`head agent ${a} out of range`)
+    const seq = r.uint('head seq')
+    if (seq >= version[a][1]) throw new DecodeError(`head seq ${seq} beyond the version`)
+    heads.push([version[a][0], seq])
+  }
+  const text = r.string('snapshot text')
+  return { text, version, heads, history: r.rest().slice() }
+}

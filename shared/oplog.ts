@@ -1,0 +1,112 @@
+/**
+ * The operations of every event, indexed by LV and run-length encoded.
+ *
+ * An event is one UTF-16 code unit inserted or deleted at a position in the
+ * document as its author saw it. Runs: typing (each insert one past the last),
+ * forward deletion (every delete at the same position) and backspacing (each
+ * delete one before the last) are stored as one record. Runs cover the LVs
+ * without gaps, in LV order; lookup is a binary search.
+ */
+import type { LV } from './causal-graph.ts'
+
+export const INS = 0
+export const DEL = 1
+
+export interface OpRun {
+  readonly start: LV
+  end: LV
+  readonly kind: typeof INS | typeof DEL
+  /** Position of the first event. */
+  readonly pos: number
+  /** Deletes: true when every event deletes at `pos`; false when backspacing (event i at pos - i). */
+  fwd: boolean
+  /** Inserts: the inserted code units, one per event. */
+  content: string
+}
+
+export interface OpLog {
+  readonly runs: OpRun[]
+}
+
+export function createOpLog(): OpLog {
+  return { runs: [] }
+}
+
+/** Appends the ops of events `start .. start+len` (`content` for an insert). */
+export function pushOp(
+  log: OpLog,
+  start: LV,
+  kind: typeof INS | typeof DEL,
+  pos: number,
+  len: number,
+  content: string,
+): void {
+  const last = log.runs[log.runs.length - 1]
+  if (last !== undefined && last.end === start && last.kind === kind) {
+    const n = last.end - last.start
+    if (kind === INS && pos === last.pos + n) {
+      last.content += content
+      last.end += len
+      return
+    }
+    if (kind === DEL) {
+      if (last.fwd && pos === last.pos) {
+        last.end += len
+        return
+      }
+      // Backspacing: single deletes each one before the previous.
+      if (len === 1 && (n === 1 || !last.fwd) && pos === last.pos - n) {
+        last.fwd = false
+        last.end += 1
+        return
+      }
+    }
+  }
+  log.runs.push({ start, end: start + len, kind, pos, fwd: true, content })
+}
+
+export function findRun(log: OpLog, lv: LV): number {
+  const runs = log.runs
+  let lo = 0
+  let hi = runs.length - 1
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1
+    const r = runs[mid]
+    if (lv < r.start) hi = mid - 1
+    else if (lv >= r.end) lo = mid + 1
+    else return mid
+  }
+  throw new RangeError(`LV ${lv} has no operation (${runs.length} runs)`)
+}
+
+/** The op pieces covering `[start, end)`, each a sub-run, in LV order. */
+export function opsIn(log: OpLog, start: LV, end: LV): OpRun[] {
+  const out: OpRun[] = []
+  for (let i = findRun(log, start); i < log.runs.length && log.runs[i].start < end; i++) {
+    out.push(slice(log.runs[i], Math.max(start, log.runs[i].start), Math.min(end, log.runs[i].end)))
+  }
+  return out
+}
+
+/** The part of run `r` from `start` to `end`. */
+export function slice(r: OpRun, start: LV, end: LV): OpRun {
+  if (start === r.start && end === r.end) return r
+  const off = start - r.start
+  const pos = r.kind === INS ? r.pos + off : r.fwd ? r.pos : r.pos - off
+  const content = r.kind === INS ? r.content.slice(off, off + (end - start)) : ''
+  return { start, end, kind: r.kind, pos, fwd: r.fwd, content }
+}
+
+export function checkOpLog(log: OpLog, next: LV): void {
+  let expect = 0
+  for (const r of log.runs) {
+    if (r.start !== expect || r.end <= r.start) throw new Error(`op run gap at LV ${r.start}`)
+    if (r.kind === INS && r.content.length !== r.end - r.start)
+      throw new Error(
+        `insert run at ${r.start} has ${r.content.length} units for ${r.end - r.start} events`,
+      )
+    if (r.pos < 0) throw new Error(`negative position in run at ${r.start}`)
+    expect = r.end
+  }
+  if (expect !== next) throw new Error(`op log covers ${expect} events, graph has ${next}`)
+}

@@ -1,0 +1,546 @@
+/**
+ * `TextDoc`: a plain-text replica. It owns the causal graph, the op log and
+ * the content, accepts local edits at once, and merges remote events: events
+ * made on the document's current version apply as they are; concurrent ones go
+ * through the walker. A merge is all-or-nothing: a bad update (malformed, or
+ * inconsistent with what we hold) throws and rolls every structure back.
+ *
+ * Steady state holds the content, the run-length graph and op log; no
+ * per-character metadata. A loaded document holds its snapshot text and the
+ * encoded history, decoded on first need.
+ */
+import {
+  type CausalGraph,
+  type Frontier,
+  type LV,
+  type VersionVector,
+  addEvents,
+  checkGraph,
+  createGraph,
+  findEntry,
+  frontierEquals,
+  lvToRaw,
+  nextSeq,
+  parentsOf,
+  rangesMissingFrom,
+  rawToLv,
+  rawToLvSpan,
+  versionVector,
+  vvGet,
+} from './causal-graph.ts'
+import { diff } from './graph-diff.ts'
+import {
+  DEL,
+  INS,
+  type OpLog,
+  type OpRun,
+  checkOpLog,
+  createOpLog,
+  opsIn,
+  pushOp,
+} from './oplog.ts'
+import { GapBuffer } from './gap-buffer.ts'
+import { transformAndApply } from './walker.ts'
+import {
+  type DecodedUpdate,
+  type EventSpan,
+  type OpSpan,
+  type RawId,
+  decodeSnapshot,
+  decodeUpdate,
+  encodeSnapshot,
+  encodeUpdate,
+} from './encoding.ts'
+import { seal, unseal } from './crc32.ts'
+import { DecodeError } from './varint.ts'
+import { Emitter } from './emitter.ts'
+import { randomAgent } from './agent.ts'
+
+export type TextOp = { index: number; insert: string } | { index: number; delete: number }
+export type { VersionVector } from './causal-graph.ts'
+
+/** Events whose parents have not arrived are held, up to this many. */
+export const MAX_PENDING_EVENTS = 1_000_000
+
+interface IncomingSpan extends EventSpan {
+  readonly ops: OpSpan[]
+}
+
+interface Checkpoint {
+  next: LV
+  entries: number
+  lastEntryEnd: LV
+  heads: LV[]
+  agents: Map<string, [spans: number, lastSeqEnd: number]>
+  runs: number
+  lastRun: { end: LV; fwd: boolean; content: string } | null
+  pending: IncomingSpan[]
+  pendingCount: number
+  undo: (() => void)[]
+}
+
+interface LazyHistory {
+  readonly bytes: Uint8Array
+  readonly version: VersionVector
+  readonly heads: readonly RawId[]
+}
+
+export class TextDoc {
+  /** This replica's agent id: every local edit is an event `(agent, seq)`. */
+  readonly agent: string
+  private cg: CausalGraph = createGraph()
+  private log: OpLog = createOpLog()
+  private readonly content: GapBuffer
+  private pending: IncomingSpan[] = []
+  private pendingEvents = 0
+  private lazy: LazyHistory | null = null
+  private readonly emitter = new Emitter<{
+    update: [update: Uint8Array, origin: unknown]
+    change: [ops: TextOp[], origin: unknown]
+  }>()
+
+  /** @param agent this session's agent id; a random one when omitted. */
+  constructor(agent?: string) {
+    if (agent !== undefined && (typeof agent !== 'string' || agent.length === 0))
+      throw new TypeError('agent must be a non-empty string')
+    this.agent = agent ?? randomAgent()
+    this.content = new GapBuffer()
+  }
+
+  /** Loads a document saved with `save()`: reads the snapshot; history is decoded when needed. */
+  static load(bytes: Uint8Array, agent?: string): TextDoc {
+    const snap = decodeSnapshot(bytes)
+    const history = unseal(snap.history, 'snapshot history')
+    const doc = new TextDoc(agent)
+    doc.content.insert(0, snap.text)
+    const version: { [agent: string]: number } = {}
+    for (const [a, n] of snap.version)
+      Object.defineProperty(version, a, { value: n, enumerable: true })
+    doc.lazy = { bytes: history, version, heads: snap.heads }
+    return doc
+  }
+
+  /** Length in UTF-16 code units. */
+  get length(): number {
+    return this.content.length
+  }
+
+  toString(): string {
+    return this.content.toString()
+  }
+
+  /** Events held back until their parents arrive. */
+  get pendingCount(): number {
+    return this.pendingEvents
+  }
+
+  /** For each agent, the number of its events this document holds (pending ones excluded). */
+  version(): VersionVector {
+    if (this.lazy !== null) return { ...this.lazy.version }
+    return versionVector(this.cg)
+  }
+
+  /** Inserts `text` at `pos`. Throws RangeError (changing nothing) for a bad position. */
+  insert(pos: number, text: string): void {
+    if (typeof text !== 'string') throw new TypeError('text must be a string')
+    this.checkPos(pos, 'insert position')
+    if (!text.isWellFormed()) throw new Error('text contains a lone surrogate (invalid UTF-16)')
+    if (text.length === 0) return
+    this.loadHistory()
+    const cg = this.cg
+    const lv = addEvents(cg, this.agent, nextSeq(cg, this.agent), text.length, cg.heads)
+    pushOp(this.log, lv, INS, pos, text.length, text)
+    this.content.insert(pos, text)
+    this.announce(lv, [{ index: pos, insert: text }], undefined)
+  }
+
+  /** Deletes `length` code units from `pos`. Throws RangeError (changing nothing) for a bad range. */
+  delete(pos: number, length: number): void {
+    this.checkPos(pos, 'delete position')
+    if (!Number.isInteger(length) || length < 0)
+      throw new RangeError(`delete length ${length} is not a non-negative integer`)
+    if (pos + length > this.length)
+      throw new RangeError(`delete of ${length} from ${pos} runs past the end (${this.length})`)
+    this.checkPos(pos + length, 'delete end')
+    if (length === 0) return
+    this.loadHistory()
+    const cg = this.cg
+    const lv = addEvents(cg, this.agent, nextSeq(cg, this.agent), length, cg.heads)
+    pushOp(this.log, lv, DEL, pos, length, '')
+    this.content.delete(pos, length)
+    this.announce(lv, [{ index: pos, delete: length }], undefined)
+  }
+
+  /** Every event the holder of `since` lacks (all events when omitted), encoded. */
+  encodeUpdate(since?: VersionVector): Uint8Array {
+    if (since !== undefined && (since === null || typeof since !== 'object'))
+      throw new TypeError('since must be a version vector object')
+    this.loadHistory()
+    const ranges =
+      since === undefined ? [[0, this.cg.next] as [LV, LV]] : rangesMissingFrom(this.cg, since)
+    return encodeUpdate(this.eventsIn(ranges))
+  }
+
+  /**
+   * Merges an update. Idempotent and order-free; events with missing parents
+   * wait. Malformed or inconsistent bytes throw and change nothing.
+   */
+  applyUpdate(update: Uint8Array, origin?: unknown): void {
+    const decoded = decodeUpdate(update)
+    this.loadHistory()
+    this.integrate(decoded, origin)
+  }
+
+  /** The whole document: content, version and history. */
+  save(): Uint8Array {
+    const history = this.lazy !== null ? this.lazy.bytes : this.encodeUpdate()
+    const version = Object.entries(this.version())
+    const heads =
+      this.lazy !== null ? this.lazy.heads : this.cg.heads.map((lv) => lvToRaw(this.cg, lv))
+    return encodeSnapshot({ text: this.toString(), version, heads, history: seal(history) })
+  }
+
+  on(event: 'update', handler: (update: Uint8Array, origin: unknown) => void): () => void
+  on(event: 'change', handler: (ops: TextOp[], origin: unknown) => void): () => void
+  on(event: 'update' | 'change', handler: (...args: never[]) => void): () => void {
+    if (event !== 'update' && event !== 'change')
+      throw new TypeError(`unknown event ${String(event)}`)
+    return this.emitter.on(event, handler as never)
+  }
+
+  /** Throws when internal structures are inconsistent; replays the history when it is small. For tests. */
+  checkInvariants(): void {
+    if (this.lazy !== null) return
+    checkGraph(this.cg)
+    checkOpLog(this.log, this.cg.next)
+    let counted = 0
+    for (const p of this.pending) counted += p.len
+    if (counted !== this.pendingEvents) throw new Error('pending count disagrees')
+    if (this.cg.next <= 20_000) {
+      const replay = new TextDoc('~check')
+      replay.integrate(decodeUpdate(this.encodeUpdate()), null)
+      if (replay.toString() !== this.toString())
+        throw new Error('content differs from a replay of the history')
+    }
+  }
+
+  // ---- internals -------------------------------------------------------
+
+  private checkPos(pos: number, what: string): void {
+    if (!Number.isInteger(pos)) throw new RangeError(`${what} ${pos} is not an integer`)
+    if (pos < 0 || pos > this.length)
+      throw new RangeError(`${what} ${pos} out of range [0, ${this.length}]`)
+    const before = this.content.charCodeAt(pos - 1)
+    const after = this.content.charCodeAt(pos)
+    if (before >= 0xd800 && before < 0xdc00 && after >= 0xdc00 && after < 0xe000)
+      throw new RangeError(`${what} ${pos} is inside a surrogate pair`)
+  }
+
+  private loadHistory(): void {
+    const lazy = this.lazy
+    if (lazy === null) return
+    const fresh = new TextDoc(this.agent)
+    const decoded = decodeUpdate(lazy.bytes)
+    for (const span of attachOps(decoded)) {
+      if (fresh.tryAdd(span) !== 'added')
+        throw new DecodeError('snapshot history is incomplete (an event lacks its parents)')
+    }
+    const heads = fresh.cg.heads.map((lv) => lvToRaw(fresh.cg, lv))
+    const same =
+      heads.length === lazy.heads.length &&
+      heads.every(([a, s], i) => a === lazy.heads[i][0] && s === lazy.heads[i][1])
+    if (!same) throw new DecodeError('snapshot history does not match its version')
+    this.cg = fresh.cg
+    this.log = fresh.log
+    this.lazy = null
+  }
+
+  /** Encodes the events in `ranges` as an update. */
+  private eventsIn(ranges: readonly (readonly [LV, LV])[]): DecodedUpdate {
+    const cg = this.cg
+    const spans: EventSpan[] = []
+    const ops: OpSpan[] = []
+    for (const [start, end] of ranges) {
+      for (let lv = start; lv < end;) {
+        const e = cg.entries[findEntry(cg, lv)]
+        const spanEnd = Math.min(end, e.end)
+        const parents = (lv === e.start ? e.parents : [lv - 1]).map((p) => lvToRaw(cg, p))
+        spans.push({ agent: e.agent, seq: e.seq + (lv - e.start), len: spanEnd - lv, parents })
+        lv = spanEnd
+      }
+      for (const op of opsIn(this.log, start, end)) ops.push(toOpSpan(op))
+    }
+    return { spans, ops }
+  }
+
+  /** Adds what is new in `update` (and what it releases from the pending buffer), then applies it. */
+  private integrate(update: DecodedUpdate, origin: unknown): void {
+    const mark = this.checkpoint()
+    const firstNew = this.cg.next
+    const changes: TextOp[] = []
+    try {
+      let added = false
+      for (const span of attachOps(update)) {
+        const result = this.tryAdd(span)
+        if (result === 'added') added = true
+        else if (result === 'wait') this.hold(span)
+      }
+      while (added && this.pending.length > 0) {
+        added = false
+        const waiting = this.pending
+        this.pending = []
+        this.pendingEvents = 0
+        for (const span of waiting) {
+          const result = this.tryAdd(span)
+          if (result === 'added') added = true
+          else if (result === 'wait') this.hold(span)
+        }
+      }
+      if (this.cg.next > firstNew) this.applyNew(mark.heads, firstNew, changes, mark.undo)
+    } catch (e) {
+      this.rollback(mark)
+      throw e
+    }
+    if (this.cg.next > firstNew) this.announce(firstNew, changes, origin)
+  }
+
+  private hold(span: IncomingSpan): void {
+    if (this.pendingEvents + span.len > MAX_PENDING_EVENTS)
+      throw new RangeError(
+        `too many events waiting for missing parents (${this.pendingEvents + span.len} > ${MAX_PENDING_EVENTS})`,
+      )
+    this.pending.push(span)
+    this.pendingEvents += span.len
+  }
+
+  /** Adds the part of `span` we lack, if its parents are here; checks the part we have. */
+  private tryAdd(span: IncomingSpan): 'added' | 'known' | 'wait' {
+    const cg = this.cg
+    const have = nextSeq(cg, span.agent)
+    for (const [a, seq] of span.parents) {
+      if (a === span.agent && seq >= span.seq)
+        throw new DecodeError(
+          `event (${span.agent}, ${span.seq}) names its own or a later event as parent`,
+        )
+    }
+    const known = Math.min(span.len, Math.max(0, have - span.seq))
+    if (known > 0) this.checkKnown(span, known)
+    if (known === span.len) return 'known'
+    if (span.seq > have) return 'wait'
+    let parents: LV[]
+    if (known > 0) {
+      parents = [rawToLv(cg, span.agent, have - 1)]
+    } else {
+      parents = []
+      for (const [a, seq] of span.parents) {
+        const lv = rawToLv(cg, a, seq)
+        if (lv < 0) return 'wait'
+        parents.push(lv)
+      }
+      parents = this.minimalFrontier(parents)
+    }
+    const len = span.len - known
+    let lv = addEvents(cg, span.agent, have, len, parents)
+    let skip = known
+    for (const op of span.ops) {
+      if (skip >= op.len) {
+        skip -= op.len
+        continue
+      }
+      const piece = skip > 0 ? sliceOp(op, skip, op.len - skip) : op
+      skip = 0
+      pushOp(this.log, lv, piece.kind, piece.pos, piece.len, piece.content)
+      lv += piece.len
+    }
+    return 'added'
+  }
+
+  /** Sorted, deduplicated, and without parents that are ancestors of other parents. */
+  private minimalFrontier(lvs: LV[]): LV[] {
+    const sorted = [...new Set(lvs)].sort((a, b) => a - b)
+    if (sorted.length <= 1) return sorted
+    return sorted.filter(
+      (lv) =>
+        !sorted.some((other) => other !== lv && diff(this.cg, [lv], [other]).aOnly.length === 0),
+    )
+  }
+
+  /** Rejects an incoming span whose first `known` events differ from ours (RELIABILITY D3). */
+  private checkKnown(span: IncomingSpan, known: number): void {
+    const cg = this.cg
+    const conflict = () =>
+      new DecodeError(`event (${span.agent}, ${span.seq}) conflicts with the one we hold`)
+    const first = rawToLv(cg, span.agent, span.seq)
+    const theirs = span.parents.map(([a, s]) => rawToLv(cg, a, s))
+    const ours = parentsOf(cg, first)
+    if (
+      !frontierEquals(this.minimalFrontier(theirs.filter((p) => p >= 0)), ours) ||
+      theirs.includes(-1)
+    )
+      throw conflict()
+    let seq = span.seq
+    let opIdx = 0
+    let opOff = 0
+    let remaining = known
+    while (remaining > 0) {
+      const [lv, contiguous] = rawToLvSpan(cg, span.agent, seq)!
+      const n = Math.min(remaining, contiguous)
+      for (const mine of opsIn(this.log, lv, lv + n)) {
+        let m = 0
+        const len = mine.end - mine.start
+        while (m < len) {
+          const op = span.ops[opIdx]
+          const take = Math.min(len - m, op.len - opOff)
+          const a = sliceOp(toOpSpan(mine), m, take)
+          const b = sliceOp(op, opOff, take)
+          if (!sameOps(a, b)) throw conflict()
+          m += take
+          opOff += take
+          if (opOff === op.len) {
+            opIdx++
+            opOff = 0
+          }
+        }
+      }
+      seq += n
+      remaining -= n
+    }
+  }
+
+  /** Brings the content from version `before` to the graph's heads. */
+  private applyNew(before: Frontier, firstNew: LV, changes: TextOp[], undo: (() => void)[]): void {
+    const cg = this.cg
+    const content = this.content
+    const emit = {
+      insert: (pos: number, text: string) => {
+        if (pos > content.length)
+          throw new DecodeError(`remote insert at ${pos} is past the end (${content.length})`)
+        content.insert(pos, text)
+        undo.push(() => content.delete(pos, text.length))
+        changes.push({ index: pos, insert: text })
+      },
+      delete: (pos: number, len: number) => {
+        if (pos + len > content.length)
+          throw new DecodeError(
+            `remote delete of ${len} at ${pos} is past the end (${content.length})`,
+          )
+        const removed = content.slice(pos, pos + len)
+        content.delete(pos, len)
+        undo.push(() => content.insert(pos, removed))
+        changes.push({ index: pos, delete: len })
+      },
+    }
+    let version: Frontier = before
+    let lv = firstNew
+    // Fast path: events made on the version the content is at apply as they are.
+    while (lv < cg.next) {
+      const e = cg.entries[findEntry(cg, lv)]
+      const parents = lv === e.start ? e.parents : [lv - 1]
+      if (!frontierEquals(parents, version)) break
+      for (const op of opsIn(this.log, lv, e.end)) {
+        const len = op.end - op.start
+        if (op.kind === INS) emit.insert(op.pos, op.content)
+        else if (op.fwd) emit.delete(op.pos, len)
+        else emit.delete(op.pos - len + 1, len)
+      }
+      version = [e.end - 1]
+      lv = e.end
+    }
+    if (lv < cg.next) transformAndApply(cg, this.log, version, lv, emit)
+  }
+
+  private checkpoint(): Checkpoint {
+    const cg = this.cg
+    const agents = new Map<string, [number, number]>()
+    for (const [a, spans] of cg.agents)
+      agents.set(a, [spans.length, spans[spans.length - 1].seqEnd])
+    const lastRun = this.log.runs[this.log.runs.length - 1]
+    return {
+      next: cg.next,
+      entries: cg.entries.length,
+      lastEntryEnd: cg.entries.length > 0 ? cg.entries[cg.entries.length - 1].end : 0,
+      heads: cg.heads.slice(),
+      agents,
+      runs: this.log.runs.length,
+      lastRun: lastRun ? { end: lastRun.end, fwd: lastRun.fwd, content: lastRun.content } : null,
+      pending: this.pending.slice(),
+      pendingCount: this.pendingEvents,
+      undo: [],
+    }
+  }
+
+  private rollback(mark: Checkpoint): void {
+    for (let i = mark.undo.length - 1; i >= 0; i--) mark.undo[i]()
+    const cg = this.cg
+    cg.entries.length = mark.entries
+    if (mark.entries > 0) cg.entries[mark.entries - 1].end = mark.lastEntryEnd
+    for (const a of [...cg.agents.keys()]) {
+      const state = mark.agents.get(a)
+      if (state === undefined) {
+        cg.agents.delete(a)
+        continue
+      }
+      const spans = cg.agents.get(a)!
+      spans.length = state[0]
+      spans[spans.length - 1].seqEnd = state[1]
+    }
+    cg.heads = mark.heads
+    cg.next = mark.next
+    const runs = this.log.runs
+    runs.length = mark.runs
+    if (mark.lastRun !== null) Object.assign(runs[runs.length - 1], mark.lastRun)
+    this.pending = mark.pending
+    this.pendingEvents = mark.pendingCount
+  }
+
+  /** Tells listeners about events `from ..` and the content changes they made. */
+  private announce(from: LV, changes: TextOp[], origin: unknown): void {
+    if (this.emitter.has('change') && changes.length > 0)
+      this.emitter.emit('change', changes, origin)
+    if (this.emitter.has('update')) {
+      const update = encodeUpdate(this.eventsIn([[from, this.cg.next]]))
+      this.emitter.emit('update', update, origin)
+    }
+  }
+}
+
+/** Splits an update's ops over its spans. */
+function attachOps(update: DecodedUpdate): IncomingSpan[] {
+  const out: IncomingSpan[] = []
+  let opIdx = 0
+  let opOff = 0
+  for (const span of update.spans) {
+    const ops: OpSpan[] = []
+    let need = span.len
+    while (need > 0) {
+      const op = update.ops[opIdx]
+      const take = Math.min(need, op.len - opOff)
+      ops.push(opOff === 0 && take === op.len ? op : sliceOp(op, opOff, take))
+      need -= take
+      opOff += take
+      if (opOff === op.len) {
+        opIdx++
+        opOff = 0
+      }
+    }
+    out.push({ ...span, ops })
+  }
+  return out
+}
+
+function sliceOp(op: OpSpan, off: number, len: number): OpSpan {
+  if (off === 0 && len === op.len) return op
+  const pos = op.kind === INS ? op.pos + off : op.fwd ? op.pos : op.pos - off
+  const content = op.kind === INS ? op.content.slice(off, off + len) : ''
+  return { kind: op.kind, len, pos, fwd: len === 1 ? true : op.fwd, content }
+}
+
+function toOpSpan(r: OpRun): OpSpan {
+  return { kind: r.kind, len: r.end - r.start, pos: r.pos, fwd: r.fwd, content: r.content }
+}
+
+function sameOps(a: OpSpan, b: OpSpan): boolean {
+  if (a.kind !== b.kind || a.len !== b.len || a.pos !== b.pos) return false
+  if (a.kind === INS) return a.content === b.content
+  return a.len === 1 || a.fwd === b.fwd
+}

@@ -1,0 +1,280 @@
+/**
+ * The event-graph walker (Gentle & Kleppmann, Eg-walker, EuroSys 2025): turns
+ * events that are concurrent with the document's version into operations on
+ * the current document.
+ *
+ * It finds the conflict zone (the events since the common version of the
+ * document and the graph's heads), then replays the zone in LV order (a
+ * topological order) through an `ItemTree`. Before each run of events the
+ * prepare version is moved to the run's parents by retreating and advancing
+ * events; the run is then applied in the prepare version, which gives its
+ * position in the effect version: the transformed operation. Events already in
+ * the document (LV below `firstNew`) only update the tree; the others are
+ * emitted. Concurrent inserts at one place are ordered by the YjsMod/FugueMax
+ * rule, ties going to the lower agent id, so concurrent runs never interleave.
+ *
+ * Cost: O(z log z) for a zone of z events; nothing outlives the call.
+ */
+import {
+  type CausalGraph,
+  type Frontier,
+  type LV,
+  agentOf,
+  findEntry,
+  frontierEquals,
+} from './causal-graph.ts'
+import { diff, findConflicting } from './graph-diff.ts'
+import { DEL, INS, type OpLog, type OpRun, opsIn } from './oplog.ts'
+import { type Cursor, INSERTED, type Item, ItemTree, NOT_YET_INSERTED } from './item-tree.ts'
+
+/** Receives the transformed operations, in order, against the evolving document. */
+export interface Emit {
+  insert(pos: number, content: string): void
+  delete(pos: number, len: number): void
+}
+
+/** A delete run's targets: event `del + i` deleted character `target + i` (`target + len-1-i` when `rev`). */
+interface Target {
+  del: LV
+  len: number
+  target: LV
+  rev: boolean
+}
+
+/**
+ * Applies events `firstNew ..` (already in `cg` and `log`) to a document at
+ * version `docVersion`, through `emit`. Returns the items tree for checks.
+ */
+export function transformAndApply(
+  cg: CausalGraph,
+  log: OpLog,
+  docVersion: Frontier,
+  firstNew: LV,
+  emit: Emit,
+): ItemTree {
+  const { common, zone } = findConflicting(cg, docVersion, cg.heads)
+  const walker = new Walk(cg, log, zone.length === 0 ? 0 : zone[0][0], emit)
+  let prepare: Frontier = common
+  for (const [start, end] of zone) {
+    let lv = start
+    while (lv < end) {
+      const entry = cg.entries[findEntry(cg, lv)]
+      const spanEnd = Math.min(end, entry.end)
+      const parents = lv === entry.start ? entry.parents : [lv - 1]
+      if (!frontierEquals(prepare, parents)) {
+        const { aOnly, bOnly } = diff(cg, prepare, parents)
+        for (let i = aOnly.length - 1; i >= 0; i--) walker.retreat(aOnly[i][0], aOnly[i][1])
+        for (const [s, e] of bOnly) walker.advance(s, e)
+      }
+      for (const op of opsIn(log, lv, spanEnd)) {
+        if (op.start < firstNew && op.end > firstNew) {
+          walker.apply(opsIn(log, op.start, firstNew)[0], false)
+          walker.apply(opsIn(log, firstNew, op.end)[0], true)
+        } else {
+          walker.apply(op, op.start >= firstNew)
+        }
+      }
+      prepare = [spanEnd - 1]
+      lv = spanEnd
+    }
+  }
+  return walker.tree
+}
+
+class Walk {
+  readonly tree: ItemTree
+  private readonly targets: Target[] = []
+
+  constructor(
+    private readonly cg: CausalGraph,
+    private readonly log: OpLog,
+    base: LV,
+    private readonly emit: Emit,
+  ) {
+    this.tree = new ItemTree(base)
+  }
+
+  retreat(start: LV, end: LV): void {
+    const ops = opsIn(this.log, start, end)
+    for (let i = ops.length - 1; i >= 0; i--) this.toggle(ops[i], -1)
+  }
+
+  advance(start: LV, end: LV): void {
+    for (const op of opsIn(this.log, start, end)) this.toggle(op, 1)
+  }
+
+  /** Moves the events of `op` out of (-1) or into (+1) the prepare version. */
+  private toggle(op: OpRun, dir: 1 | -1): void {
+    if (op.kind === INS) {
+      this.eachChar(op.start, op.end - op.start, (at, it) =>
+        this.tree.setState(at, it.cur + dir, it.endDel),
+      )
+      return
+    }
+    for (const [target, len] of this.targetsOf(op.start, op.end)) {
+      this.eachChar(target, len, (at, it) => this.tree.setState(at, it.cur + dir, it.endDel))
+    }
+  }
+
+  /** Calls `fn` on the items holding characters `lv .. lv+len`, split to fit exactly. */
+  private eachChar(lv: LV, len: number, fn: (at: Cursor, it: Item) => void): void {
+    while (len > 0) {
+      const found = this.tree.findLv(lv)
+      let at = this.tree.split(found)
+      let it = at.leaf.items[at.idx]
+      if (it.len > len) this.tree.split({ ...at, off: len })
+      // The split may have moved the item to a new leaf.
+      if (at.leaf.items[at.idx] !== it) at = this.locate(it)
+      it = at.leaf.items[at.idx]
+      fn(at, it)
+      lv += it.len
+      len -= it.len
+    }
+  }
+
+  private locate(it: Item): Cursor {
+    const at = this.tree.findLv(it.lv)
+    return { leaf: at.leaf, idx: at.idx }
+  }
+
+  /** The target ranges of delete events `start .. end`. */
+  private targetsOf(start: LV, end: LV): [LV, number][] {
+    const t = this.targets
+    let lo = 0
+    let hi = t.length - 1
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1
+      if (t[mid].del <= start) lo = mid
+      else hi = mid - 1
+    }
+    const out: [LV, number][] = []
+    for (let i = lo; i < t.length && t[i].del < end; i++) {
+      const r = t[i]
+      const s = Math.max(start, r.del)
+      const e = Math.min(end, r.del + r.len)
+      if (s >= e) continue
+      out.push(r.rev ? [r.target + r.len - (e - r.del), e - s] : [r.target + (s - r.del), e - s])
+    }
+    return out
+  }
+
+  apply(op: OpRun, emit: boolean): void {
+    if (op.kind === INS) this.insert(op, emit)
+    else if (op.fwd) this.deleteForward(op, emit)
+    else this.deleteBackward(op, emit)
+  }
+
+  private insert(op: OpRun, emit: boolean): void {
+    const tree = this.tree
+    const len = op.end - op.start
+    let originLeft = -1
+    let cursor: Cursor | null
+    if (op.pos === 0) {
+      cursor = tree.settle({ leaf: tree.first, idx: 0 })
+    } else {
+      const left = tree.findCur(op.pos - 1)
+      const it = left.leaf.items[left.idx]
+      originLeft = it.lv + left.off
+      if (left.off + 1 < it.len) cursor = tree.split({ ...left, off: left.off + 1 })
+      else cursor = tree.nextItem(left)
+    }
+    // The right origin: the first character after the cursor that exists in the prepare version.
+    let originRight = -1
+    for (let c = cursor; c !== null; c = tree.nextItem(c)) {
+      const it = c.leaf.items[c.idx]
+      if (it.cur !== NOT_YET_INSERTED) {
+        originRight = it.lv
+        break
+      }
+    }
+    const item: Item = {
+      lv: op.start,
+      len,
+      originLeft,
+      originRight,
+      cur: INSERTED,
+      endDel: false,
+    }
+    const dest = cursor === null ? this.endCursor() : this.integrate(item, cursor)
+    const at = tree.insertAt(dest, item)
+    if (emit) this.emit.insert(tree.endBefore(at.leaf, at.idx), op.content)
+  }
+
+  /** YjsMod/FugueMax: where among concurrent inserts at the cursor the new item goes. */
+  private integrate(item: Item, cursor: Cursor): Cursor {
+    const tree = this.tree
+    const first = cursor.leaf.items[cursor.idx]
+    if (first.cur !== NOT_YET_INSERTED) return cursor
+    const left = item.originLeft === -1 ? -1 : tree.rawPosOf(item.originLeft)
+    const right = item.originRight === -1 ? Infinity : tree.rawPosOf(item.originRight)
+    const agent = agentOf(this.cg, item.lv)
+    let dest: Cursor = cursor
+    let scanning = false
+    for (let c: Cursor | null = cursor; c !== null;) {
+      const other = c.leaf.items[c.idx]
+      if (other.cur !== NOT_YET_INSERTED) break
+      const oleft = other.originLeft === -1 ? -1 : tree.rawPosOf(other.originLeft)
+      const oright = other.originRight === -1 ? Infinity : tree.rawPosOf(other.originRight)
+      if (oleft < left) break
+      if (oleft === left) {
+        if (oright === right && agent < agentOf(this.cg, other.lv)) break
+        scanning = oright < right
+      }
+      const next: Cursor | null = tree.nextItem(c)
+      if (!scanning) dest = next ?? { leaf: c.leaf, idx: c.idx + 1 }
+      c = next
+    }
+    return dest
+  }
+
+  private endCursor(): Cursor {
+    let leaf = this.tree.first
+    while (leaf.next !== null) leaf = leaf.next
+    return { leaf, idx: leaf.items.length }
+  }
+
+  private deleteForward(op: OpRun, emit: boolean): void {
+    let del = op.start
+    let remaining = op.end - op.start
+    while (remaining > 0) {
+      const found = this.tree.findCur(op.pos)
+      const it = found.leaf.items[found.idx]
+      const take = Math.min(remaining, it.len - found.off)
+      this.deleteChars(found, take, del, false, emit)
+      del += take
+      remaining -= take
+    }
+  }
+
+  private deleteBackward(op: OpRun, emit: boolean): void {
+    let del = op.start
+    let remaining = op.end - op.start
+    let pos = op.pos
+    while (remaining > 0) {
+      const found = this.tree.findCur(pos)
+      const take = Math.min(remaining, found.off + 1)
+      this.deleteChars({ ...found, off: found.off - take + 1 }, take, del, true, emit)
+      del += take
+      remaining -= take
+      pos -= take
+    }
+  }
+
+  /** Deletes `len` visible characters of one item starting at `from`, by events `del ..`. */
+  private deleteChars(
+    from: Cursor & { off: number },
+    len: number,
+    del: LV,
+    rev: boolean,
+    emit: boolean,
+  ) {
+    const tree = this.tree
+    let at = tree.split(from)
+    const it = at.leaf.items[at.idx]
+    if (it.len > len) tree.split({ ...at, off: len })
+    if (at.leaf.items[at.idx] !== it) at = this.locate(it)
+    if (!it.endDel && emit) this.emit.delete(tree.endBefore(at.leaf, at.idx), len)
+    tree.setState(at, it.cur + 1, true)
+    this.targets.push({ del, len, target: it.lv, rev })
+  }
+}
