@@ -13,7 +13,7 @@ import { fromWebSocket, type WebSocketLike } from '../shared/channels.ts'
 import { SYNC_ERRORS, errorName, type SyncError } from '../shared/protocol.ts'
 import { link, type Link } from '../shared/sync.ts'
 import type { Presence } from '../shared/presence.ts'
-import { TextDoc } from '../shared/index.ts'
+import { TextDoc } from '../shared/text-doc.ts'
 
 /** Connection states, in the order a healthy connection passes them. */
 export type ConnectionStatus = 'connecting' | 'connected' | 'synced' | 'offline' | 'refused'

@@ -12,7 +12,7 @@
  * - `durable` is a version whose events are all in storage; it is what the server announces to a
  *   reconnecting client as its acknowledgement baseline (the client resends anything beyond it).
  */
-import { TextDoc, type VersionVector } from '../shared/index.ts'
+import { TextDoc, type VersionVector } from '../shared/text-doc.ts'
 import type { Limits } from './limits.ts'
 import type { Logger } from './log.ts'
 import type { ServerMetrics } from './metrics.ts'

@@ -1,0 +1,182 @@
+// Integration: real server on port 0 with real SQLite; clients over ws converge with the REST
+// text; offline edits arrive after the server returns; REST, health, metrics and demo routes.
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { TextDoc } from '../shared/text-doc.ts'
+import {
+  client,
+  restText,
+  startServer,
+  tempDir,
+  waitFor,
+  within,
+} from './support/server-harness.ts'
+import { rmSync } from 'node:fs'
+
+test('12 clients typing concurrently converge with the REST text', async () => {
+  const ts = await startServer()
+  const clients = Array.from({ length: 12 }, () => client(ts.wsUrl, 'shared doc'))
+  try {
+    await within(Promise.all(clients.map((c) => c.synced)), 5000, 'all synced')
+    let seed = 42
+    const rnd = (n: number) => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8) % n
+    for (let round = 0; round < 30; round++) {
+      for (const [i, c] of clients.entries()) {
+        const d = c.doc
+        if (d.length > 5 && rnd(4) === 0) d.delete(rnd(d.length - 2), 2)
+        else d.insert(rnd(d.length + 1), String.fromCharCode(97 + i) + (round % 10))
+      }
+      if (round % 5 === 0) await new Promise((r) => setTimeout(r, 5))
+    }
+    const ref = clients[0]!.doc
+    await waitFor(
+      () => clients.every((c) => c.doc.toString() === ref.toString()),
+      'clients converge',
+      10_000,
+    )
+    const server = await restText(ts.httpUrl, 'shared doc')
+    const expected = ref.toString()
+    assert.ok(expected.length > 100, `document has content (${expected.length})`)
+    let rest = server
+    const end = Date.now() + 5000
+    while (rest !== expected && Date.now() < end) {
+      await new Promise((r) => setTimeout(r, 20))
+      rest = await restText(ts.httpUrl, 'shared doc')
+    }
+    assert.is(rest, expected)
+    const json = (await (await fetch(`${ts.httpUrl}/api/docs/shared%20doc`)).json()) as {
+      id: string
+      text: string
+      version: Record<string, number>
+    }
+    assert.is(json.id, 'shared doc')
+    assert.is(json.text, expected)
+    assert.equal(json.version, ref.version())
+  } finally {
+    for (const c of clients) c.close()
+    await ts.stop()
+  }
+})
+
+test('a new client catches up with the current state', async () => {
+  const ts = await startServer()
+  const a = client(ts.wsUrl, 'late')
+  try {
+    await a.synced
+    for (let i = 0; i < 200; i++) a.doc.insert(a.doc.length, 'line ' + i + '\n')
+    a.doc.delete(0, 100)
+    await within(new Promise<void>((r) => a.on('ack', () => r())), 5000, 'ack')
+    const b = client(ts.wsUrl, 'late')
+    await within(b.synced, 5000, 'late joiner synced')
+    assert.is(b.doc.toString(), a.doc.toString())
+    b.close()
+  } finally {
+    a.close()
+    await ts.stop()
+  }
+})
+
+test('edits made while the server is down arrive after it returns', async () => {
+  const dataDir = tempDir()
+  let ts = await startServer({ dataDir })
+  const port = ts.server.port
+  const a = client(ts.wsUrl, 'offline')
+  const statuses: string[] = []
+  a.on('status', (s) => statuses.push(s))
+  try {
+    await a.synced
+    a.doc.insert(0, 'before ')
+    await waitFor(() => statuses.includes('synced'), 'synced')
+    await new Promise((r) => setTimeout(r, 100))
+    await ts.stop(true)
+    await waitFor(() => a.status === 'offline' || a.status === 'connecting', 'client offline')
+    a.doc.insert(a.doc.length, 'during')
+    ts = await startServer({ dataDir, port })
+    const fresh = client(ts.wsUrl, 'offline')
+    await waitFor(() => fresh.doc.toString() === 'before during', 'offline edit arrives', 10_000)
+    assert.is(await restText(ts.httpUrl, 'offline'), 'before during')
+    assert.ok(statuses.includes('offline'), statuses.join(','))
+    fresh.close()
+  } finally {
+    a.close()
+    await ts.stop(true)
+    rmSync(dataDir, { recursive: true, force: true })
+  }
+})
+
+test('connect refuses a missing WebSocket implementation and an empty docId', () => {
+  const g = globalThis as { WebSocket?: unknown }
+  const saved = g.WebSocket
+  g.WebSocket = undefined
+  try {
+    assert.throws(
+      () => client('ws://127.0.0.1:1', 'x', { WebSocket: undefined as unknown as never }),
+      /WebSocket/,
+    )
+  } finally {
+    g.WebSocket = saved
+  }
+  assert.throws(() => client('ws://127.0.0.1:1', ''), RangeError)
+})
+
+test('health, metrics, demo page and bundle', async () => {
+  const ts = await startServer()
+  try {
+    const h = await fetch(`${ts.httpUrl}/healthz`)
+    assert.is(h.status, 200)
+    assert.equal(await h.json(), { ok: true })
+    const a = client(ts.wsUrl, 'm')
+    await a.synced
+    a.doc.insert(0, 'abc')
+    await waitFor(() => a.status === 'synced', 'synced')
+    await new Promise((r) => setTimeout(r, 100))
+    const metrics = await (await fetch(`${ts.httpUrl}/metrics`)).text()
+    for (const name of [
+      'polyphony_connections 1',
+      'polyphony_documents_loaded 1',
+      'polyphony_events_received_total 3',
+      'polyphony_fanout_seconds_bucket',
+      'polyphony_storage_seconds_bucket{le="0.0005",op="append"}',
+    ]) {
+      assert.ok(metrics.includes(name), `metrics include ${name}`)
+    }
+    a.close()
+    const page = await (await fetch(`${ts.httpUrl}/?doc=x`)).text()
+    assert.match(page, /class="ProseMirror"/)
+    const js = await fetch(`${ts.httpUrl}/demo.js`)
+    assert.is(js.status, 200)
+    const body = await js.text()
+    assert.ok(body.length > 1000, 'bundle has content')
+    assert.match(body, /\/ws\//)
+    const bad = await fetch(`${ts.httpUrl}/api/docs/${encodeURIComponent('a\u0001b')}`)
+    assert.is(bad.status, 400)
+  } finally {
+    await ts.stop()
+  }
+})
+
+test('a document typed by a TextDoc and one by a client agree after save/load of the server', async () => {
+  const dataDir = tempDir()
+  let ts = await startServer({ dataDir, limits: { compactAfterUpdates: 5 } })
+  const port = ts.server.port
+  try {
+    const a = client(ts.wsUrl, 'compact', { doc: new TextDoc('alice') })
+    await a.synced
+    for (let i = 0; i < 40; i++) {
+      a.doc.insert(a.doc.length, `${i},`)
+      await new Promise((r) => setTimeout(r, 2))
+    }
+    await waitFor(() => a.status === 'synced', 'synced')
+    await new Promise<void>((r) => setTimeout(r, 100))
+    const expected = a.doc.toString()
+    a.close()
+    await ts.stop(true)
+    ts = await startServer({ dataDir, port })
+    assert.is(await restText(ts.httpUrl, 'compact'), expected)
+  } finally {
+    await ts.stop(true)
+    rmSync(dataDir, { recursive: true, force: true })
+  }
+})
+
+test.run()
