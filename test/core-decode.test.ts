@@ -1,0 +1,314 @@
+/**
+ * TextDoc's decoders against bad bytes and bad histories (RELIABILITY.md C1-C3, C6, D3-D5,
+ * E10). The byte-mutation checks run in a child process (test/fuzz/decode-mutations.ts)
+ * with a timeout, so a decoder that loops or allocates without bound fails this test
+ * instead of hanging it.
+ */
+import { spawnSync } from 'node:child_process'
+import { dirname, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { TextDoc } from '../shared/index.ts'
+import { versionEntries } from './support/reference.ts'
+import type { CategoryResult } from './fuzz/decode-mutations.ts'
+import { encodeUpdate as encodeRaw, type EventSpan, type OpSpan } from '../shared/encoding.ts'
+import { INS } from '../shared/oplog.ts'
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
+const SCRIPT = resolve(ROOT, 'test/fuzz/decode-mutations.ts')
+const CATEGORIES = ['truncate', 'random', 'mutate', 'huge']
+const CHILD_TIMEOUT_MS = 120_000
+
+let results: Map<string, CategoryResult> | null = null
+let childReport = ''
+
+test('the decode checks run to the end in a bounded time (no hang, no crash)', () => {
+  const t0 = Date.now()
+  const r = spawnSync(
+    process.execPath,
+    ['--max-old-space-size=1024', '--import', 'tsx', SCRIPT, ...CATEGORIES],
+    { cwd: ROOT, encoding: 'utf8', timeout: CHILD_TIMEOUT_MS, maxBuffer: 64 * 1024 * 1024 },
+  )
+  const ms = Date.now() - t0
+  results = new Map()
+  for (const line of (r.stdout ?? '').split('\n')) {
+    if (!line.startsWith('{')) continue
+    const res = JSON.parse(line) as CategoryResult
+    results.set(res.category, res)
+  }
+  childReport =
+    `exit ${r.status} signal ${r.signal} after ${ms} ms; finished: ${[...results.keys()].join(', ')}\n` +
+    (r.stderr ?? '').slice(-4000)
+  const unfinished = CATEGORIES.filter((c) => !results!.has(c))
+  assert.is(r.error === undefined || r.signal === null, true, `child killed: ${childReport}`)
+  assert.equal(unfinished, [], `categories that did not finish (hang or crash): ${childReport}`)
+})
+
+for (const category of CATEGORIES) {
+  const label: Record<string, string> = {
+    truncate: 'every truncated prefix of updates and save() bytes throws an Error, doc unchanged',
+    random: 'random bytes: applied cleanly or refused with an Error, doc unchanged',
+    mutate: 'bit flips and byte mutations: applied cleanly or refused, doc unchanged',
+    huge: 'huge length/count varints: no huge allocation, no long loop',
+  }
+  test(label[category], () => {
+    const res = results?.get(category)
+    assert.ok(res, `no result for ${category}: ${childReport}`)
+    assert.ok(res.cases > 0, 'cases were run')
+    assert.equal(res.failures, [], `${res.failures.length} failures in ${category}`)
+    if (category === 'truncate') assert.is(res.applied, 0)
+  })
+}
+
+function refusedUnchanged(doc: TextDoc, bytes: Uint8Array, what: string): Error {
+  const before = [doc.toString(), JSON.stringify(versionEntries(doc.version())), doc.pendingCount]
+  let fired = 0
+  const off = doc.on('update', () => void fired++)
+  let err: unknown = null
+  try {
+    doc.applyUpdate(bytes)
+  } catch (e) {
+    err = e
+  }
+  off()
+  assert.instance(err, Error, `${what}: must be refused with an Error`)
+  const after = [doc.toString(), JSON.stringify(versionEntries(doc.version())), doc.pendingCount]
+  assert.equal(after, before, `${what}: doc unchanged`)
+  assert.is(fired, 0, `${what}: no 'update' fired`)
+  doc.checkInvariants()
+  return err as Error
+}
+
+test('D3: same (agent, seq) with different content is rejected, not merged', () => {
+  const base = new TextDoc('base')
+  base.insert(0, 'yy')
+  const cases: [string, (d: TextDoc) => void, (d: TextDoc) => void][] = [
+    ['different text', (d) => d.insert(0, 'a'), (d) => d.insert(0, 'b')],
+    ['different position', (d) => d.insert(0, 'a'), (d) => d.insert(1, 'a')],
+    ['insert vs delete', (d) => d.insert(0, 'a'), (d) => d.delete(0, 1)],
+    ['different deleted range', (d) => d.delete(0, 1), (d) => d.delete(1, 1)],
+    ['longer run, second unit differs', (d) => d.insert(0, 'ab'), (d) => d.insert(0, 'ac')],
+  ]
+  for (const [what, first, second] of cases) {
+    const x1 = TextDoc.load(base.save(), 'x')
+    const x2 = TextDoc.load(base.save(), 'x')
+    first(x1)
+    second(x2)
+    const receiver = TextDoc.load(base.save(), 'r')
+    receiver.applyUpdate(x1.encodeUpdate())
+    const text = receiver.toString()
+    const err = refusedUnchanged(receiver, x2.encodeUpdate(), `D3 ${what}`)
+    assert.ok(err.message.length > 0)
+    assert.is(receiver.toString(), text)
+    // also when the first copy is still pending (its parents missing)
+    const early = new TextDoc('r2')
+    early.applyUpdate(x1.encodeUpdate(base.version()))
+    assert.ok(early.pendingCount > 0, 'held back: parents missing')
+    refusedUnchanged(early, x2.encodeUpdate(base.version()), `D3 ${what}, first copy pending`)
+    early.applyUpdate(base.encodeUpdate())
+    assert.is(early.pendingCount, 0)
+    assert.is(early.toString(), x1.toString(), `D3 ${what}: the first copy wins, no merge`)
+  }
+})
+
+/** Hand-built update bytes (shared/encoding.ts) for histories no TextDoc would make. */
+function crafted(spans: EventSpan[], ops: OpSpan[]): Uint8Array {
+  return encodeRaw({ spans, ops })
+}
+
+const ins = (pos: number, content: string): OpSpan => ({
+  kind: INS,
+  len: content.length,
+  pos,
+  fwd: true,
+  content,
+})
+
+test('D4: crafted updates are well-formed (control case)', () => {
+  const doc = new TextDoc('r')
+  doc.applyUpdate(crafted([{ agent: 'x', seq: 0, len: 2, parents: [] }], [ins(0, 'ab')]))
+  assert.is(doc.toString(), 'ab')
+  doc.applyUpdate(
+    crafted(
+      [
+        { agent: 'y', seq: 0, len: 1, parents: [['x', 1]] },
+        { agent: 'x', seq: 2, len: 1, parents: [['y', 0]] },
+      ],
+      [ins(2, 'c'), ins(3, 'd')],
+    ),
+  )
+  assert.is(doc.toString(), 'abcd')
+})
+
+test('D4: parents that reference the event itself, a later seq, or form a cycle are rejected', () => {
+  const base = new TextDoc('base')
+  base.insert(0, 'zz')
+  const cases: [string, Uint8Array][] = [
+    [
+      'parent is the event itself',
+      crafted([{ agent: 'x', seq: 0, len: 1, parents: [['x', 0]] }], [ins(0, 'a')]),
+    ],
+    [
+      'parent is a later event of the same span',
+      crafted([{ agent: 'x', seq: 0, len: 3, parents: [['x', 2]] }], [ins(0, 'abc')]),
+    ],
+    [
+      'parent is a later seq of the same agent',
+      crafted([{ agent: 'x', seq: 0, len: 1, parents: [['x', 7]] }], [ins(0, 'a')]),
+    ],
+    [
+      'parent is the next seq, sent in the same update',
+      crafted(
+        [
+          { agent: 'x', seq: 0, len: 1, parents: [['x', 1]] },
+          { agent: 'x', seq: 1, len: 1, parents: [] },
+        ],
+        [ins(0, 'a'), ins(0, 'b')],
+      ),
+    ],
+    [
+      "two events that are each other's parent",
+      crafted(
+        [
+          { agent: 'x', seq: 0, len: 1, parents: [['y', 0]] },
+          { agent: 'y', seq: 0, len: 1, parents: [['x', 0]] },
+        ],
+        [ins(0, 'a'), ins(0, 'b')],
+      ),
+    ],
+    [
+      'a cycle through three agents',
+      crafted(
+        [
+          { agent: 'x', seq: 0, len: 1, parents: [['z', 0]] },
+          { agent: 'y', seq: 0, len: 1, parents: [['x', 0]] },
+          { agent: 'z', seq: 0, len: 1, parents: [['y', 0]] },
+        ],
+        [ins(0, 'a'), ins(0, 'b'), ins(0, 'c')],
+      ),
+    ],
+  ]
+  for (const [what, bytes] of cases) {
+    const doc = TextDoc.load(base.save(), 'r')
+    const err = refusedUnchanged(doc, bytes, `D4 ${what}`)
+    assert.ok(err.message.length > 0)
+  }
+})
+
+test('D4: a cycle completed by a later update is rejected, the doc keeps working', () => {
+  const doc = new TextDoc('r')
+  doc.applyUpdate(crafted([{ agent: 'x', seq: 0, len: 1, parents: [['y', 0]] }], [ins(0, 'a')]))
+  assert.is(doc.pendingCount, 1, 'x:0 waits for y:0')
+  refusedUnchanged(
+    doc,
+    crafted([{ agent: 'y', seq: 0, len: 1, parents: [['x', 0]] }], [ins(0, 'b')]),
+    'D4 cycle across updates',
+  )
+  doc.applyUpdate(crafted([{ agent: 'y', seq: 0, len: 1, parents: [] }], [ins(0, 'b')]))
+  assert.is(doc.pendingCount, 0)
+  assert.is(doc.toString(), 'ab')
+  doc.checkInvariants()
+})
+
+test('D5: encodeUpdate(since) with a version claiming events we lack works', () => {
+  const log: Uint8Array[] = []
+  const b = new TextDoc('b')
+  b.on('update', (u) => void log.push(u))
+  b.insert(0, 'x')
+  b.insert(1, 'yz')
+  const prefix = new TextDoc('q')
+  prefix.applyUpdate(log[0])
+  const t0 = Date.now()
+  const claims: Record<string, number>[] = [
+    { b: 1, ghost: 1e9 },
+    { b: 1, a: Number.MAX_SAFE_INTEGER },
+    { b: 1, c: 5, '': 3 },
+  ]
+  for (const since of claims) {
+    const u = b.encodeUpdate(since)
+    assert.instance(u, Uint8Array)
+    const p = TextDoc.load(prefix.save(), 'p')
+    p.applyUpdate(u)
+    assert.is(p.toString(), 'xyz', `since ${JSON.stringify(since)}`)
+    assert.is(p.pendingCount, 0)
+  }
+  // claiming more of b than b has: nothing of b is sent
+  const empty = new TextDoc('e')
+  empty.applyUpdate(b.encodeUpdate({ b: Number.MAX_SAFE_INTEGER }))
+  assert.is(empty.toString(), '')
+  assert.equal(versionEntries(empty.version()), [])
+  // a seq gap: the events past it wait until the gap is filled
+  const gap = new TextDoc('g')
+  gap.applyUpdate(b.encodeUpdate({ b: 2 }))
+  assert.is(gap.toString(), '', 'events past a gap wait')
+  assert.is(gap.pendingCount, 1)
+  gap.applyUpdate(b.encodeUpdate())
+  assert.is(gap.toString(), 'xyz')
+  assert.is(gap.pendingCount, 0)
+  assert.ok(Date.now() - t0 < 2000, 'no huge diff computation')
+})
+
+test('C6: agent names __proto__, constructor, prototype work and pollute nothing', () => {
+  const names = ['__proto__', 'constructor', 'prototype', 'toString', 'hasOwnProperty']
+  const docs = names.map((n) => new TextDoc(n))
+  docs.forEach((d, i) => d.insert(0, names[i].slice(0, 3) + i))
+  for (const from of docs) for (const to of docs) to.applyUpdate(from.encodeUpdate(to.version()))
+  const text = docs[0].toString()
+  for (const d of docs) {
+    assert.is(d.toString(), text)
+    const v = d.version()
+    for (let i = 0; i < names.length; i++) {
+      assert.ok(Object.prototype.hasOwnProperty.call(v, names[i]), `own key ${names[i]}`)
+      assert.is(v[names[i]], 4, `count of ${names[i]}`)
+    }
+    assert.match(JSON.stringify(v), '"__proto__":4')
+    d.checkInvariants()
+  }
+  const proto = docs[0]
+  assert.is(proto.agent, '__proto__')
+  const loaded = TextDoc.load(proto.save(), '__proto__')
+  assert.is(loaded.toString(), text)
+  loaded.insert(0, 'Z')
+  assert.is(loaded.version()['__proto__'], 5)
+  // a version vector decoded from JSON with a __proto__ key
+  const since = JSON.parse('{"__proto__": 4, "constructor": 4}')
+  const delta = loaded.encodeUpdate(since)
+  const peer = TextDoc.load(proto.save(), 'peer')
+  peer.applyUpdate(delta)
+  assert.is(peer.toString(), loaded.toString())
+  assert.is(({} as Record<string, unknown>).polluted, undefined)
+  assert.is(Object.getPrototypeOf({}), Object.prototype)
+  assert.equal(Object.keys(Object.prototype), [])
+})
+
+test('applyUpdate refuses a non-Uint8Array with an Error and changes nothing', () => {
+  const doc = new TextDoc('a')
+  doc.insert(0, 'ok')
+  for (const bad of [null, undefined, 'bytes', 42, {}, [1, 2, 3]]) {
+    refusedUnchanged(doc, bad as unknown as Uint8Array, `applyUpdate(${JSON.stringify(bad)})`)
+  }
+})
+
+test('E10: corrupted save() bytes never load into a wrong document silently', () => {
+  const doc = new TextDoc('a')
+  doc.insert(0, 'The quick brown fox jumps over the lazy dog')
+  doc.delete(4, 6)
+  const bytes = doc.save()
+  let refused = 0
+  for (let i = 0; i < bytes.length; i++) {
+    const bad = bytes.slice()
+    bad[i] ^= 0xff
+    try {
+      const d = TextDoc.load(bad)
+      d.checkInvariants()
+      assert.is(d.length, d.toString().length)
+    } catch (e) {
+      assert.instance(e, Error)
+      refused++
+    }
+  }
+  assert.ok(refused > 0, 'some corruptions are detected')
+})
+
+test.run()

@@ -1,0 +1,95 @@
+/**
+ * Seeds, time budgets and failure reports shared by the fuzzers (STYLE.md item 8).
+ *
+ * Owns: reading `FUZZ_SEED` / `FUZZ_MS`, running cases with fresh seeds until a budget is
+ * spent, and turning a failing case into an Error that names its seed and the one command
+ * that replays it.
+ *
+ * - `FUZZ_SEED=N`: run exactly the case with seed N, once (replay).
+ * - `FUZZ_MS=N`: the total time budget of all fuzzers, in ms (default 20000 under
+ *   `npm test`, split between the fuzz test files by their `share`).
+ */
+import { seedFromEnv } from '../support/rng.ts'
+
+/** Default total budget of the fuzzers in `npm test`. */
+export const DEFAULT_FUZZ_MS = 20_000
+
+/** What one fuzz case reports back (for progress lines). */
+export interface CaseStats {
+  steps: number
+}
+
+/** A fuzz case: deterministic given its seed; throws on failure. */
+export type FuzzCase = (seed: number) => CaseStats
+
+/** Summary of a fuzz run. */
+export interface RunSummary {
+  cases: number
+  steps: number
+  ms: number
+  seeds: number[]
+}
+
+/** The budget for one fuzzer taking `share` of `FUZZ_MS` (or of the default). */
+export function budgetMs(share: number, env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.FUZZ_MS
+  let total = DEFAULT_FUZZ_MS
+  if (raw !== undefined && raw !== '') {
+    total = Number(raw)
+    if (!Number.isFinite(total) || total < 0) {
+      throw new RangeError(
+        `FUZZ_MS must be a non-negative number of ms, got ${JSON.stringify(raw)}`,
+      )
+    }
+  }
+  return Math.round(total * share)
+}
+
+/** The command that replays one case of a fuzz test file. */
+export function replayCommand(file: string, seed: number): string {
+  return `FUZZ_SEED=${seed} npx tsx ${file}`
+}
+
+/**
+ * Runs `oneCase` with `seed` and rethrows any failure as an Error whose message starts
+ * with the seed and the replay command (the original error is kept as `cause`).
+ */
+export function runCase(name: string, file: string, oneCase: FuzzCase, seed: number): CaseStats {
+  try {
+    return oneCase(seed)
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e)
+    const err = new Error(
+      `${name} failed with seed ${seed}\n  replay: ${replayCommand(file, seed)}\n  ${msg}`,
+      { cause: e },
+    )
+    if (e instanceof Error && e.stack) err.stack = `${err.message}\n--- original ---\n${e.stack}`
+    throw err
+  }
+}
+
+/**
+ * Runs the fuzzer: with `FUZZ_SEED` set, that one case; else cases with fresh seeds until
+ * `ms` is spent (at least one case). Throws on the first failing case.
+ */
+export function runFuzz(
+  name: string,
+  file: string,
+  oneCase: FuzzCase,
+  ms: number,
+  env: NodeJS.ProcessEnv = process.env,
+): RunSummary {
+  const start = Date.now()
+  const summary: RunSummary = { cases: 0, steps: 0, ms: 0, seeds: [] }
+  const fixed = env.FUZZ_SEED !== undefined && env.FUZZ_SEED !== ''
+  do {
+    const seed = seedFromEnv(env)
+    const stats = runCase(name, file, oneCase, seed)
+    summary.cases++
+    summary.steps += stats.steps
+    if (summary.seeds.length < 1000) summary.seeds.push(seed)
+    if (fixed) break
+  } while (Date.now() - start < ms)
+  summary.ms = Date.now() - start
+  return summary
+}
