@@ -32,7 +32,10 @@ export function createOpLog(): OpLog {
   return { runs: [] }
 }
 
-/** Appends the ops of events `start .. start+len` (`content` for an insert). */
+/**
+ * Appends the ops of events `start .. start+len` (`content` for an insert;
+ * `fwd` false for a backspace run of deletes).
+ */
 export function pushOp(
   log: OpLog,
   start: LV,
@@ -40,7 +43,9 @@ export function pushOp(
   pos: number,
   len: number,
   content: string,
+  fwd = true,
 ): void {
+  if (len === 1) fwd = true
   const last = log.runs[log.runs.length - 1]
   if (last !== undefined && last.end === start && last.kind === kind) {
     const n = last.end - last.start
@@ -50,19 +55,19 @@ export function pushOp(
       return
     }
     if (kind === DEL) {
-      if (last.fwd && pos === last.pos) {
+      if (fwd && last.fwd && pos === last.pos) {
         last.end += len
         return
       }
-      // Backspacing: single deletes each one before the previous.
-      if (len === 1 && (n === 1 || !last.fwd) && pos === last.pos - n) {
+      // Backspacing: each delete one before the previous.
+      if ((!fwd || len === 1) && (n === 1 || !last.fwd) && pos === last.pos - n) {
         last.fwd = false
-        last.end += 1
+        last.end += len
         return
       }
     }
   }
-  log.runs.push({ start, end: start + len, kind, pos, fwd: true, content })
+  log.runs.push({ start, end: start + len, kind, pos, fwd, content })
 }
 
 export function findRun(log: OpLog, lv: LV): number {

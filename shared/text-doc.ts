@@ -349,7 +349,7 @@ export class TextDoc {
       }
       const piece = skip > 0 ? sliceOp(op, skip, op.len - skip) : op
       skip = 0
-      pushOp(this.log, lv, piece.kind, piece.pos, piece.len, piece.content)
+      pushOp(this.log, lv, piece.kind, piece.pos, piece.len, piece.content, piece.fwd)
       lv += piece.len
     }
     return 'added'
