@@ -9,8 +9,15 @@
  * proxies log). A close code that retrying cannot fix (bad token, wrong document, too large,
  * non-retryable protocol error) ends in status `refused` with the reason; nothing retries after.
  */
-import { fromWebSocket, type WebSocketLike } from '../shared/channels.ts'
-import { SYNC_ERRORS, errorName, type SyncError } from '../shared/protocol.ts'
+import { fromWebSocket, type Channel, type WebSocketLike } from '../shared/channels.ts'
+import {
+  MSG,
+  SYNC_ERRORS,
+  SyncError,
+  WireState,
+  decodeMessage,
+  errorName,
+} from '../shared/protocol.ts'
 import { link, type Link } from '../shared/sync.ts'
 import type { Presence } from '../shared/presence.ts'
 import { TextDoc } from '../shared/text-doc.ts'
@@ -156,11 +163,14 @@ class ClientConnection<D extends TextDoc> implements Connection<D> {
     })
     ws.addEventListener('error', () => undefined) // the close event follows and decides
     ws.addEventListener('close', (ev) => this.onClose(ws, ev.code, ev.reason))
-    const channel = fromWebSocket(ws)
+    const channel = this.watchHello(fromWebSocket(ws))
     const l = link(this.doc, channel, {
       presence: this.opts.presence,
       onError: (err) => {
-        if (err.codeName === 'READ_ONLY') this.readOnly = true
+        if (err.codeName === 'READ_ONLY') {
+          if (this.readOnly) return // already told from the HELLO
+          this.readOnly = true
+        }
         for (const h of [...this.handlers.error]) h(err)
       },
     })
@@ -177,6 +187,39 @@ class ClientConnection<D extends TextDoc> implements Connection<D> {
       },
       () => undefined,
     )
+  }
+
+  /**
+   * `channel` with a look at the server's first message: its HELLO says whether the server
+   * refuses our edits (read-only token). The link then sends none, so the HELLO is where the
+   * client is told; we report it as a READ_ONLY error and set `readOnly`.
+   */
+  private watchHello(channel: Channel): Channel {
+    let first = true
+    return {
+      send: (m) => channel.send(m),
+      onClose: (h) => channel.onClose(h),
+      close: (code, reason) => channel.close(code, reason),
+      onMessage: (h) =>
+        channel.onMessage((m) => {
+          if (first) {
+            first = false
+            if (m.length > 1 && m[1] === MSG.HELLO) {
+              try {
+                const hello = decodeMessage(m, new WireState())
+                if (hello.type === 'hello' && hello.readOnly && !this.readOnly) {
+                  this.readOnly = true
+                  const err = new SyncError('READ_ONLY', 'the server accepts no edits here', true)
+                  for (const e of [...this.handlers.error]) e(err)
+                }
+              } catch {
+                // the link decodes it again and reports what is wrong
+              }
+            }
+          }
+          h(m)
+        }),
+    }
   }
 
   private onClose(ws: unknown, code: number, reason: string): void {

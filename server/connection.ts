@@ -9,7 +9,7 @@
  */
 import type { WebSocket } from 'ws'
 import type { Channel } from '../shared/channels.ts'
-import { MSG, closeCodeFor } from '../shared/protocol.ts'
+import { MSG, PROTOCOL_VERSION, closeCodeFor } from '../shared/protocol.ts'
 import { link, type Link } from '../shared/sync.ts'
 import { anonymousUser, verifyToken, type TokenClaims, type TokenProblem } from './auth.ts'
 import { CLOSE } from './close-codes.ts'
@@ -204,9 +204,11 @@ export class ServerConnection {
       return this.refuse(CLOSE.BAD_REQUEST, 'too much data before authentication', 'pre-auth')
     }
     if (this.state === 'auth') {
-      // Without `?token=` the first frame is the token (text or UTF-8 bytes).
-      const token = data.toString('utf8')
-      return this.checkToken(token)
+      // Without `?token=` the first frame is the token (text or UTF-8 bytes). A protocol
+      // message instead (first byte = protocol version, never in a base64url token) means the
+      // client has no token.
+      if (data.byteLength > 0 && data[0] === PROTOCOL_VERSION) return this.checkToken('')
+      return this.checkToken(data.toString('utf8'))
     }
     if (!isBinary) return this.refuse(CLOSE.UNSUPPORTED_DATA, 'text frame', 'text-frame')
     this.early.push(new Uint8Array(data.buffer, data.byteOffset, data.byteLength))

@@ -102,9 +102,15 @@ export async function restText(httpUrl: string, docId: string, token?: string): 
   return res.text()
 }
 
+/** A raw `ws` socket whose incoming binary messages are collected from the start. */
+export type RawSocket = WebSocket & { readonly received: Uint8Array[] }
+
 /** A raw `ws` socket to the server's endpoint for `docId`, resolved once open. */
-export function rawSocket(wsUrl: string, docId: string, query = ''): Promise<WebSocket> {
-  const ws = new WebSocket(`${wsUrl}/ws/${encodeURIComponent(docId)}${query}`)
+export function rawSocket(wsUrl: string, docId: string, query = ''): Promise<RawSocket> {
+  const ws = new WebSocket(`${wsUrl}/ws/${encodeURIComponent(docId)}${query}`) as RawSocket
+  const received: Uint8Array[] = []
+  Object.defineProperty(ws, 'received', { value: received })
+  ws.on('message', (m: Buffer) => received.push(new Uint8Array(m)))
   return new Promise((resolve, reject) => {
     ws.once('open', () => resolve(ws))
     ws.once('error', reject)
