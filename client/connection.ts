@@ -20,7 +20,7 @@ import {
 } from '../shared/protocol.ts'
 import { link, type Link } from '../shared/sync.ts'
 import type { Presence } from '../shared/presence.ts'
-import { TextDoc } from '../shared/text-doc.ts'
+import { TextDoc, type VersionVector } from '../shared/text-doc.ts'
 
 /** Connection states, in the order a healthy connection passes them. */
 export type ConnectionStatus = 'connecting' | 'connected' | 'synced' | 'offline' | 'refused'
@@ -54,6 +54,10 @@ export interface Connection<D extends TextDoc = TextDoc> {
   on(event: 'status', h: (status: ConnectionStatus, reason?: string) => void): () => void
   on(event: 'error', h: (err: SyncError) => void): () => void
   on(event: 'ack', h: () => void): () => void
+  /** The latest version the server has acknowledged as stored (empty before the first ack). */
+  ackedVersion(): VersionVector
+  /** True when the server has acknowledged every event of our document. */
+  readonly allAcknowledged: boolean
   /** Stops reconnecting and closes the socket. */
   close(): void
 }
@@ -97,6 +101,7 @@ class ClientConnection<D extends TextDoc> implements Connection<D> {
   status: ConnectionStatus = 'connecting'
   refusedReason: string | undefined
   readOnly = false
+  private acked: VersionVector = {}
   private resolveSynced!: () => void
   private rejectSynced!: (e: Error) => void
   private readonly Ws: WebSocketCtor
@@ -141,6 +146,16 @@ class ClientConnection<D extends TextDoc> implements Connection<D> {
     }
   }
 
+  ackedVersion(): VersionVector {
+    return this.acked
+  }
+
+  get allAcknowledged(): boolean {
+    const have = this.doc.version()
+    for (const a in have) if ((this.acked[a] ?? 0) < have[a]!) return false
+    return true
+  }
+
   private setStatus(s: ConnectionStatus, reason?: string): void {
     if (this.status === s && s !== 'refused') return
     this.status = s
@@ -175,12 +190,14 @@ class ClientConnection<D extends TextDoc> implements Connection<D> {
       },
     })
     this.link = l
-    l.on('ack', () => {
+    l.on('ack', (acked) => {
+      this.acked = acked
       for (const h of [...this.handlers.ack]) h()
     })
     l.synced.then(
       () => {
         if (this.link !== l) return
+        this.acked = l.ackedVersion()
         this.attempt = 0
         this.setStatus('synced')
         this.resolveSynced()
