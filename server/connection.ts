@@ -149,7 +149,7 @@ export class ServerConnection {
     this.claims = claims
     this.state = 'loading'
     this.ctx.registry.acquire(this.docId).then(
-      (entry) => this.attach(entry),
+      (entry) => void this.attach(entry),
       (err: unknown) => {
         if (this.state === 'closed') return
         if (err instanceof CapacityError) {
@@ -162,9 +162,20 @@ export class ServerConnection {
     )
   }
 
-  private attach(entry: LoadedDoc): void {
+  private async attach(entry: LoadedDoc): Promise<void> {
     if (this.state === 'closed') return this.ctx.registry.release(entry)
     this.entry = entry
+    if (entry.needsSnapshot) {
+      // A write was lost: events are in memory that storage lacks. A new link would ack them
+      // (resent events integrate nothing, so nothing is persisted) unless they are stored first.
+      try {
+        await this.ctx.registry.compact(entry)
+      } catch (err) {
+        this.log.error({ err }, 'storage still failing; connection refused')
+        return this.refuse(CLOSE.TRY_AGAIN_LATER, 'storage unavailable', 'storage-failing')
+      }
+      if (this.state === 'closed') return
+    }
     clearTimeout(this.authTimer)
     const claims = this.claims!
     const channel: Channel = {

@@ -96,7 +96,20 @@ export class SqliteStorage implements Storage {
     mkdirSync(opts.dataDir, { recursive: true })
     this.path = join(opts.dataDir, 'polyphony.sqlite3')
     this.db = new Database(this.path)
-    this.db.pragma('journal_mode = WAL')
+    // One process owns a data directory (documents have one home server, E9): exclusive
+    // locking, taken now with a write transaction, so a second process fails at start instead
+    // of two in-memory copies compacting each other's updates away.
+    this.db.pragma('locking_mode = EXCLUSIVE')
+    this.db.pragma('busy_timeout = 0')
+    try {
+      this.db.pragma('journal_mode = WAL')
+      this.db.exec('BEGIN IMMEDIATE; COMMIT')
+    } catch (err) {
+      this.db.close()
+      throw new Error(
+        `data directory ${opts.dataDir} is in use by another server process (${String(err)})`,
+      )
+    }
     this.db.pragma(`synchronous = ${opts.synchronous ?? 'FULL'}`)
     this.db.pragma('busy_timeout = 5000')
     this.db.exec(`

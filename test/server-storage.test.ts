@@ -56,4 +56,22 @@ for (const table of ['updates', 'snapshots'] as const) {
   })
 }
 
+test('sqlite: a second process on the same data directory is refused (E9)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'polyphony-storage-'))
+  const s = new SqliteStorage({ dataDir: dir })
+  try {
+    await s.append('d', new Uint8Array([1]))
+    const { spawnSync } = await import('node:child_process')
+    const code = `const D = require('better-sqlite3'); const db = new D(${JSON.stringify(
+      join(dir, 'polyphony.sqlite3'),
+    )}, { timeout: 0 }); try { db.prepare('SELECT count(*) FROM updates').get(); console.log('READ') } catch (e) { console.log('LOCKED ' + e.code) }`
+    const out = spawnSync(process.execPath, ['-e', code], { cwd: process.cwd(), encoding: 'utf8' })
+    assert.match(out.stdout, /LOCKED SQLITE_BUSY/)
+    assert.throws(() => new SqliteStorage({ dataDir: dir }), /in use by another server process/)
+  } finally {
+    await s.close()
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
 test.run()
