@@ -65,10 +65,10 @@ export class DocumentRegistry {
     private readonly metrics: ServerMetrics,
   ) {}
 
-  /** Documents in memory. */
+  /** Documents in memory (loaded, or unloading while their writes finish). */
   get loadedCount(): number {
     let n = 0
-    for (const s of this.slots.values()) if (s.state === 'loaded') n++
+    for (const s of this.slots.values()) if (s.state !== 'loading') n++
     return n
   }
 
