@@ -63,7 +63,10 @@ export function runCase(name: string, file: string, oneCase: FuzzCase, seed: num
       `${name} failed with seed ${seed}\n  replay: ${replayCommand(file, seed)}\n  ${msg}`,
       { cause: e },
     )
-    if (e instanceof Error && e.stack) err.stack = `${err.message}\n--- original ---\n${e.stack}`
+    if (e instanceof Error && e.stack) {
+      const frames = e.stack.split('\n').filter((l) => /^\s+at /.test(l))
+      err.stack = `${err.message}\n  where it was thrown:\n${frames.slice(0, 12).join('\n')}`
+    }
     throw err
   }
 }
