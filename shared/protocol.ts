@@ -10,6 +10,7 @@
  * objects, so keys like `__proto__` are plain keys.
  */
 
+import { deflateSync, inflateSync } from 'fflate'
 import type { MutableVV, VersionVector } from './replica.ts'
 
 /** The protocol version carried in the first byte of every message. */
@@ -117,6 +118,10 @@ export class WireState {
   have: VersionVector = emptyVV()
   /** Last announced ack (HELLO.durable / EVENTS / ACK). */
   ack: VersionVector = emptyVV()
+  /** The last DICT_BYTES of update bytes carried in this direction: the deflate dictionary. */
+  dict: Uint8Array = new Uint8Array(0)
+  /** Sender side: deflate updates when that saves bytes. */
+  compress = true
   constructor(readonly maxAgents = 100_000) {}
 }
 
@@ -126,6 +131,42 @@ export function emptyVV(): MutableVV {
 }
 
 export const MAX_AGENT_BYTES = 64
+/** EVENTS flag: the update is raw-deflated against the direction's dictionary. */
+const EV_DEFLATED = 4
+/** Dictionary size: recent update bytes of this direction (agent ids, headers repeat). */
+const DICT_BYTES = 4096
+const MAX_DEFLATE_RATIO = 1032
+
+/**
+ * Deflates `u` with dictionary `dict` (both ends hold the same one: the last
+ * DICT_BYTES of updates carried so far in this direction); null when it does not pay.
+ */
+function pack(u: Uint8Array, dict: Uint8Array): Uint8Array | null {
+  if (u.length < 8) return null
+  const c = deflateSync(u, { level: 6, dictionary: dict.length ? dict : undefined })
+  return c.length + 2 < u.length ? c : null
+}
+
+function unpack(c: Uint8Array, rawLen: number, dict: Uint8Array): Uint8Array | null {
+  try {
+    const out = inflateSync(c, {
+      out: new Uint8Array(rawLen + 1),
+      dictionary: dict.length ? dict : undefined,
+    })
+    return out.length === rawLen ? out : null
+  } catch {
+    return null
+  }
+}
+
+function nextDict(dict: Uint8Array, u: Uint8Array): Uint8Array {
+  if (u.length >= DICT_BYTES) return u.slice(u.length - DICT_BYTES)
+  const keep = Math.min(dict.length, DICT_BYTES - u.length)
+  const out = new Uint8Array(keep + u.length)
+  out.set(dict.subarray(dict.length - keep))
+  out.set(u, keep)
+  return out
+}
 const MAX_STRING_BYTES = 1 << 20
 
 const encoder = new TextEncoder()
@@ -327,12 +368,17 @@ export function encodeMessage(msg: Message, st: WireState): Uint8Array {
         msg.ack !== null &&
         diffEntries(msg.have, msg.ack).length === 0 &&
         missingEntries(msg.have, msg.ack).length === 0
-      w.byte(msg.ack === null ? 0 : ackSame ? 3 : 1)
+      const packed = st.compress ? pack(msg.update, st.dict) : null
+      w.byte((msg.ack === null ? 0 : ackSame ? 3 : 1) | (packed ? EV_DEFLATED : 0))
       writeEntries(w, st, diffEntries(st.have, msg.have))
       st.have = maxVV(st.have, msg.have)
       if (msg.ack !== null && !ackSame) writeEntries(w, st, diffEntries(st.ack, msg.ack))
       if (msg.ack !== null) st.ack = maxVV(st.ack, msg.ack)
-      w.bytes(msg.update)
+      if (packed) {
+        w.uint(msg.update.length)
+        w.bytes(packed)
+      } else w.bytes(msg.update)
+      st.dict = nextDict(st.dict, msg.update)
       break
     }
     case 'ack':
@@ -442,6 +488,7 @@ export function decodeMessage(bytes: Uint8Array, st: WireState, maxBytes = Infin
   let msg: Message
   let have = st.have
   let ack = st.ack
+  let dict = st.dict
   switch (type) {
     case MSG.HELLO: {
       const flags = r.byte()
@@ -455,12 +502,27 @@ export function decodeMessage(bytes: Uint8Array, st: WireState, maxBytes = Infin
     }
     case MSG.EVENTS: {
       const flags = r.byte()
-      if (flags !== 0 && flags !== 1 && flags !== 3) r.fail(`bad events flags ${flags}`)
+      const ackFlags = flags & ~EV_DEFLATED
+      if (ackFlags !== 0 && ackFlags !== 1 && ackFlags !== 3) r.fail(`bad events flags ${flags}`)
       have = readDelta(r, st, added, st.have, true)
-      if (flags === 1) ack = readDelta(r, st, added, st.ack, true)
-      else if (flags === 3) ack = maxVV(st.ack, have)
-      const update = r.bytes()
-      msg = { type: 'events', have, ack: flags === 0 ? null : ack, update }
+      if (ackFlags === 1) ack = readDelta(r, st, added, st.ack, true)
+      else if (ackFlags === 3) ack = maxVV(st.ack, have)
+      let update: Uint8Array
+      if (flags & EV_DEFLATED) {
+        const rawLen = r.uint()
+        const packed = r.bytes()
+        if (rawLen > maxBytes) {
+          throw new SyncError(
+            'TOO_LARGE',
+            `update inflates to ${rawLen} bytes, over limit ${maxBytes}`,
+          )
+        }
+        if (rawLen > packed.length * MAX_DEFLATE_RATIO + 64)
+          r.fail(`inflated size ${rawLen} impossible for ${packed.length} bytes`)
+        update = unpack(packed, rawLen, st.dict) ?? r.fail('corrupt deflated update')
+      } else update = r.bytes()
+      dict = nextDict(st.dict, update)
+      msg = { type: 'events', have, ack: ackFlags === 0 ? null : ack, update }
       break
     }
     case MSG.ACK:
@@ -492,6 +554,7 @@ export function decodeMessage(bytes: Uint8Array, st: WireState, maxBytes = Infin
   }
   st.have = have
   st.ack = ack
+  st.dict = dict
   return msg
 }
 

@@ -67,6 +67,14 @@ export interface LinkOptions {
   maxAgents?: number
   /** Bounded delay of the outgoing batch throttle. Default 20 ms. */
   batchDelayMs?: number
+  /**
+   * Under sustained traffic the batch window doubles per flush up to this bound (the
+   * longest an event waits); after a quiet stretch of this length it drops back to
+   * `batchDelayMs`. Default 500 ms.
+   */
+  maxBatchDelayMs?: number
+  /** Extra delay before relaying events that came from another link. Default 3 x batchDelayMs. */
+  relayDelayMs?: number
   /** How long events may wait for missing parents before NEED is sent. Default 1000 ms. */
   gapTimeoutMs?: number
   /** Shared presence state of this doc. */
@@ -128,6 +136,8 @@ class LinkImpl implements Link {
   private readonly inn: WireState
   private readonly clock: Clock
   private readonly batchDelay: number
+  private readonly relayDelay: number
+  private readonly maxBatchDelay: number
   private readonly maxBytes: number
   private readonly maxPending: number
   private readonly gapTimeout: number
@@ -143,7 +153,9 @@ class LinkImpl implements Link {
   private target: MutableVV = emptyVV()
   private pendingAck: MutableVV | null = null
   private lastFlush = -Infinity
+  private window: number
   private flushTimer: unknown = null
+  private flushAt = Infinity
   private gapTimer: unknown = null
   private collecting: Uint8Array[] | null = null
   private persistChain: Promise<void> = Promise.resolve()
@@ -171,6 +183,9 @@ class LinkImpl implements Link {
   ) {
     this.clock = opts.clock ?? realClock
     this.batchDelay = opts.batchDelayMs ?? 20
+    this.relayDelay = opts.relayDelayMs ?? 3 * this.batchDelay
+    this.maxBatchDelay = Math.max(this.batchDelay, opts.maxBatchDelayMs ?? 500)
+    this.window = this.batchDelay
     this.maxBytes = opts.maxMessageBytes ?? 16 << 20
     this.maxPending = opts.maxPendingEvents ?? 100_000
     this.gapTimeout = opts.gapTimeoutMs ?? 1000
@@ -183,7 +198,10 @@ class LinkImpl implements Link {
     this.synced.catch(() => {}) // a link closing before sync is reported via 'error'/'close'
     this.unsubscribe = doc.on('update', (update, origin) => {
       if (origin === this && this.collecting) this.collecting.push(update)
-      this.scheduleFlush()
+      // Local edits go out at once (throttled); events relayed from another link wait
+      // `relayDelayMs`, so the peer's own announcements can spare a duplicate.
+      // Events from this very peer only need an ack, which is not urgent without persist.
+      this.scheduleFlush(origin instanceof LinkImpl ? this.relayDelay : 0)
       this.checkSynced()
     })
     channel.onMessage((m) => this.receive(m))
@@ -239,6 +257,7 @@ class LinkImpl implements Link {
     if (this.flushTimer !== null) this.clock.clearTimeout(this.flushTimer)
     if (this.gapTimer !== null) this.clock.clearTimeout(this.gapTimer)
     this.flushTimer = this.gapTimer = null
+    this.flushAt = Infinity
     this.presencePort?.detach()
     this.presencePort = null
     if (!this.syncedDone) {
@@ -387,7 +406,8 @@ class LinkImpl implements Link {
   private queueAck(ack: MutableVV): void {
     if (this.closed) return
     this.pendingAck = this.pendingAck ? maxVV(this.pendingAck, ack) : ack
-    this.scheduleFlush()
+    // A durable ack is awaited (the peer's `synced`); a plain one can wait to ride along.
+    this.scheduleFlush(this.opts.persist ? 0 : this.relayDelay)
   }
 
   private armGapTimer(): void {
@@ -402,27 +422,44 @@ class LinkImpl implements Link {
 
   // ------------------------------------------------------------ outgoing
 
-  private scheduleFlush(): void {
-    if (this.flushTimer !== null || this.closed || !this.peerHello) return
-    const wait = Math.max(0, this.lastFlush + this.batchDelay - this.clock.now())
+  /** Flushes no earlier than `minWaitMs` from now, nor within the batch window of the last flush. */
+  private scheduleFlush(minWaitMs = 0): void {
+    if (this.closed || !this.peerHello) return
+    const now = this.clock.now()
+    const at = Math.max(now + minWaitMs, this.lastFlush + this.window)
+    if (this.flushTimer !== null) {
+      if (this.flushAt <= at) return
+      this.clock.clearTimeout(this.flushTimer)
+    }
+    this.flushAt = at
     this.flushTimer = this.clock.setTimeout(() => {
       this.flushTimer = null
+      this.flushAt = Infinity
       this.flush()
-    }, wait)
+    }, at - now)
   }
 
   /** Sends what the peer lacks (one batch) and any ack due. */
   private flush(): void {
     if (this.closed || !this.peerHello) return
-    this.lastFlush = this.clock.now()
+    const now = this.clock.now()
+    // Busy link (flushed recently): widen the window; quiet: back to the minimum.
+    this.window =
+      now - this.lastFlush <= this.maxBatchDelay
+        ? Math.min(this.maxBatchDelay, this.window * 2)
+        : this.batchDelay
+    this.lastFlush = now
     const vv = this.doc.version()
-    const ack = this.pendingAck
+    // Without persist, integrated = acknowledged: the ack is our version, which also
+    // tells the peer what not to send us (gossip that saves duplicates in meshes).
+    let ack = this.opts.persist ? this.pendingAck : vv
     this.pendingAck = null
+    if (ack && vvCovers(this.out.ack, ack)) ack = null
     if (!this.peerHello.readOnly && !vvCovers(this.peerKnown, vv)) {
       const update = this.doc.encodeUpdate(this.peerKnown)
       this.peerKnown = maxVV(this.peerKnown, vv)
       this.send({ type: 'events', have: vv, ack, update })
-    } else if (ack && !vvCovers(this.out.ack, ack)) {
+    } else if (ack) {
       this.send({ type: 'ack', ack })
     }
   }
