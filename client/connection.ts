@@ -80,6 +80,21 @@ export function isFinalClose(code: number): boolean {
   return false
 }
 
+/**
+ * The wait before reconnect attempt `attempt` (0-based): `min(maxMs, minMs * 2^attempt)`, of
+ * which a random half is dropped ("equal jitter"), so a reconnect storm after a server restart
+ * spreads out instead of arriving in waves (RELIABILITY A10).
+ */
+export function backoffDelay(
+  attempt: number,
+  minMs: number,
+  maxMs: number,
+  random: () => number = Math.random,
+): number {
+  const cap = Math.min(maxMs, minMs * 2 ** Math.min(attempt, 30))
+  return cap * (0.5 + random() * 0.5)
+}
+
 type WebSocketCtor = new (url: string) => WebSocketLike & {
   addEventListener(type: 'close', h: (ev: { code: number; reason: string }) => void): void
 }
@@ -247,10 +262,9 @@ class ClientConnection<D extends TextDoc> implements Connection<D> {
     if (this.stopped) return
     if (isFinalClose(code)) return this.refuse(reason || `closed with code ${code}`)
     this.setStatus('offline', reason || `closed with code ${code}`)
-    const delay = Math.min(this.maxMs, this.minMs * 2 ** this.attempt)
+    const delay = backoffDelay(this.attempt, this.minMs, this.maxMs)
     this.attempt = Math.min(this.attempt + 1, 30)
-    // Full jitter on the upper half: a reconnect storm spreads out instead of repeating.
-    this.timer = setTimeout(() => this.open(), delay * (0.5 + Math.random() * 0.5))
+    this.timer = setTimeout(() => this.open(), delay)
   }
 
   private refuse(reason: string): void {

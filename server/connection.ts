@@ -174,7 +174,7 @@ export class ServerConnection {
         this.log.error({ err }, 'storage still failing; connection refused')
         return this.refuse(CLOSE.TRY_AGAIN_LATER, 'storage unavailable', 'storage-failing')
       }
-      if (this.state === 'closed') return
+      if ((this.state as string) === 'closed') return // closed while storing
     }
     clearTimeout(this.authTimer)
     const claims = this.claims!
