@@ -157,6 +157,7 @@ class LinkImpl implements Link {
   private flushTimer: unknown = null
   private flushAt = Infinity
   private gapTimer: unknown = null
+  private durableTimer: unknown = null
   private collecting: Uint8Array[] | null = null
   private persistChain: Promise<void> = Promise.resolve()
   private unsubscribe: () => void
@@ -256,6 +257,7 @@ class LinkImpl implements Link {
     this.unsubscribe()
     if (this.flushTimer !== null) this.clock.clearTimeout(this.flushTimer)
     if (this.gapTimer !== null) this.clock.clearTimeout(this.gapTimer)
+    if (this.durableTimer !== null) this.clock.clearTimeout(this.durableTimer)
     this.flushTimer = this.gapTimer = null
     this.flushAt = Infinity
     this.presencePort?.detach()
@@ -326,6 +328,7 @@ class LinkImpl implements Link {
         } satisfies PresencePort)
       }
       this.flush()
+      this.watchDurable()
       this.checkSynced()
       return
     }
@@ -410,6 +413,32 @@ class LinkImpl implements Link {
     this.scheduleFlush(this.opts.persist ? 0 : this.relayDelay)
   }
 
+  /**
+   * The peer may hold events we have in memory but not yet stored (a persist still
+   * running for another link): it will not resend them, so ack them once
+   * `durableVersion` covers them, polling until it does.
+   */
+  private watchDurable(): void {
+    const durableOf = this.opts.durableVersion
+    if (!durableOf || !this.opts.persist || !this.peerHello) return
+    const theirs = this.peerHello.have
+    const tick = () => {
+      this.durableTimer = null
+      if (this.closed) return
+      const mine = this.doc.version()
+      const durable = durableOf()
+      for (const a in theirs) {
+        const need = Math.min(theirs[a]!, mine[a] ?? 0)
+        if ((durable[a] ?? 0) < need) {
+          this.durableTimer = this.clock.setTimeout(tick, this.gapTimeout / 4)
+          return
+        }
+      }
+      if (!vvCovers(this.out.ack, durable)) this.scheduleFlush()
+    }
+    tick()
+  }
+
   private armGapTimer(): void {
     if (this.gapTimer !== null) return
     this.gapTimer = this.clock.setTimeout(() => {
@@ -454,6 +483,9 @@ class LinkImpl implements Link {
     // tells the peer what not to send us (gossip that saves duplicates in meshes).
     let ack = this.opts.persist ? this.pendingAck : vv
     this.pendingAck = null
+    // Events stored by other means (other links, a snapshot) count too.
+    const durable = this.opts.durableVersion?.()
+    if (durable && this.opts.persist) ack = ack ? maxVV(ack, durable) : copyVV(durable)
     if (ack && vvCovers(this.out.ack, ack)) ack = null
     if (!this.peerHello.readOnly && !vvCovers(this.peerKnown, vv)) {
       const update = this.doc.encodeUpdate(this.peerKnown)

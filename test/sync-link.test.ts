@@ -1,0 +1,398 @@
+/**
+ * `link` on real TextDocs over in-memory channels: handshake sends only what is
+ * missing, streaming and batching, relays, read-only, persist/ack and `synced`,
+ * and bad messages: each closes the link with its code and changes nothing.
+ */
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { TextDoc, link, memoryPair, SyncError, closeCodeFor, SYNC_ERRORS } from '../shared/index.ts'
+import type { Channel } from '../shared/channels.ts'
+import { RawPeer, until } from './support/raw-peer.ts'
+
+function pair(a: TextDoc, b: TextDoc, opts: Parameters<typeof link>[2] = {}) {
+  const [x, y] = memoryPair()
+  return [link(a, x, opts), link(b, y, opts)] as const
+}
+
+/** A channel that records the close code it was closed with. */
+function recordingPair(): [Channel & { code?: number }, Channel] {
+  const [x, y] = memoryPair()
+  const rec = x as Channel & { code?: number }
+  const close = x.close.bind(x)
+  rec.close = (code?: number, reason?: string) => {
+    rec.code = code
+    close(code, reason)
+  }
+  return [rec, y]
+}
+
+test('handshake: each side gets exactly what it lacks; synced resolves on both', async () => {
+  const a = new TextDoc('alice')
+  const b = new TextDoc('bob')
+  a.insert(0, 'common ')
+  b.applyUpdate(a.encodeUpdate())
+  a.insert(7, 'from a')
+  b.insert(0, 'b says: ')
+  const [la, lb] = pair(a, b)
+  await Promise.all([la.synced, lb.synced])
+  assert.is(a.toString(), b.toString())
+  assert.ok(a.toString().includes('from a') && a.toString().includes('b says: '))
+  // Only the missing events travelled: less than the full history each way.
+  assert.ok(la.stats.bytesSent < a.save().length + 40, `${la.stats.bytesSent} bytes sent`)
+  la.close()
+  await until(() => lb.closed, 1000, 'peer close')
+})
+
+test('streaming: a burst of edits travels in a few batches, not one message per event', async () => {
+  const a = new TextDoc('alice')
+  const b = new TextDoc('bob')
+  const [la, lb] = pair(a, b)
+  await Promise.all([la.synced, lb.synced])
+  const before = la.stats.eventMessagesSent
+  for (let i = 0; i < 200; i++) a.insert(a.length, 'x')
+  await until(() => b.length === 200, 2000, 'burst to arrive')
+  assert.ok(
+    la.stats.eventMessagesSent - before <= 3,
+    `${la.stats.eventMessagesSent - before} batches`,
+  )
+  b.insert(0, 'y')
+  await until(() => a.toString() === b.toString(), 2000, 'reply')
+  la.close()
+})
+
+test('relay: a chain a-b-c carries a edits to c and back (events forwarded on other links)', async () => {
+  const a = new TextDoc('a')
+  const b = new TextDoc('b')
+  const c = new TextDoc('c')
+  const l1 = pair(a, b)
+  const l2 = pair(b, c)
+  a.insert(0, 'hello ')
+  c.insert(0, 'world')
+  await until(() => a.toString() === c.toString() && a.length === 11, 3000, 'chain convergence')
+  assert.is(b.toString(), a.toString())
+  for (const l of [...l1, ...l2]) l.close()
+})
+
+test('D1: the same events twice (resend, ring loops) are dropped silently', async () => {
+  const src = new TextDoc('src')
+  src.insert(0, 'abc')
+  const doc = new TextDoc('me')
+  const [x, y] = memoryPair()
+  const l = link(doc, x)
+  const raw = new RawPeer(y)
+  raw.hello({ src: 3 })
+  const errors: SyncError[] = []
+  l.on('error', (e) => errors.push(e))
+  const u = src.encodeUpdate()
+  raw.events(u, { src: 3 })
+  raw.events(u, { src: 3 })
+  raw.events(u, { src: 3 })
+  await until(() => raw.of('ack').length + raw.of('events').length > 0 && doc.length === 3)
+  await new Promise((r) => setTimeout(r, 100))
+  assert.is(doc.toString(), 'abc')
+  assert.equal(errors, [])
+  assert.not.ok(l.closed)
+  // A ring of three converges with duplicates dropped and no errors.
+  const d = [new TextDoc('r0'), new TextDoc('r1'), new TextDoc('r2')]
+  const ls = [...pair(d[0]!, d[1]!), ...pair(d[1]!, d[2]!), ...pair(d[2]!, d[0]!)]
+  const ringErrors: SyncError[] = []
+  for (const x of ls) x.on('error', (e) => ringErrors.push(e))
+  d.forEach((doc, i) => doc.insert(0, `<${i}>`))
+  await until(
+    () => d.every((x) => x.toString() === d[0]!.toString() && x.length === 9),
+    3000,
+    'ring',
+  )
+  assert.equal(ringErrors, [])
+  for (const x of [...ls, l]) x.close()
+})
+
+test('D2: events with missing parents wait, the gap is asked for (NEED), then they apply', async () => {
+  const src = new TextDoc('src')
+  src.insert(0, 'first ')
+  const v1 = src.version()
+  const u1 = src.encodeUpdate()
+  src.insert(6, 'second')
+  const u2 = src.encodeUpdate(v1)
+  const doc = new TextDoc('me')
+  const [x, y] = memoryPair()
+  const l = link(doc, x, { gapTimeoutMs: 50 })
+  const raw = new RawPeer(y)
+  raw.hello({ src: 12 })
+  raw.events(u2, { src: 12 }) // u1 "lost": u2's parents are missing
+  await until(() => raw.of('need').length > 0, 2000, 'NEED')
+  assert.is(doc.pendingCount, 6)
+  assert.is(doc.toString(), '')
+  const need = raw.of('need')[0]!
+  assert.equal({ ...need.have }, {})
+  raw.events(src.encodeUpdate(need.have), { src: 12 })
+  await until(() => doc.toString() === 'first second', 2000, 'gap filled')
+  assert.is(doc.pendingCount, 0)
+  assert.ok(u1.length > 0)
+  l.close()
+})
+
+test('D2: a pending buffer over maxPendingEvents closes the link (PENDING_OVERFLOW)', async () => {
+  const src = new TextDoc('src')
+  src.insert(0, 'a')
+  const v1 = src.version()
+  src.insert(1, 'many events here')
+  const doc = new TextDoc('me')
+  const [x, y] = recordingPair()
+  const l = link(doc, x, { maxPendingEvents: 4 })
+  const raw = new RawPeer(y)
+  raw.hello({ src: 17 })
+  raw.events(src.encodeUpdate(v1), { src: 17 })
+  await until(() => l.closed, 2000, 'close')
+  assert.is(x.code, closeCodeFor(SYNC_ERRORS.PENDING_OVERFLOW.code))
+  assert.is(raw.of('error')[0]?.code, SYNC_ERRORS.PENDING_OVERFLOW.code)
+})
+
+test('D3: the same (agent, seq) with different content is rejected; the doc is unchanged', async () => {
+  const mine = new TextDoc('dup')
+  mine.insert(0, 'a')
+  const theirs = new TextDoc('dup')
+  theirs.insert(0, 'b')
+  const [x, y] = recordingPair()
+  const l = link(mine, x)
+  const errors: SyncError[] = []
+  l.on('error', (e) => errors.push(e))
+  const raw = new RawPeer(y)
+  raw.hello({})
+  raw.events(theirs.encodeUpdate(), { dup: 1 })
+  await until(() => l.closed, 2000, 'close')
+  assert.is(errors[0]?.codeName, 'BAD_UPDATE')
+  assert.match(errors[0]!.message, /conflicts/)
+  assert.is(x.code, closeCodeFor(SYNC_ERRORS.BAD_UPDATE.code))
+  assert.is(mine.toString(), 'a')
+  assert.equal(mine.version(), { dup: 1 })
+})
+
+test('D4: parents naming the event itself or a later seq are rejected; a cycle never integrates', async () => {
+  const { encodeUpdate } = await import('../shared/encoding.ts')
+  const ins = { kind: 0 as const, len: 1, pos: 0, fwd: true, content: 'k' }
+  for (const parents of [[['q', 0]], [['q', 5]]] as const) {
+    const doc = new TextDoc('me')
+    doc.insert(0, 'keep')
+    const [x, y] = recordingPair()
+    const l = link(doc, x)
+    const raw = new RawPeer(y)
+    raw.hello({})
+    raw.events(encodeUpdate({ spans: [{ agent: 'q', seq: 0, len: 1, parents }], ops: [ins] }), {
+      q: 1,
+    })
+    await until(() => l.closed, 2000, 'close')
+    assert.is(x.code, closeCodeFor(SYNC_ERRORS.BAD_UPDATE.code))
+    assert.is(doc.toString(), 'keep')
+  }
+  // A cycle across agents: p:0 <- r:0 <- p:0. Neither can ever integrate: both wait,
+  // the gap is asked for, and the bounded buffer closes the link when it overflows.
+  const doc = new TextDoc('me')
+  const [x, y] = recordingPair()
+  const l = link(doc, x, { gapTimeoutMs: 30, maxPendingEvents: 1 })
+  const raw = new RawPeer(y)
+  raw.hello({})
+  const cyc = encodeUpdate({
+    spans: [
+      { agent: 'p', seq: 0, len: 1, parents: [['r', 0]] },
+      { agent: 'r', seq: 0, len: 1, parents: [['p', 0]] },
+    ],
+    ops: [ins, ins],
+  })
+  let threw = false
+  try {
+    new TextDoc('probe').applyUpdate(cyc)
+  } catch {
+    threw = true
+  }
+  raw.events(cyc, { p: 1, r: 1 })
+  await until(() => l.closed, 2000, 'close')
+  assert.is(doc.toString(), '')
+  assert.is(
+    x.code,
+    closeCodeFor(threw ? SYNC_ERRORS.BAD_UPDATE.code : SYNC_ERRORS.PENDING_OVERFLOW.code),
+  )
+})
+
+test('D5: a version vector claiming unknown agents and huge seqs: no crash, real events still flow', async () => {
+  const doc = new TextDoc('me')
+  doc.insert(0, 'mine')
+  const [x, y] = memoryPair()
+  const l = link(doc, x)
+  const raw = new RawPeer(y)
+  raw.hello({ ghost: Number.MAX_SAFE_INTEGER, other: 1e12 })
+  await until(() => raw.of('events').length > 0, 2000, 'events')
+  const peer = new TextDoc('peer')
+  peer.applyUpdate(raw.of('events')[0]!.update)
+  assert.is(peer.toString(), 'mine')
+  raw.send({ type: 'need', have: Object.assign(Object.create(null), { ghost: 3, me: 0 }) })
+  await until(() => raw.of('events').length > 1, 2000, 'reply to NEED')
+  assert.not.ok(l.closed)
+  assert.is(doc.toString(), 'mine')
+  l.close()
+})
+
+test('D7: a replica reloaded from save() gets a new agent id and keeps syncing', async () => {
+  const a = new TextDoc()
+  const b = new TextDoc()
+  assert.is.not(a.agent, b.agent)
+  a.insert(0, 'one ')
+  const [l1] = pair(a, b)
+  await until(() => b.toString() === 'one ')
+  l1.close()
+  const a2 = TextDoc.load(a.save())
+  assert.is.not(a2.agent, a.agent)
+  a2.insert(4, 'two')
+  const [l2, l3] = pair(a2, b)
+  await Promise.all([l2.synced, l3.synced])
+  assert.is(b.toString(), 'one two')
+  l2.close()
+})
+
+test('bad bytes close the link with BAD_MESSAGE, tell the peer, and change nothing (A6)', async () => {
+  const doc = new TextDoc('me')
+  doc.insert(0, 'safe')
+  for (const bytes of [new Uint8Array([1, 2, 0xff]), new Uint8Array(0), new Uint8Array([7, 1])]) {
+    const [x, y] = recordingPair()
+    const l = link(doc, x)
+    const raw = new RawPeer(y)
+    const errors: SyncError[] = []
+    l.on('error', (e) => errors.push(e))
+    raw.hello({})
+    raw.sendBytes(bytes)
+    raw.events(new TextDoc('late').encodeUpdate({}), {}) // after the close: ignored
+    await until(() => l.closed, 2000, 'close')
+    assert.ok(errors[0]!.fatal)
+    assert.ok(['BAD_MESSAGE', 'UNSUPPORTED_VERSION'].includes(errors[0]!.codeName))
+    assert.is(x.code, closeCodeFor(errors[0]!.code))
+    assert.is(raw.of('error')[0]?.code, errors[0]!.code)
+  }
+  assert.is(doc.toString(), 'safe')
+})
+
+test('STATE: events before HELLO, or a second HELLO, close the link', async () => {
+  for (const bad of ['early', 'twice'] as const) {
+    const [x, y] = recordingPair()
+    const l = link(new TextDoc('me'), x)
+    const raw = new RawPeer(y)
+    if (bad === 'twice') raw.hello({})
+    if (bad === 'twice') raw.hello({})
+    else raw.events(new TextDoc('e').encodeUpdate({}), {})
+    await until(() => l.closed, 2000, 'close')
+    assert.is(x.code, closeCodeFor(SYNC_ERRORS.STATE.code))
+  }
+})
+
+test('TOO_LARGE: a message over maxMessageBytes closes the link', async () => {
+  const [x, y] = recordingPair()
+  const doc = new TextDoc('me')
+  const l = link(doc, x, { maxMessageBytes: 64 })
+  const raw = new RawPeer(y)
+  raw.hello({})
+  const big = new TextDoc('big')
+  for (let i = 0; i < 300; i++) big.insert(big.length, String.fromCharCode(97 + ((i * 7919) % 26)))
+  raw.tx.compress = false
+  raw.events(big.encodeUpdate(), { big: 300 })
+  await until(() => l.closed, 2000, 'close')
+  assert.is(x.code, closeCodeFor(SYNC_ERRORS.TOO_LARGE.code))
+  assert.is(doc.length, 0)
+})
+
+test('read-only: the peer edits are refused (READ_ONLY, link stays open), reads still flow (B5)', async () => {
+  const server = new TextDoc('server')
+  server.insert(0, 'official')
+  const client = new TextDoc('client')
+  const [x, y] = memoryPair()
+  const ls = link(server, x, { readOnly: true })
+  const lc = link(client, y)
+  const clientErrors: SyncError[] = []
+  lc.on('error', (e) => clientErrors.push(e))
+  await lc.synced
+  assert.is(client.toString(), 'official')
+  client.insert(0, 'hack ')
+  await new Promise((r) => setTimeout(r, 150))
+  assert.is(server.toString(), 'official')
+  server.insert(8, '!')
+  await until(() => client.toString() === 'hack official!', 2000, 'reads flow')
+  assert.not.ok(ls.closed)
+  assert.ok(clientErrors.every((e) => e.codeName === 'READ_ONLY'))
+  // Our read-only HELLO told the client not to send its edits: so no error either.
+  assert.is(clientErrors.length, 0)
+  // A raw client that ignores the flag gets READ_ONLY, and nothing is applied.
+  const [x2, y2] = memoryPair()
+  const ls2 = link(server, x2, { readOnly: true })
+  const raw2 = new RawPeer(y2)
+  raw2.hello({})
+  raw2.events(client.encodeUpdate(server.version()), { ...client.version() })
+  await until(() => raw2.of('error').length > 0, 2000, 'READ_ONLY')
+  assert.is(raw2.of('error')[0]!.code, SYNC_ERRORS.READ_ONLY.code)
+  assert.is(server.toString(), 'official!')
+  assert.not.ok(ls2.closed)
+  ls.close()
+  ls2.close()
+})
+
+test('persist: acks wait for it; synced resolves only after; a rejection closes without ack (E1, E4)', async () => {
+  const server = new TextDoc('server')
+  const stored: Uint8Array[] = []
+  let release!: () => void
+  const gate = new Promise<void>((r) => (release = r))
+  const [x, y] = memoryPair()
+  link(server, x, {
+    persist: async (u) => {
+      await gate
+      stored.push(u)
+    },
+  })
+  const client = new TextDoc('client')
+  client.insert(0, 'durable')
+  const lc = link(client, y)
+  let synced = false
+  lc.synced.then(() => (synced = true))
+  await until(() => server.toString() === 'durable', 2000, 'integrated')
+  await new Promise((r) => setTimeout(r, 100))
+  assert.not.ok(synced, 'synced before persist resolved')
+  assert.equal({ ...lc.ackedVersion() }, {})
+  release()
+  await lc.synced
+  assert.is(stored.length, 1)
+  assert.equal({ ...lc.ackedVersion() }, { client: 7 })
+  // Rejection: no ack, PERSIST_FAILED (retryable), link closed.
+  const s2 = new TextDoc('s2')
+  const [x2, y2] = recordingPair()
+  const ls2 = link(s2, x2, { persist: () => Promise.reject(new Error('disk full')) })
+  const c2 = new TextDoc('c2')
+  c2.insert(0, 'lost?')
+  const lc2 = link(c2, y2)
+  const errs: SyncError[] = []
+  lc2.on('error', (e) => errs.push(e))
+  await until(() => ls2.closed && lc2.closed, 2000, 'close')
+  assert.is(x2.code, closeCodeFor(SYNC_ERRORS.PERSIST_FAILED.code))
+  assert.is(errs[0]?.codeName, 'PERSIST_FAILED')
+  assert.ok(errs[0]!.retryable && errs[0]!.remote)
+  assert.equal({ ...lc2.ackedVersion() }, {})
+  let rejected = false
+  await lc2.synced.catch(() => (rejected = true))
+  assert.ok(rejected)
+})
+
+test('durableVersion: events the server holds but has not stored are acked once stored', async () => {
+  const server = new TextDoc('server')
+  const client = new TextDoc('client')
+  client.insert(0, 'abc')
+  server.applyUpdate(client.encodeUpdate()) // in memory (a persist of another link still running)
+  let stored: Record<string, number> = Object.create(null)
+  const [x, y] = memoryPair()
+  link(server, x, { durableVersion: () => stored, persist: async () => {}, gapTimeoutMs: 40 })
+  const lc = link(client, y)
+  let synced = false
+  lc.synced.then(() => (synced = true))
+  await new Promise((r) => setTimeout(r, 100))
+  assert.not.ok(synced, 'acked before stored')
+  stored = Object.assign(Object.create(null), { client: 3 })
+  await lc.synced
+  assert.equal({ ...lc.ackedVersion() }, { client: 3 })
+  lc.close()
+})
+
+test.run()
