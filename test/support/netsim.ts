@@ -428,7 +428,7 @@ export function runScenario(o: ScenarioOptions): ScenarioResult {
       net.clock.setTimeout(() => net.setEdge(i, true), rng.int(10, 2000))
       continue
     }
-    if (o.partitions && r < 0.035) {
+    if (o.partitions && r < 0.045) {
       const group = new Set<number>()
       for (let i = 0; i < net.nodes.length; i++) if (rng.chance(0.5)) group.add(i)
       net.partition(group)
@@ -436,7 +436,7 @@ export function runScenario(o: ScenarioOptions): ScenarioResult {
       net.clock.setTimeout(() => net.healAll(), rng.int(100, 5000))
       continue
     }
-    if (o.restarts && r < 0.04) {
+    if (o.restarts && r < 0.06) {
       net.restart(rng.int(0, net.nodes.length - 1))
       res.restarts++
       continue
