@@ -26,6 +26,8 @@ export interface ListenPeersOptions {
   host?: string
   /** Options for every accepted link. */
   link?: LinkOptions
+  /** Called with each new link (e.g. to watch its stats or errors). */
+  onLink?: (link: Link) => void
   /** Largest incoming WebSocket frame; default 16 MiB. */
   maxPayload?: number
 }
@@ -63,6 +65,7 @@ export function listenPeers(opts: ListenPeersOptions): Promise<PeerListener> {
     const l = link(opts.doc, fromWebSocket(ws as unknown as WebSocketLike), opts.link)
     links.add(l)
     l.on('close', () => links.delete(l))
+    opts.onLink?.(l)
   })
   return new Promise((resolve, reject) => {
     wss.once('error', reject)
@@ -94,6 +97,8 @@ export interface ConnectPeerOptions {
   minDelayMs?: number
   /** Cap of the reconnect delay. Default 5000 ms. */
   maxDelayMs?: number
+  /** Called with each new link (one per connection attempt). */
+  onLink?: (link: Link) => void
 }
 
 export interface PeerConnection {
@@ -155,6 +160,7 @@ export function connectPeer(opts: ConnectPeerOptions): PeerConnection {
     l.on('error', (err) => {
       if (err.fatal && !err.retryable) fatalError = err
     })
+    opts.onLink?.(l)
     l.on('close', () => {
       if (current === l) current = null
       if (socket === ws) socket = null
