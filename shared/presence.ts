@@ -8,7 +8,8 @@
  * Invariants: an entry is replaced only by a higher clock; entries are keyed in a
  * `Map` (wire ids never touch prototypes); a link with a bound identity can only
  * speak for its own peer id, with the identity's fields; a remote entry not
- * refreshed within `timeoutMs` is removed; the timer runs only while links are attached.
+ * refreshed within `timeoutMs` is removed; the timer runs only while links are attached
+ * or remote entries remain (it is unref'd, so it never keeps a process alive).
  */
 
 import type { PresenceEntry, PresenceState } from './protocol.ts'
@@ -143,7 +144,7 @@ export class Presence {
   private detach(p: PortState): void {
     if (!this.ports.delete(p)) return
     if (p.timer !== null) this.clock.clearTimeout(p.timer)
-    if (this.ports.size === 0 && this.heartbeat !== null) {
+    if (this.ports.size === 0 && !this.hasRemote() && this.heartbeat !== null) {
       this.clock.clearTimeout(this.heartbeat)
       this.heartbeat = null
     }
@@ -206,7 +207,8 @@ export class Presence {
     if (this.heartbeat !== null) return
     const tick = () => {
       this.heartbeat = null
-      if (this.ports.size === 0) return
+      // Runs while links are attached, or remote entries remain to expire.
+      if (this.ports.size === 0 && !this.hasRemote()) return
       const now = this.clock.now()
       const local = this.entries.get(this.id)
       if (local?.state) {
@@ -227,6 +229,11 @@ export class Presence {
     }
     this.heartbeat = this.clock.setTimeout(tick, Math.max(1, Math.floor(this.timeout / 3)))
     unref(this.heartbeat)
+  }
+
+  private hasRemote(): boolean {
+    for (const id of this.entries.keys()) if (id !== this.id) return true
+    return false
   }
 
   private notify(c: PresenceChange): void {

@@ -497,3 +497,16 @@ export function checkScenario(res: ScenarioResult): string {
   }
   return text
 }
+
+/** Two connected simulated channel ends on `clock` (fixed latency, no jitter), for unit tests. */
+export function simPair(
+  clock: VirtualClock,
+  latencyMs = 10,
+): [Channel, Channel] & { stats: WireStats } {
+  const net = { clock, rng: new Rng(1), stats: { messages: 0, bytes: 0 }, inFlight: 0 }
+  const x = new SimEnd(net, latencyMs, 0)
+  const y = new SimEnd(net, latencyMs, 0)
+  x.peer = y
+  y.peer = x
+  return Object.assign([x, y] as [Channel, Channel], { stats: net.stats })
+}
