@@ -1,0 +1,340 @@
+/**
+ * `npm run bench:server`: server load benchmark, ours against Hocuspocus and the y-websocket
+ * server, in one run, printing the figures side by side and as ratios.
+ *
+ * Each server runs in its own process (with --expose-gc); load clients run in two other worker
+ * processes. Scenarios:
+ * 1. fan-out: N clients on one document, R edits/s in total; latency from an edit's send to its
+ *    receipt at every other client (p50/p95/p99), and server CPU per delivered edit (one edit
+ *    reaching one client).
+ * 2. memory: 1,000 documents x 2 clients; server heap (after GC) per loaded document and per
+ *    extra connection.
+ * 3. cold join: a document built from the automerge-paper trace (~260k edits) is uploaded, then
+ *    a fresh client joins: time to synced and bytes received.
+ *
+ * Flags: `--quick` (fewer and shorter runs), `--servers=ours,hocuspocus,ywebsocket`,
+ * `--only=fanout,memory,join`.
+ */
+import { fork, type ChildProcess } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import type { ServerKind } from './adapters.ts'
+
+const args = process.argv.slice(2)
+const flag = (name: string) => args.find((a) => a.startsWith(`--${name}=`))?.split('=')[1]
+const quick = args.includes('--quick')
+const servers = (flag('servers')?.split(',') ?? [
+  'ours',
+  'hocuspocus',
+  'ywebsocket',
+]) as ServerKind[]
+const only = new Set(flag('only')?.split(',') ?? ['fanout', 'memory', 'join'])
+const here = (f: string) => fileURLToPath(new URL(f, import.meta.url))
+const TIMEOUT_MS = 120_000
+
+/** A child process answering IPC requests one at a time. */
+class Proc {
+  private waiting: ((m: unknown) => void) | null = null
+  private exited: string | null = null
+  constructor(readonly child: ChildProcess) {
+    child.on('message', (m) => {
+      const w = this.waiting
+      this.waiting = null
+      w?.(m)
+    })
+    child.once('exit', (code, signal) => {
+      this.exited = `process exited (${code ?? signal})`
+      const w = this.waiting
+      this.waiting = null
+      w?.({ ok: false, error: this.exited })
+    })
+  }
+  request<T>(msg: object): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      if (this.exited !== null) return reject(new Error(this.exited))
+      const timer = setTimeout(
+        () => reject(new Error(`no answer to ${JSON.stringify(msg).slice(0, 80)}`)),
+        TIMEOUT_MS,
+      )
+      this.waiting = (m) => {
+        clearTimeout(timer)
+        const r = m as { ok?: boolean; res?: T; error?: string }
+        if (r.ok === false) reject(new Error(r.error))
+        else resolve((r.ok === true ? r.res : m) as T)
+      }
+      this.child.send(msg)
+    })
+  }
+  kill(): void {
+    this.child.kill('SIGKILL')
+  }
+}
+
+async function startServer(kind: ServerKind): Promise<{ proc: Proc; url: string }> {
+  const child = fork(here('./server-proc.ts'), [kind], {
+    execArgv: ['--expose-gc', '--import', 'tsx'],
+    stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
+  })
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = ''
+    child.stdout!.on('data', (d) => {
+      out += String(d)
+      const m = /PORT (\d+)/.exec(out)
+      if (m) resolve(Number(m[1]))
+    })
+    child.once('exit', (code) => reject(new Error(`${kind} server exited ${code}`)))
+  })
+  return { proc: new Proc(child), url: `ws://127.0.0.1:${port}` }
+}
+
+async function startWorker(): Promise<Proc> {
+  const child = fork(here('./load-worker.ts'), [], {
+    execArgv: ['--max-old-space-size=4096', '--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  })
+  await new Promise<void>((r) => child.once('message', () => r()))
+  return new Proc(child)
+}
+
+type Stats = { cpuUs: number; heapUsed: number; rss: number }
+const stats = (s: Proc, gc = true) => s.request<Stats>({ cmd: 'stats', gc })
+const sleepUntil = (t: number) =>
+  new Promise((r) => setTimeout(r, Math.max(0, t - (performance.timeOrigin + performance.now()))))
+
+function pct(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
+}
+
+interface FanoutRow {
+  p50: number
+  p95: number
+  p99: number
+  cpuPerDelivered: number
+  delivered: number
+  expected: number
+}
+
+async function fanout(
+  kind: ServerKind,
+  workers: Proc[],
+  n: number,
+  rate: number,
+): Promise<FanoutRow> {
+  const { proc, url } = await startServer(kind)
+  try {
+    const docId = `fan-${n}-${rate}`
+    const half = n / 2
+    await Promise.all(
+      workers.map((w, i) =>
+        w.request({
+          cmd: 'open',
+          kind,
+          url,
+          docs: Array(i === 0 ? Math.ceil(half) : Math.floor(half)).fill(docId),
+        }),
+      ),
+    )
+    const warmupMs = quick ? 500 : 1000
+    const windowMs = quick ? 1500 : 4000
+    const drainMs = 1500
+    const t0 = performance.timeOrigin + performance.now() + 200
+    const intervalMs = (n * 1000) / rate
+    const runs = workers.map((w) =>
+      w.request<{ latencies: number[]; delivered: number; sent: number }>({
+        cmd: 'type',
+        t0,
+        warmupMs,
+        windowMs,
+        drainMs,
+        intervalMs,
+      }),
+    )
+    await sleepUntil(t0 + warmupMs)
+    const s0 = await stats(proc, false)
+    await sleepUntil(t0 + warmupMs + windowMs)
+    const s1 = await stats(proc, false)
+    const results = await Promise.all(runs)
+    await Promise.all(workers.map((w) => w.request({ cmd: 'close' })))
+    const lat = results.flatMap((r) => r.latencies).sort((a, b) => a - b)
+    const delivered = results.reduce((s, r) => s + r.delivered, 0)
+    const sent = results.reduce((s, r) => s + r.sent, 0)
+    return {
+      p50: pct(lat, 50),
+      p95: pct(lat, 95),
+      p99: pct(lat, 99),
+      cpuPerDelivered: (s1.cpuUs - s0.cpuUs) / Math.max(1, delivered),
+      delivered,
+      expected: sent * (n - 1),
+    }
+  } finally {
+    await proc.request({ cmd: 'stop' }).catch(() => undefined)
+    proc.kill()
+  }
+}
+
+async function memory(kind: ServerKind, workers: Proc[], docs: number) {
+  const { proc, url } = await startServer(kind)
+  try {
+    const ids = Array.from({ length: docs }, (_, i) => `mem-${i}`)
+    const h0 = await stats(proc)
+    const halves = [ids.slice(0, docs / 2), ids.slice(docs / 2)]
+    await Promise.all(workers.map((w, i) => w.request({ cmd: 'open', kind, url, docs: halves[i] })))
+    await Promise.all(workers.map((w) => w.request({ cmd: 'seed', chars: 20 })))
+    const h1 = await stats(proc)
+    await Promise.all(
+      workers.map((w, i) => w.request({ cmd: 'open', kind, url, docs: halves[1 - i] })),
+    )
+    await new Promise((r) => setTimeout(r, 500))
+    const h2 = await stats(proc)
+    await Promise.all(workers.map((w) => w.request({ cmd: 'close' })))
+    const perConn = (h2.heapUsed - h1.heapUsed) / docs
+    return {
+      perDocWithConn: (h1.heapUsed - h0.heapUsed) / docs,
+      perDoc: (h1.heapUsed - h0.heapUsed) / docs - perConn,
+      perConn,
+    }
+  } finally {
+    await proc.request({ cmd: 'stop' }).catch(() => undefined)
+    proc.kill()
+  }
+}
+
+async function coldJoin(kind: ServerKind, workers: Proc[]) {
+  const { proc, url } = await startServer(kind)
+  try {
+    const up = await workers[0]!.request<{ length: number; expected: number; events: number }>({
+      cmd: 'trace',
+      kind,
+      url,
+      docId: 'big',
+      name: 'automerge-paper',
+    })
+    if (up.length !== up.expected)
+      throw new Error(`${kind}: uploaded ${up.length} chars, expected ${up.expected}`)
+    const joins: { ms: number; bytes: number; length: number }[] = []
+    for (let i = 0; i < (quick ? 2 : 5); i++) {
+      const j = await workers[1]!.request<{ ms: number; bytes: number; length: number }>({
+        cmd: 'join',
+        kind,
+        url,
+        docId: 'big',
+      })
+      if (j.length !== up.expected)
+        throw new Error(`${kind}: joined with ${j.length} chars, expected ${up.expected}`)
+      joins.push(j)
+    }
+    await workers[0]!.request({ cmd: 'close' })
+    joins.sort((a, b) => a.ms - b.ms)
+    const med = joins[Math.floor(joins.length / 2)]!
+    return { ms: med.ms, bytes: med.bytes, chars: up.expected, events: up.events }
+  } finally {
+    await proc.request({ cmd: 'stop' }).catch(() => undefined)
+    proc.kill()
+  }
+}
+
+const f1 = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : 'n/a')
+const ratio = (ours: number, peer: number) =>
+  Number.isFinite(ours) && Number.isFinite(peer) && peer > 0 ? (ours / peer).toFixed(2) : 'n/a'
+
+async function main() {
+  const workers = await Promise.all([startWorker(), startWorker()])
+  console.log(
+    `# Server load benchmark (${quick ? 'quick' : 'full'}): ${servers.join(', ')}; clients in 2 worker processes`,
+  )
+  try {
+    if (only.has('fanout')) {
+      const sizes = quick ? [10, 50] : [10, 50, 200]
+      const rates = quick ? [100, 500] : [100, 500, 2000]
+      console.log(
+        '\n## Fan-out latency (ms, send -> receipt at every other client) and server CPU per delivered edit (µs)\n',
+      )
+      console.log(
+        '| clients | edits/s | ' +
+          servers.map((s) => `${s} p50 / p95 / p99 | ${s} CPU µs`).join(' | ') +
+          ' | ' +
+          servers
+            .slice(1)
+            .map((s) => `p99 ours/${s} | CPU ours/${s}`)
+            .join(' | ') +
+          ' |',
+      )
+      console.log('|' + ' --- |'.repeat(2 + servers.length * 2 + (servers.length - 1) * 2))
+      for (const n of sizes) {
+        for (const r of rates) {
+          const rows: Record<string, FanoutRow> = {}
+          for (const s of servers) rows[s] = await fanout(s, workers, n, r)
+          const cells = servers.map((s) => {
+            const x = rows[s]!
+            const lost =
+              x.delivered < x.expected * 0.99
+                ? ` (${((100 * x.delivered) / Math.max(1, x.expected)).toFixed(0)}% delivered)`
+                : ''
+            return `${f1(x.p50)} / ${f1(x.p95)} / ${f1(x.p99)}${lost} | ${f1(x.cpuPerDelivered)}`
+          })
+          const ours = rows[servers[0]!]!
+          const ratios = servers
+            .slice(1)
+            .map(
+              (s) =>
+                `${ratio(ours.p99, rows[s]!.p99)} | ${ratio(ours.cpuPerDelivered, rows[s]!.cpuPerDelivered)}`,
+            )
+          console.log(`| ${n} | ${r} | ${cells.join(' | ')} | ${ratios.join(' | ')} |`)
+        }
+      }
+    }
+    if (only.has('memory')) {
+      const docs = quick ? 200 : 1000
+      console.log(`\n## Memory: ${docs} documents x 2 clients (server heap after GC)\n`)
+      console.log(
+        '| server | KB per document (+ first connection) | KB per document alone | KB per extra connection |',
+      )
+      console.log('| --- | --- | --- | --- |')
+      const mem: Record<string, { perDocWithConn: number; perDoc: number; perConn: number }> = {}
+      for (const s of servers) {
+        mem[s] = await memory(s, workers, docs)
+        const m = mem[s]!
+        console.log(
+          `| ${s} | ${f1(m.perDocWithConn / 1024)} | ${f1(m.perDoc / 1024)} | ${f1(m.perConn / 1024)} |`,
+        )
+      }
+      for (const s of servers.slice(1)) {
+        console.log(
+          `ratio ours/${s}: per document ${ratio(mem[servers[0]!]!.perDoc, mem[s]!.perDoc)}, per extra connection ${ratio(mem[servers[0]!]!.perConn, mem[s]!.perConn)}`,
+        )
+      }
+    }
+    if (only.has('join')) {
+      console.log('\n## Cold join of the automerge-paper document (~260k edits)\n')
+      console.log(
+        '| server | chars | time to synced (ms, median) | bytes received | bytes per char |',
+      )
+      console.log('| --- | --- | --- | --- | --- |')
+      const join: Record<string, { ms: number; bytes: number; chars: number }> = {}
+      for (const s of servers) {
+        join[s] = await coldJoin(s, workers)
+        const j = join[s]!
+        console.log(
+          `| ${s} | ${j.chars} | ${f1(j.ms)} | ${j.bytes} | ${(j.bytes / j.chars).toFixed(2)} |`,
+        )
+      }
+      for (const s of servers.slice(1)) {
+        const o = join[servers[0]!]!
+        const p = join[s]!
+        console.log(
+          `ratio ${s}/ours time: ${(p.ms / o.ms).toFixed(1)}x faster; bytes ours/${s}: ${ratio(o.bytes, p.bytes)}`,
+        )
+      }
+    }
+  } finally {
+    for (const w of workers) w.kill()
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err)
+    process.exit(1)
+  },
+)
