@@ -13,7 +13,7 @@ import { TextDoc } from '../shared/index.ts'
 import { versionEntries } from './support/reference.ts'
 import type { CategoryResult } from './fuzz/decode-mutations.ts'
 import { encodeUpdate as encodeRaw, type EventSpan, type OpSpan } from '../shared/encoding.ts'
-import { INS } from '../shared/oplog.ts'
+import { DEL, INS } from '../shared/oplog.ts'
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const SCRIPT = resolve(ROOT, 'test/fuzz/decode-mutations.ts')
@@ -209,6 +209,63 @@ test('D4: a cycle completed by a later update is rejected, the doc keeps working
   assert.is(doc.pendingCount, 0)
   assert.is(doc.toString(), 'ab')
   doc.checkInvariants()
+})
+
+test('crafted remote ops out of range are refused, doc unchanged (C8)', () => {
+  const base = new TextDoc('base')
+  base.insert(0, 'abc')
+  const at = (seq: number) => [{ agent: 'x', seq, len: 1, parents: [['base', 2]] as const }]
+  const del = (pos: number, len: number): OpSpan => ({
+    kind: DEL,
+    len,
+    pos,
+    fwd: true,
+    content: '',
+  })
+  const cases: [string, Uint8Array][] = [
+    ['insert past the end', crafted(at(0), [ins(4, 'q')])],
+    ['insert far past the end', crafted(at(0), [ins(1e6, 'q')])],
+    ['delete at the end', crafted(at(0), [del(3, 1)])],
+    [
+      'delete past the end',
+      crafted([{ agent: 'x', seq: 0, len: 5, parents: [['base', 2]] }], [del(0, 5)]),
+    ],
+    [
+      'insert on the empty version past 0',
+      crafted([{ agent: 'x', seq: 0, len: 1, parents: [] }], [ins(1, 'q')]),
+    ],
+  ]
+  for (const [what, bytes] of cases) {
+    const doc = TextDoc.load(base.save(), 'r')
+    refusedUnchanged(doc, bytes, `C8 ${what}`)
+  }
+})
+
+test('C7: lone surrogates in remote content: refused, or the same text on every replica', () => {
+  const bytes = crafted(
+    [{ agent: 'x', seq: 0, len: 3, parents: [] }],
+    [{ kind: INS, len: 3, pos: 0, fwd: true, content: 'a\uD800b' }],
+  )
+  const results: string[] = []
+  for (const agent of ['r1', 'r2']) {
+    const doc = new TextDoc(agent)
+    doc.insert(0, 'zz')
+    try {
+      doc.applyUpdate(bytes)
+      doc.checkInvariants()
+      results.push(`accepted:${JSON.stringify(doc.toString())}`)
+      assert.is(TextDoc.load(doc.save()).toString(), doc.toString(), 'stable through save/load')
+    } catch (e) {
+      assert.instance(e, Error)
+      assert.is(doc.toString(), 'zz', 'refused: unchanged')
+      results.push('refused')
+    }
+  }
+  assert.is(
+    results[0].replace('r1', ''),
+    results[1].replace('r2', ''),
+    'consistent on every replica',
+  )
 })
 
 test('D5: encodeUpdate(since) with a version claiming events we lack works', () => {
