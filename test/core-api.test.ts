@@ -226,6 +226,31 @@ test("'change' gives exactly the ops applied, local and remote; unsubscribe work
   assert.is(originsB.length, n)
 })
 
+test('concurrent inserts at one place: lower agent (JS string order) first, never interleaved', () => {
+  const pairs: [string, string][] = [
+    ['a', 'b'],
+    ['B', 'a'],
+    ['10', '9'],
+    ['ab', 'b'],
+  ]
+  for (const [lo, hi] of pairs) {
+    assert.ok(lo < hi)
+    const x = new TextDoc(hi)
+    const y = new TextDoc(lo)
+    x.insert(0, '[]')
+    y.applyUpdate(x.encodeUpdate())
+    // typed one unit at a time on both sides, concurrently
+    for (let i = 0; i < 4; i++) x.insert(1 + i, 'H')
+    for (let i = 0; i < 4; i++) y.insert(1 + i, 'L')
+    const ux = x.encodeUpdate(y.version())
+    const uy = y.encodeUpdate(x.version())
+    x.applyUpdate(uy)
+    y.applyUpdate(ux)
+    assert.is(x.toString(), '[LLLLHHHH]', `${lo} before ${hi}`)
+    assert.is(y.toString(), '[LLLLHHHH]', `${lo} before ${hi}`)
+  }
+})
+
 test('version() is a plain JSON object of per-agent event counts', () => {
   const doc = new TextDoc('alice')
   const v0 = doc.version()
