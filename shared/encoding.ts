@@ -13,6 +13,7 @@
 import { deflateSync, inflateSync } from 'fflate'
 import { DecodeError, Reader, Writer } from './varint.ts'
 import { DEL, INS } from './oplog.ts'
+import { seal, unseal } from './crc32.ts'
 
 const MAGIC_0 = 0x50 // 'P'
 const MAGIC_1 = 0x59 // 'Y'
@@ -24,6 +25,10 @@ const FLAG_DEFLATED = 1
 const COMPRESS_FROM = 512
 /** Deflate cannot expand more than this; a larger claimed size is a lie. */
 const MAX_DEFLATE_RATIO = 1032
+/** Largest decompressed update body accepted: a few compressed bytes cannot claim gigabytes. */
+export const MAX_UPDATE_BODY = 64 * 2 ** 20
+/** Largest decompressed snapshot body accepted. */
+export const MAX_SNAPSHOT_BODY = 1024 * 2 ** 20
 
 export type RawId = readonly [agent: string, seq: number]
 
@@ -81,7 +86,7 @@ function frame(kind: number, body: Uint8Array): Uint8Array {
   return w.finish()
 }
 
-function unframe(bytes: Uint8Array, expectKind: number): Reader {
+function unframe(bytes: Uint8Array, expectKind: number, maxBody: number): Reader {
   if (!(bytes instanceof Uint8Array)) throw new TypeError('expected a Uint8Array')
   const r = new Reader(bytes)
   if (r.byte('magic') !== MAGIC_0 || r.byte('magic') !== MAGIC_1)
@@ -97,6 +102,7 @@ function unframe(bytes: Uint8Array, expectKind: number): Reader {
   const packed = r.rest()
   if (size > packed.length * MAX_DEFLATE_RATIO + 1024)
     throw new DecodeError(`compressed body claims ${size} bytes from ${packed.length}`)
+  if (size > maxBody) throw new DecodeError(`body of ${size} bytes exceeds the limit of ${maxBody}`)
   let body: Uint8Array
   try {
     body = inflateSync(packed, { out: new Uint8Array(size + 1) })
@@ -145,8 +151,9 @@ export function encodeUpdate(update: DecodedUpdate): Uint8Array {
   return frame(KIND_UPDATE, w.finish())
 }
 
-export function decodeUpdate(bytes: Uint8Array): DecodedUpdate {
-  const r = unframe(bytes, KIND_UPDATE)
+/** Decodes and validates an update; `maxBody` caps its decompressed size. */
+export function decodeUpdate(bytes: Uint8Array, maxBody = MAX_UPDATE_BODY): DecodedUpdate {
+  const r = unframe(bytes, KIND_UPDATE, maxBody)
   const agentCount = r.count('agent count')
   const agents: string[] = []
   for (let i = 0; i < agentCount; i++) agents.push(r.string('agent id'))
@@ -229,11 +236,12 @@ export function encodeSnapshot(snap: DecodedSnapshot): Uint8Array {
   }
   w.string(snap.text)
   w.raw(snap.history)
-  return frame(KIND_SNAPSHOT, w.finish())
+  // A checksum over the whole body: corrupted storage fails loudly on load.
+  return frame(KIND_SNAPSHOT, seal(w.finish()))
 }
 
 export function decodeSnapshot(bytes: Uint8Array): DecodedSnapshot {
-  const r = unframe(bytes, KIND_SNAPSHOT)
+  const r = new Reader(unseal(unframe(bytes, KIND_SNAPSHOT, MAX_SNAPSHOT_BODY).rest(), 'snapshot'))
   const n = r.count('agent count', 2)
   const version: [string, number][] = []
   const seen = new Set<string>()

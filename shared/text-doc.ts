@@ -40,7 +40,8 @@ import {
   pushOp,
 } from './oplog.ts'
 import { GapBuffer } from './gap-buffer.ts'
-import { transformAndApply } from './walker.ts'
+import { Merge } from './walker.ts'
+import { type IncomingSpan, PendingEvents, sameOp, sliceOp } from './pending.ts'
 import {
   type DecodedUpdate,
   type EventSpan,
@@ -49,9 +50,9 @@ import {
   decodeSnapshot,
   decodeUpdate,
   encodeSnapshot,
+  MAX_SNAPSHOT_BODY,
   encodeUpdate,
 } from './encoding.ts'
-import { seal, unseal } from './crc32.ts'
 import { DecodeError } from './varint.ts'
 import { Emitter } from './emitter.ts'
 import { randomAgent } from './agent.ts'
@@ -61,10 +62,8 @@ export type { VersionVector } from './causal-graph.ts'
 
 /** Events whose parents have not arrived are held, up to this many. */
 export const MAX_PENDING_EVENTS = 1_000_000
-
-interface IncomingSpan extends EventSpan {
-  readonly ops: OpSpan[]
-}
+/** A concurrent merge's walk is kept for the next merge while it tracks at most this many events. */
+const MAX_KEPT_MERGE = 2_000_000
 
 interface Checkpoint {
   next: LV
@@ -74,8 +73,7 @@ interface Checkpoint {
   agents: Map<string, [spans: number, lastSeqEnd: number]>
   runs: number
   lastRun: { end: LV; fwd: boolean; content: string } | null
-  pending: IncomingSpan[]
-  pendingCount: number
+  pending: Map<string, IncomingSpan[]>
   undo: (() => void)[]
 }
 
@@ -91,8 +89,9 @@ export class TextDoc {
   private cg: CausalGraph = createGraph()
   private log: OpLog = createOpLog()
   private readonly content: GapBuffer
-  private pending: IncomingSpan[] = []
-  private pendingEvents = 0
+  private readonly pending = new PendingEvents(MAX_PENDING_EVENTS)
+  /** The walk of the last concurrent merge, kept while concurrency lasts. */
+  private merge: Merge | null = null
   private lazy: LazyHistory | null = null
   private readonly emitter = new Emitter<{
     update: [update: Uint8Array, origin: unknown]
@@ -110,7 +109,7 @@ export class TextDoc {
   /** Loads a document saved with `save()`: reads the snapshot; history is decoded when needed. */
   static load(bytes: Uint8Array, agent?: string): TextDoc {
     const snap = decodeSnapshot(bytes)
-    const history = unseal(snap.history, 'snapshot history')
+    const history = snap.history
     const doc = new TextDoc(agent)
     doc.content.insert(0, snap.text)
     const version: { [agent: string]: number } = {}
@@ -131,7 +130,7 @@ export class TextDoc {
 
   /** Events held back until their parents arrive. */
   get pendingCount(): number {
-    return this.pendingEvents
+    return this.pending.count
   }
 
   /** For each agent, the number of its events this document holds (pending ones excluded). */
@@ -197,7 +196,7 @@ export class TextDoc {
     const version = Object.entries(this.version())
     const heads =
       this.lazy !== null ? this.lazy.heads : this.cg.heads.map((lv) => lvToRaw(this.cg, lv))
-    return encodeSnapshot({ text: this.toString(), version, heads, history: seal(history) })
+    return encodeSnapshot({ text: this.toString(), version, heads, history })
   }
 
   on(event: 'update', handler: (update: Uint8Array, origin: unknown) => void): () => void
@@ -213,9 +212,7 @@ export class TextDoc {
     if (this.lazy !== null) return
     checkGraph(this.cg)
     checkOpLog(this.log, this.cg.next)
-    let counted = 0
-    for (const p of this.pending) counted += p.len
-    if (counted !== this.pendingEvents) throw new Error('pending count disagrees')
+    this.merge?.check()
     if (this.cg.next <= 20_000) {
       const replay = new TextDoc('~check')
       replay.integrate(decodeUpdate(this.encodeUpdate()), null)
@@ -240,7 +237,7 @@ export class TextDoc {
     const lazy = this.lazy
     if (lazy === null) return
     const fresh = new TextDoc(this.agent)
-    const decoded = decodeUpdate(lazy.bytes)
+    const decoded = decodeUpdate(lazy.bytes, MAX_SNAPSHOT_BODY)
     for (const span of attachOps(decoded)) {
       if (fresh.tryAdd(span) !== 'added')
         throw new DecodeError('snapshot history is incomplete (an event lacks its parents)')
@@ -261,6 +258,7 @@ export class TextDoc {
     const spans: EventSpan[] = []
     const ops: OpSpan[] = []
     for (const [start, end] of ranges) {
+      if (start >= end) continue
       for (let lv = start; lv < end;) {
         const e = cg.entries[findEntry(cg, lv)]
         const spanEnd = Math.min(end, e.end)
@@ -283,17 +281,14 @@ export class TextDoc {
       for (const span of attachOps(update)) {
         const result = this.tryAdd(span)
         if (result === 'added') added = true
-        else if (result === 'wait') this.hold(span)
+        else if (result === 'wait') this.pending.hold(span)
       }
-      while (added && this.pending.length > 0) {
+      while (added && !this.pending.isEmpty) {
         added = false
-        const waiting = this.pending
-        this.pending = []
-        this.pendingEvents = 0
-        for (const span of waiting) {
+        for (const span of this.pending.takeAll().sort((a, b) => a.seq - b.seq)) {
           const result = this.tryAdd(span)
           if (result === 'added') added = true
-          else if (result === 'wait') this.hold(span)
+          else if (result === 'wait') this.pending.hold(span)
         }
       }
       if (this.cg.next > firstNew) this.applyNew(mark.heads, firstNew, changes, mark.undo)
@@ -302,15 +297,6 @@ export class TextDoc {
       throw e
     }
     if (this.cg.next > firstNew) this.announce(firstNew, changes, origin)
-  }
-
-  private hold(span: IncomingSpan): void {
-    if (this.pendingEvents + span.len > MAX_PENDING_EVENTS)
-      throw new RangeError(
-        `too many events waiting for missing parents (${this.pendingEvents + span.len} > ${MAX_PENDING_EVENTS})`,
-      )
-    this.pending.push(span)
-    this.pendingEvents += span.len
   }
 
   /** Adds the part of `span` we lack, if its parents are here; checks the part we have. */
@@ -393,7 +379,7 @@ export class TextDoc {
           const take = Math.min(len - m, op.len - opOff)
           const a = sliceOp(toOpSpan(mine), m, take)
           const b = sliceOp(op, opOff, take)
-          if (!sameOps(a, b)) throw conflict()
+          if (!sameOp(a, b)) throw conflict()
           m += take
           opOff += take
           if (opOff === op.len) {
@@ -446,7 +432,14 @@ export class TextDoc {
       version = [e.end - 1]
       lv = e.end
     }
-    if (lv < cg.next) transformAndApply(cg, this.log, version, lv, emit)
+    if (lv < cg.next) {
+      const merge = this.merge
+      if (merge === null || !merge.continue(cg, this.log, lv, emit))
+        this.merge = Merge.start(cg, this.log, version, lv, emit)
+    }
+    // At a critical version (one head) the next merge's zone is short: drop the walk.
+    if (cg.heads.length === 1 || (this.merge !== null && this.merge.size > MAX_KEPT_MERGE))
+      this.merge = null
   }
 
   private checkpoint(): Checkpoint {
@@ -463,8 +456,7 @@ export class TextDoc {
       agents,
       runs: this.log.runs.length,
       lastRun: lastRun ? { end: lastRun.end, fwd: lastRun.fwd, content: lastRun.content } : null,
-      pending: this.pending.slice(),
-      pendingCount: this.pendingEvents,
+      pending: this.pending.snapshot(),
       undo: [],
     }
   }
@@ -489,8 +481,8 @@ export class TextDoc {
     const runs = this.log.runs
     runs.length = mark.runs
     if (mark.lastRun !== null) Object.assign(runs[runs.length - 1], mark.lastRun)
-    this.pending = mark.pending
-    this.pendingEvents = mark.pendingCount
+    this.pending.restore(mark.pending)
+    this.merge = null
   }
 
   /** Tells listeners about events `from ..` and the content changes they made. */
@@ -528,19 +520,6 @@ function attachOps(update: DecodedUpdate): IncomingSpan[] {
   return out
 }
 
-function sliceOp(op: OpSpan, off: number, len: number): OpSpan {
-  if (off === 0 && len === op.len) return op
-  const pos = op.kind === INS ? op.pos + off : op.fwd ? op.pos : op.pos - off
-  const content = op.kind === INS ? op.content.slice(off, off + len) : ''
-  return { kind: op.kind, len, pos, fwd: len === 1 ? true : op.fwd, content }
-}
-
 function toOpSpan(r: OpRun): OpSpan {
   return { kind: r.kind, len: r.end - r.start, pos: r.pos, fwd: r.fwd, content: r.content }
-}
-
-function sameOps(a: OpSpan, b: OpSpan): boolean {
-  if (a.kind !== b.kind || a.len !== b.len || a.pos !== b.pos) return false
-  if (a.kind === INS) return a.content === b.content
-  return a.len === 1 || a.fwd === b.fwd
 }

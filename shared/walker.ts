@@ -13,7 +13,8 @@
  * emitted. Concurrent inserts at one place are ordered by the YjsMod/FugueMax
  * rule, ties going to the lower agent id, so concurrent runs never interleave.
  *
- * Cost: O(z log z) for a zone of z events; nothing outlives the call.
+ * Cost: O(z log z) for a zone of z events. The state is kept while
+ * concurrency lasts (see `Merge`) and dropped at the next critical version.
  */
 import {
   type CausalGraph,
@@ -41,55 +42,104 @@ interface Target {
   rev: boolean
 }
 
+/** A retreat/advance step planned before a run of events. */
+interface Step {
+  start: LV
+  end: LV
+  aOnly: [LV, LV][]
+  bOnly: [LV, LV][]
+}
+
 /**
- * Applies events `firstNew ..` (already in `cg` and `log`) to a document at
- * version `docVersion`, through `emit`. Returns the items tree for checks.
+ * A merge in progress: the walk's tree and prepare version, kept between merges
+ * while events keep arriving concurrently, so each merge costs the new events
+ * and their concurrency window instead of a replay since the last common version.
  */
-export function transformAndApply(
-  cg: CausalGraph,
-  log: OpLog,
-  docVersion: Frontier,
-  firstNew: LV,
-  emit: Emit,
-): ItemTree {
-  const { common, zone } = findConflicting(cg, docVersion, cg.heads)
-  const walker = new Walk(cg, log, zone.length === 0 ? 0 : zone[0][0], emit)
-  let prepare: Frontier = common
-  for (const [start, end] of zone) {
-    let lv = start
-    while (lv < end) {
+export class Merge {
+  private constructor(
+    private readonly walk: Walk,
+    /** Every event below `base` is in the placeholder; every event from `base` to `processed` is in the tree. */
+    private readonly base: LV,
+    private prepare: Frontier,
+    private processed: LV,
+  ) {}
+
+  /**
+   * Applies events `firstNew ..` (already in `cg` and `log`) to a document at
+   * version `docVersion` through `emit`, walking the zone since the common version.
+   */
+  static start(cg: CausalGraph, log: OpLog, docVersion: Frontier, firstNew: LV, emit: Emit): Merge {
+    const { common, zone } = findConflicting(cg, docVersion, cg.heads)
+    const base = zone.length === 0 ? cg.next : zone[0][0]
+    const merge = new Merge(new Walk(cg, log, base), base, common, base)
+    // The zone is every event from `base` on (an event below it is an ancestor of every zone event).
+    const ok = merge.continue(cg, log, firstNew, emit)
+    if (!ok) throw new Error('conflict zone does not cover its own events')
+    return merge
+  }
+
+  /**
+   * Brings the tree up to the graph's heads, emitting events `firstNew ..`.
+   * Returns false, having changed nothing, when an event's parents reach below
+   * the tree's base: the caller then starts a new merge.
+   */
+  continue(cg: CausalGraph, log: OpLog, firstNew: LV, emit: Emit): boolean {
+    const steps: Step[] = []
+    let prepare = this.prepare
+    for (let lv = this.processed; lv < cg.next;) {
       const entry = cg.entries[findEntry(cg, lv)]
-      const spanEnd = Math.min(end, entry.end)
+      const end = entry.end
       const parents = lv === entry.start ? entry.parents : [lv - 1]
+      let aOnly: [LV, LV][] = []
+      let bOnly: [LV, LV][] = []
       if (!frontierEquals(prepare, parents)) {
-        const { aOnly, bOnly } = diff(cg, prepare, parents)
-        for (let i = aOnly.length - 1; i >= 0; i--) walker.retreat(aOnly[i][0], aOnly[i][1])
-        for (const [s, e] of bOnly) walker.advance(s, e)
+        ;({ aOnly, bOnly } = diff(cg, prepare, parents))
+        if (aOnly.some((r) => r[0] < this.base) || bOnly.some((r) => r[0] < this.base)) return false
       }
-      for (const op of opsIn(log, lv, spanEnd)) {
+      steps.push({ start: lv, end, aOnly, bOnly })
+      prepare = [end - 1]
+      lv = end
+    }
+    const walk = this.walk
+    walk.emit = emit
+    for (const step of steps) {
+      for (let i = step.aOnly.length - 1; i >= 0; i--)
+        walk.retreat(step.aOnly[i][0], step.aOnly[i][1])
+      for (const [s, e] of step.bOnly) walk.advance(s, e)
+      for (const op of opsIn(log, step.start, step.end)) {
         if (op.start < firstNew && op.end > firstNew) {
-          walker.apply(opsIn(log, op.start, firstNew)[0], false)
-          walker.apply(opsIn(log, firstNew, op.end)[0], true)
+          walk.apply(opsIn(log, op.start, firstNew)[0], false)
+          walk.apply(opsIn(log, firstNew, op.end)[0], true)
         } else {
-          walker.apply(op, op.start >= firstNew)
+          walk.apply(op, op.start >= firstNew)
         }
       }
-      prepare = [spanEnd - 1]
-      lv = spanEnd
     }
+    this.prepare = prepare
+    this.processed = cg.next
+    return true
   }
-  return walker.tree
+
+  /** Characters tracked, a measure of the memory this merge holds. */
+  get size(): number {
+    return this.processed - this.base
+  }
+
+  check(): void {
+    this.walk.tree.check()
+  }
 }
 
 class Walk {
   readonly tree: ItemTree
   private readonly targets: Target[] = []
 
+  emit: Emit = { insert() {}, delete() {} }
+
   constructor(
     private readonly cg: CausalGraph,
     private readonly log: OpLog,
     base: LV,
-    private readonly emit: Emit,
   ) {
     this.tree = new ItemTree(base)
   }
