@@ -1,0 +1,33 @@
+/**
+ * Child process of the trace benchmark: the memory one engine retains after loading a saved
+ * document, measured in a fresh Node so no other engine's garbage or WebAssembly memory is
+ * counted. Usage: `node --expose-gc --import tsx bench/heap-child.ts PEER FILE`; prints
+ * `{"retained": bytes, "length": text length}` as its last line.
+ *
+ * Retained = (heapUsed + external) after load + toString and a full GC, minus the same before
+ * the load without the saved bytes (which count only if the document keeps them) (the engine's module is already imported and initialised then, the saved bytes
+ * already read). WebAssembly memory only grows, so for Loro and Automerge this includes the
+ * peak of their allocator during the load: that is what the process keeps. The loaded document is kept alive until after the second snapshot.
+ */
+import { readFileSync } from 'node:fs'
+import { canGc, fullGc, memoryInUse } from './measure.ts'
+import { peerByName } from './peers.ts'
+
+const [peerName, file] = process.argv.slice(2)
+if (!canGc) throw new Error('heap-child needs node --expose-gc')
+const peer = peerByName(peerName)
+let bytes: Uint8Array | null = new Uint8Array(readFileSync(file))
+// Warm the engine up on a tiny document (module init, WebAssembly instantiation). Not on the
+// same bytes: WebAssembly memory never shrinks, so that would hide Loro's and Automerge's.
+const tiny = { name: 'tiny', patches: [[0, 0, 'hi'] as const], txnEnds: [1], endContent: 'hi' }
+peer.text(peer.load(peer.save(peer.replay(tiny))))
+fullGc()
+// The saved bytes count as the document's if it keeps them (a lazy load may): they are
+// subtracted from the baseline and our own reference is dropped before the second snapshot.
+const before = memoryInUse() - bytes.byteLength
+const doc = peer.load(bytes)
+const length = peer.text(doc).length
+bytes = null
+fullGc()
+const after = memoryInUse()
+console.log(JSON.stringify({ retained: after - before, length, alive: doc !== undefined }))

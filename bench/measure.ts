@@ -1,0 +1,136 @@
+/**
+ * Measuring helpers for the trace benchmark: timing with medians, memory snapshots, and child
+ * processes with a time limit (for work that is too slow or too memory-polluting to run in the
+ * main process).
+ *
+ * Invariants: every timed call runs after a full GC (when `--expose-gc` is on) so one
+ * engine's garbage is not collected on another's clock; memory is `heapUsed + external`,
+ * where Node's `external` already includes `arrayBuffers` and WebAssembly memory (Loro and
+ * Automerge live there), so nothing is left out and nothing is counted twice.
+ */
+import { spawn } from 'node:child_process'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const gc: (() => void) | undefined = (globalThis as { gc?: () => void }).gc
+
+/** Runs a full garbage collection (twice, to also collect what finalizers freed). */
+export function fullGc(): void {
+  if (gc === undefined) return
+  gc()
+  gc()
+}
+
+/** True when `--expose-gc` is on (heap figures need it). */
+export const canGc = gc !== undefined
+
+/** Bytes in use by this process's JS heap plus everything outside it that JS objects hold. */
+export function memoryInUse(): number {
+  const u = process.memoryUsage()
+  return u.heapUsed + u.external
+}
+
+/** Milliseconds taken by `fn` (after a GC, which is not timed) and what it returned. */
+export function timeOnce<T>(fn: () => T): { ms: number; value: T } {
+  fullGc()
+  const t0 = performance.now()
+  const value = fn()
+  return { ms: performance.now() - t0, value }
+}
+
+/** The median of a non-empty list of numbers. */
+export function median(xs: readonly number[]): number {
+  if (xs.length === 0) throw new RangeError('median of an empty list')
+  const s = [...xs].sort((a, b) => a - b)
+  const mid = s.length >> 1
+  return s.length % 2 === 1 ? s[mid] : (s[mid - 1] + s[mid]) / 2
+}
+
+/** A measured figure: the median and how many runs it came from, or why there is none. */
+export type Cell = { kind: 'ok'; value: number; runs: number } | { kind: 'none'; reason: string }
+
+export const none = (reason: string): Cell => ({ kind: 'none', reason })
+export const okCell = (values: readonly number[]): Cell => ({
+  kind: 'ok',
+  value: median(values),
+  runs: values.length,
+})
+
+/**
+ * Times several contestants interleaved: run r times each contestant once, in an order
+ * rotated per run, so drift (thermal, JIT, GC pressure) spreads over all of them. A
+ * contestant whose runs so far add up past `budgetMs` stops early (at least one run).
+ * `check` validates the first run's result (outside the timing) and throws if it is wrong.
+ * That first run is an untimed warm-up when it took under a second (and runs > 1); slower
+ * first runs are kept as samples (JIT warm-up is a small part of them).
+ */
+export function interleaved<T>(
+  contestants: readonly { name: string; run: () => T; check?: (value: T) => void }[],
+  runs: number,
+  budgetMs: number,
+): Map<string, Cell> {
+  const times = new Map<string, number[]>(contestants.map((c) => [c.name, []]))
+  const checked = new Set<string>()
+  for (let r = 0; r <= runs; r++) {
+    for (let k = 0; k < contestants.length; k++) {
+      const c = contestants[(k + r) % contestants.length]
+      const list = times.get(c.name)!
+      if (list.length >= runs) continue
+      if (list.length > 0 && list.reduce((a, b) => a + b, 0) > budgetMs) continue
+      const { ms, value } = timeOnce(c.run)
+      if (!checked.has(c.name)) {
+        checked.add(c.name)
+        c.check?.(value)
+        // A quick first run is a warm-up (JIT, WebAssembly tiers): run once more, untimed no more.
+        if (ms < WARMUP_MAX_MS && runs > 1) continue
+      }
+      list.push(ms)
+    }
+  }
+  return new Map([...times].map(([name, list]) => [name, okCell(list)]))
+}
+
+const WARMUP_MAX_MS = 1000
+
+const BENCH_DIR = dirname(fileURLToPath(import.meta.url))
+
+/**
+ * Runs `bench/<script>` in a fresh Node (with `--expose-gc` and tsx) and parses the JSON it
+ * prints on its last stdout line. Resolves `{ timedOut: true }` when it takes longer than
+ * `timeoutMs` (the child is killed), and rejects when it fails.
+ */
+export function runChild(
+  script: string,
+  args: readonly string[],
+  timeoutMs: number,
+): Promise<{ timedOut: true } | { timedOut: false; result: any }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      ['--expose-gc', '--import', 'tsx', join(BENCH_DIR, script), ...args],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    )
+    let out = ''
+    let err = ''
+    let timedOut = false
+    child.stdout.on('data', (b) => (out += b))
+    child.stderr.on('data', (b) => (err += b))
+    const timer = setTimeout(() => {
+      timedOut = true
+      child.kill('SIGKILL')
+    }, timeoutMs)
+    child.on('close', (code) => {
+      clearTimeout(timer)
+      if (timedOut) return resolve({ timedOut: true })
+      if (code !== 0) {
+        return reject(new Error(`${script} ${args.join(' ')} exited with ${code}: ${err.trim()}`))
+      }
+      const lines = out.trim().split('\n')
+      try {
+        resolve({ timedOut: false, result: JSON.parse(lines[lines.length - 1]) })
+      } catch {
+        reject(new Error(`${script} ${args.join(' ')} printed no JSON result: ${out}${err}`))
+      }
+    })
+  })
+}
