@@ -54,7 +54,7 @@ export async function createServer(opts: ServerOptions = {}): Promise<PolyphonyS
   const limits = resolveLimits(opts.limits)
   const log = opts.logger ?? createLogger()
   const metrics = createMetrics(opts.processMetrics ?? false)
-  const storage = opts.storage ?? new SqliteStorage({ dataDir: opts.dataDir ?? './data' })
+  const storage = opts.storage ?? (await SqliteStorage.open({ dataDir: opts.dataDir ?? './data' }))
   const secret = opts.secret === '' ? undefined : opts.secret
   if (secret === undefined) {
     log.warn(

@@ -8,13 +8,15 @@
  *
  * Durability (README "Durability"): WAL journal with `synchronous=FULL`, so a commit is on disk
  * (fsync of the WAL) before `append` resolves; a power loss after that loses nothing committed.
- * Appends that arrive in the same event-loop turn share one transaction and one fsync (group
- * commit); each caller's promise resolves only after that commit.
+ * Appends that arrive while a commit runs share the next transaction and its fsync (group
+ * commit); each caller's promise resolves only after that commit. The database runs in a worker
+ * thread: an fsync costs milliseconds and must not stall fan-out.
  */
-import Database from 'better-sqlite3'
 import { createHash } from 'node:crypto'
-import { mkdirSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { join } from 'node:path'
+import { Worker } from 'node:worker_threads'
+import { SQLITE_WORKER_SOURCE } from './sqlite-worker.ts'
 
 /** What `Storage.load` returns for a document that has been stored before. */
 export interface StoredDoc {
@@ -76,83 +78,87 @@ export interface SqliteStorageOptions {
   readonly synchronous?: 'FULL' | 'NORMAL' | 'EXTRA'
 }
 
-/** Embedded SQLite storage (better-sqlite3, WAL, synchronous=FULL, group commit). */
+type Reply = { id: number; ok: boolean; result?: unknown; error?: string }
+
+/**
+ * Embedded SQLite storage (better-sqlite3, WAL, synchronous=FULL, group commit). The database
+ * lives in a worker thread (server/sqlite-worker.ts) so commits never block the event loop;
+ * appends queue while a batch commits and go out together as the next batch.
+ */
 export class SqliteStorage implements Storage {
   readonly path: string
-  private readonly db: Database.Database
+  private readonly worker: Worker
+  private readonly waiting = new Map<
+    number,
+    { resolve(v: unknown): void; reject(e: Error): void }
+  >()
+  private nextId = 1
   private queue: QueuedAppend[] = []
-  private flushScheduled = false
+  private batchInFlight = false
   private closed = false
-  private readonly stmt: {
-    insert: Database.Statement
-    snapshot: Database.Statement
-    updates: Database.Statement
-    count: Database.Statement
-    upsertSnapshot: Database.Statement
-    deleteThrough: Database.Statement
+  private failure: Error | null = null
+
+  private constructor(opts: SqliteStorageOptions, ready: (err: Error | null) => void) {
+    this.path = join(opts.dataDir, 'polyphony.sqlite3')
+    const require = createRequire(import.meta.url)
+    this.worker = new Worker(SQLITE_WORKER_SOURCE, {
+      eval: true,
+      workerData: {
+        sqlitePath: require.resolve('better-sqlite3'),
+        dataDir: opts.dataDir,
+        file: this.path,
+        synchronous: opts.synchronous ?? 'FULL',
+      },
+    })
+    this.worker.on('message', (m: Reply) => {
+      if (m.id === 0) return ready(m.ok ? null : new Error(m.error))
+      const w = this.waiting.get(m.id)
+      this.waiting.delete(m.id)
+      if (m.ok) w?.resolve(m.result)
+      else w?.reject(new Error(m.error))
+    })
+    this.worker.on('error', (e: unknown) => {
+      const err = e instanceof Error ? e : new Error(String(e))
+      this.failure = err
+      ready(err)
+      for (const w of this.waiting.values()) w.reject(err)
+      this.waiting.clear()
+    })
   }
 
-  constructor(opts: SqliteStorageOptions) {
-    mkdirSync(opts.dataDir, { recursive: true })
-    this.path = join(opts.dataDir, 'polyphony.sqlite3')
-    this.db = new Database(this.path)
-    // One process owns a data directory (documents have one home server, E9): exclusive
-    // locking, taken now with a write transaction, so a second process fails at start instead
-    // of two in-memory copies compacting each other's updates away.
-    this.db.pragma('locking_mode = EXCLUSIVE')
-    this.db.pragma('busy_timeout = 0')
-    try {
-      this.db.pragma('journal_mode = WAL')
-      this.db.exec('BEGIN IMMEDIATE; COMMIT')
-    } catch (err) {
-      this.db.close()
-      throw new Error(
-        `data directory ${opts.dataDir} is in use by another server process (${String(err)})`,
-      )
-    }
-    this.db.pragma(`synchronous = ${opts.synchronous ?? 'FULL'}`)
-    this.db.pragma('busy_timeout = 5000')
-    this.db.exec(`
-      CREATE TABLE IF NOT EXISTS updates (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        doc TEXT NOT NULL,
-        data BLOB NOT NULL,
-        sum BLOB NOT NULL
-      );
-      CREATE INDEX IF NOT EXISTS updates_by_doc ON updates (doc, id);
-      CREATE TABLE IF NOT EXISTS snapshots (
-        doc TEXT PRIMARY KEY,
-        data BLOB NOT NULL,
-        sum BLOB NOT NULL,
-        through_id INTEGER NOT NULL
-      );
-    `)
-    this.stmt = {
-      insert: this.db.prepare('INSERT INTO updates (doc, data, sum) VALUES (?, ?, ?)'),
-      snapshot: this.db.prepare('SELECT data, sum, through_id FROM snapshots WHERE doc = ?'),
-      updates: this.db.prepare('SELECT id, data, sum FROM updates WHERE doc = ? ORDER BY id'),
-      count: this.db.prepare('SELECT count(*) AS n FROM updates WHERE doc = ?'),
-      upsertSnapshot: this.db.prepare(
-        `INSERT INTO snapshots (doc, data, sum, through_id) VALUES (?, ?, ?, ?)
-         ON CONFLICT (doc) DO UPDATE SET data = excluded.data, sum = excluded.sum,
-         through_id = excluded.through_id`,
-      ),
-      deleteThrough: this.db.prepare('DELETE FROM updates WHERE doc = ? AND id <= ?'),
-    }
+  /** Opens (creating if needed) the database in `opts.dataDir`; rejects if another process holds it. */
+  static open(opts: SqliteStorageOptions): Promise<SqliteStorage> {
+    return new Promise((resolve, reject) => {
+      const s: SqliteStorage = new SqliteStorage(opts, (err) => {
+        if (err === null) return resolve(s)
+        void s.worker.terminate()
+        reject(err)
+      })
+    })
+  }
+
+  private call<T>(op: string, fields: Record<string, unknown> = {}): Promise<T> {
+    if (this.closed) return Promise.reject(new Error('storage is closed'))
+    if (this.failure !== null) return Promise.reject(this.failure)
+    const id = this.nextId++
+    return new Promise<T>((resolve, reject) => {
+      this.waiting.set(id, { resolve: resolve as (v: unknown) => void, reject })
+      this.worker.postMessage({ id, op, ...fields })
+    })
   }
 
   /** The value of a pragma, e.g. `synchronous` (2 = FULL) or `journal_mode`. */
-  pragma(name: string): unknown {
-    return this.db.pragma(name, { simple: true })
+  pragma(name: string): Promise<unknown> {
+    return this.call('pragma', { name })
   }
 
   async load(docId: string): Promise<StoredDoc | null> {
-    this.assertOpen()
-    const snap = this.stmt.snapshot.get(docId) as
-      { data: unknown; sum: unknown; through_id: number } | undefined
-    const rows = this.stmt.updates.all(docId) as { id: number; data: unknown; sum: unknown }[]
-    if (snap === undefined && rows.length === 0) return null
-    const snapshot = snap === undefined ? null : verified(docId, 'snapshot', snap.data, snap.sum)
+    const { snap, rows } = await this.call<{
+      snap: { data: unknown; sum: unknown; through_id: number } | null
+      rows: { id: number; data: unknown; sum: unknown }[]
+    }>('load', { doc: docId })
+    if (snap === null && rows.length === 0) return null
+    const snapshot = snap === null ? null : verified(docId, 'snapshot', snap.data, snap.sum)
     const updates = rows.map((r) => verified(docId, `update ${r.id}`, r.data, r.sum))
     const lastUpdateId = rows.length > 0 ? rows[rows.length - 1]!.id : (snap?.through_id ?? 0)
     return { snapshot, updates, lastUpdateId }
@@ -162,56 +168,47 @@ export class SqliteStorage implements Storage {
     if (this.closed) return Promise.reject(new Error('storage is closed'))
     return new Promise((resolve, reject) => {
       this.queue.push({ docId, update, resolve, reject })
-      if (!this.flushScheduled) {
-        this.flushScheduled = true
-        setImmediate(() => this.flush())
-      }
+      if (!this.batchInFlight) this.sendBatch()
     })
   }
 
-  /** Writes every queued append in one transaction (one fsync), then settles their promises. */
-  private flush(): void {
-    this.flushScheduled = false
+  /** Sends every queued append as one transaction; the next batch waits for its commit. */
+  private sendBatch(): void {
     const batch = this.queue
-    this.queue = []
     if (batch.length === 0) return
-    const ids: number[] = []
-    try {
-      this.db.transaction(() => {
-        for (const a of batch) {
-          const info = this.stmt.insert.run(a.docId, a.update, checksum(a.update))
-          ids.push(Number(info.lastInsertRowid))
-        }
-      })()
-    } catch (err) {
-      for (const a of batch) a.reject(err as Error)
-      return
-    }
-    batch.forEach((a, i) => a.resolve(ids[i]!))
+    this.queue = []
+    this.batchInFlight = true
+    const items = batch.map((a) => ({ doc: a.docId, data: a.update }))
+    this.call<number[]>('appendBatch', { items }).then(
+      (ids) => {
+        this.batchInFlight = false
+        batch.forEach((a, i) => a.resolve(ids[i]!))
+        this.sendBatch()
+      },
+      (err: Error) => {
+        this.batchInFlight = false
+        for (const a of batch) a.reject(err)
+        this.sendBatch()
+      },
+    )
   }
 
   async compact(docId: string, snapshot: Uint8Array, throughId: number): Promise<void> {
-    this.assertOpen()
-    this.flush()
-    this.db.transaction(() => {
-      this.stmt.upsertSnapshot.run(docId, snapshot, checksum(snapshot), throughId)
-      this.stmt.deleteThrough.run(docId, throughId)
-    })()
+    await this.call('compact', { doc: docId, data: snapshot, throughId })
   }
 
   async pendingUpdates(docId: string): Promise<number> {
-    this.assertOpen()
-    return (this.stmt.count.get(docId) as { n: number }).n
+    return this.call<number>('count', { doc: docId })
   }
 
   async close(): Promise<void> {
     if (this.closed) return
-    this.flush()
+    while (this.batchInFlight || this.queue.length > 0) {
+      if (!this.batchInFlight) this.sendBatch()
+      await new Promise((r) => setTimeout(r, 1))
+    }
+    await this.call('close').catch(() => undefined)
     this.closed = true
-    this.db.close()
-  }
-
-  private assertOpen(): void {
-    if (this.closed) throw new Error('storage is closed')
+    await this.worker.terminate()
   }
 }

@@ -18,13 +18,13 @@ import {
   within,
 } from './support/server-harness.ts'
 
-function faulty(dir: string): FaultyStorage {
-  return new FaultyStorage(new SqliteStorage({ dataDir: dir }))
+async function faulty(dir: string): Promise<FaultyStorage> {
+  return new FaultyStorage(await SqliteStorage.open({ dataDir: dir }))
 }
 
 test('E4: a failing write is never acknowledged; the client is told and resends later', async () => {
   const dir = tempDir()
-  const storage = faulty(dir)
+  const storage = await faulty(dir)
   const ts = await startServer({ storage, dataDir: dir, limits: { storageWriteAttempts: 2 } })
   const c = client(ts.wsUrl, 'w', { doc: new TextDoc('w') })
   const errors: string[] = []
@@ -64,7 +64,7 @@ test('E4: a failing write is never acknowledged; the client is told and resends 
 
 test('E4: while storage fails, a reconnecting client is refused, not falsely acknowledged', async () => {
   const dir = tempDir()
-  const storage = faulty(dir)
+  const storage = await faulty(dir)
   const ts = await startServer({ storage, dataDir: dir, limits: { storageWriteAttempts: 1 } })
   const c = client(ts.wsUrl, 'x', { doc: new TextDoc('x') })
   try {
@@ -96,7 +96,7 @@ test('E5: a failed read never serves an empty document; recovery serves the real
   await waitFor(() => w.allAcknowledged, 'stored')
   w.close()
   await first.stop(true)
-  const storage = faulty(dir)
+  const storage = await faulty(dir)
   storage.faults.failLoads = true
   const ts = await startServer({ storage, dataDir: dir })
   const c = client(ts.wsUrl, 'r', { doc: new TextDoc('c') })
@@ -122,7 +122,7 @@ test('E5: a failed read never serves an empty document; recovery serves the real
 
 test('E6: concurrent loads of one document share one storage read', async () => {
   const dir = tempDir()
-  const storage = faulty(dir)
+  const storage = await faulty(dir)
   storage.faults.loadDelayMs = 200
   const ts = await startServer({ storage, dataDir: dir })
   const clients = Array.from({ length: 8 }, () => client(ts.wsUrl, 'sf'))
@@ -141,7 +141,7 @@ test('E6: concurrent loads of one document share one storage read', async () => 
 
 test('E7: a document unloads only after its pending writes are stored', async () => {
   const dir = tempDir()
-  const storage = faulty(dir)
+  const storage = await faulty(dir)
   const ts = await startServer({ storage, dataDir: dir, limits: { idleUnloadMs: 10 } })
   const c = client(ts.wsUrl, 'u', { doc: new TextDoc('u') })
   try {

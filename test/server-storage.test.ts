@@ -8,14 +8,14 @@ import * as assert from 'uvu/assert'
 import { SqliteStorage, StorageCorruptError } from '../server/storage.ts'
 import { storageConformance } from './support/server-storage-conformance.ts'
 
-storageConformance('sqlite', (dir) => new SqliteStorage({ dataDir: dir }))
+storageConformance('sqlite', (dir) => SqliteStorage.open({ dataDir: dir }))
 
 test('sqlite: WAL with synchronous=FULL (E3)', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'polyphony-storage-'))
-  const s = new SqliteStorage({ dataDir: dir })
+  const s = await SqliteStorage.open({ dataDir: dir })
   try {
-    assert.is(s.pragma('journal_mode'), 'wal')
-    assert.is(s.pragma('synchronous'), 2) // 2 = FULL
+    assert.is(await s.pragma('journal_mode'), 'wal')
+    assert.is(await s.pragma('synchronous'), 2) // 2 = FULL
   } finally {
     await s.close()
     rmSync(dir, { recursive: true, force: true })
@@ -26,7 +26,7 @@ for (const table of ['updates', 'snapshots'] as const) {
   test(`sqlite: a flipped byte in ${table} fails loudly (E10)`, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'polyphony-storage-'))
     try {
-      const s = new SqliteStorage({ dataDir: dir })
+      const s = await SqliteStorage.open({ dataDir: dir })
       const id = await s.append('d', new Uint8Array([1, 2, 3, 4]))
       if (table === 'snapshots') await s.compact('d', new Uint8Array([5, 6, 7, 8]), id)
       await s.close()
@@ -38,7 +38,7 @@ for (const table of ['updates', 'snapshots'] as const) {
       row.data[2] ^= 0x40
       raw.prepare(`UPDATE ${table} SET data = ? WHERE rowid = ?`).run(row.data, row.r)
       raw.close()
-      const s2 = new SqliteStorage({ dataDir: dir })
+      const s2 = await SqliteStorage.open({ dataDir: dir })
       try {
         await s2.load('d').then(
           () => assert.unreachable('corrupt bytes loaded'),
@@ -58,7 +58,7 @@ for (const table of ['updates', 'snapshots'] as const) {
 
 test('sqlite: a second process on the same data directory is refused (E9)', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'polyphony-storage-'))
-  const s = new SqliteStorage({ dataDir: dir })
+  const s = await SqliteStorage.open({ dataDir: dir })
   try {
     await s.append('d', new Uint8Array([1]))
     const { spawnSync } = await import('node:child_process')
@@ -67,7 +67,11 @@ test('sqlite: a second process on the same data directory is refused (E9)', asyn
     )}, { timeout: 0 }); try { db.prepare('SELECT count(*) FROM updates').get(); console.log('READ') } catch (e) { console.log('LOCKED ' + e.code) }`
     const out = spawnSync(process.execPath, ['-e', code], { cwd: process.cwd(), encoding: 'utf8' })
     assert.match(out.stdout, /LOCKED SQLITE_BUSY/)
-    assert.throws(() => new SqliteStorage({ dataDir: dir }), /in use by another server process/)
+    const second = await SqliteStorage.open({ dataDir: dir }).then(
+      () => 'opened',
+      (err: Error) => err.message,
+    )
+    assert.match(second, /in use by another server process/)
   } finally {
     await s.close()
     rmSync(dir, { recursive: true, force: true })

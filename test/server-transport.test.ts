@@ -255,7 +255,7 @@ test('A7: never authenticating, or trickling a frame, is closed at the absolute 
 
 test('B3: too much before authentication or while loading is refused', async () => {
   const storage = new FaultyStorage(
-    new SqliteStorage({ dataDir: (await import('./support/server-harness.ts')).tempDir() }),
+    await SqliteStorage.open({ dataDir: (await import('./support/server-harness.ts')).tempDir() }),
   )
   storage.faults.loadDelayMs = 300
   const ts = await startServer({

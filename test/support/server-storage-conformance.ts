@@ -12,11 +12,11 @@ import type { Storage } from '../../server/storage.ts'
 const bytes = (...xs: number[]) => new Uint8Array(xs)
 
 /** Registers the conformance tests for one backend on uvu's default suite. */
-export function storageConformance(name: string, make: (dir: string) => Storage): void {
+export function storageConformance(name: string, make: (dir: string) => Promise<Storage>): void {
   const withStorage = (title: string, fn: (s: Storage, dir: string) => Promise<void>) =>
     test(`${name}: ${title}`, async () => {
       const dir = mkdtempSync(join(tmpdir(), 'polyphony-storage-'))
-      const s = make(dir)
+      const s = await make(dir)
       try {
         await fn(s, dir)
       } finally {
@@ -89,12 +89,12 @@ export function storageConformance(name: string, make: (dir: string) => Storage)
   test(`${name}: data survives close and reopen`, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'polyphony-storage-'))
     try {
-      const s1 = make(dir)
+      const s1 = await make(dir)
       const id = await s1.append('p', bytes(5, 6))
       await s1.compact('p', bytes(4), id)
       await s1.append('p', bytes(7))
       await s1.close()
-      const s2 = make(dir)
+      const s2 = await make(dir)
       const got = await s2.load('p')
       assert.equal([...got!.snapshot!], [4])
       assert.equal(
