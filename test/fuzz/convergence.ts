@@ -13,7 +13,7 @@ import { TextDoc } from '../../shared/index.ts'
 import { versionEntries } from '../support/reference.ts'
 import { Rng } from '../support/rng.ts'
 import { checkRoundTrips } from '../support/round-trip.ts'
-import type { CaseStats } from './harness.ts'
+import { stepsFromEnv, type CaseStats } from './harness.ts'
 import { applyTextOps, applyEditToString, describeEdit, pickAgents, randomEdit } from './edits.ts'
 
 interface Replica {
@@ -77,7 +77,9 @@ export function convergenceCase(seed: number, opts: ConvergenceOptions = {}): Ca
   })
   /** queues[i][j]: messages in flight from i to j. */
   const queues: Uint8Array[][][] = replicas.map(() => replicas.map(() => []))
-  const steps = opts.steps ?? rng.int(40, 250)
+  // drawn even when given, so that a shorter run replays a prefix of the same run
+  const drawn = rng.int(40, 250)
+  const steps = opts.steps ?? stepsFromEnv() ?? drawn
   const trace: string[] = []
   const idx = () => rng.int(0, n - 1)
   const other = (i: number) => (i + rng.int(1, n - 1)) % n
@@ -184,7 +186,7 @@ export function convergenceCase(seed: number, opts: ConvergenceOptions = {}): Ca
     checkRoundTrips(hub, { history: replicas[0].history, rng, label: 'convergence hub' })
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e)
-    const last = trace.slice(-25).join('\n    ')
+    const last = (process.env.FUZZ_TRACE === '1' ? trace : trace.slice(-25)).join('\n    ')
     throw new Error(`${msg}\n  agents ${JSON.stringify(agents)}; last steps:\n    ${last}`, {
       cause: e,
     })

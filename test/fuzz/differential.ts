@@ -12,7 +12,7 @@ import { TextDoc } from '../../shared/index.ts'
 import { RefDoc, versionEntries, type RefEvent } from '../support/reference.ts'
 import { Rng } from '../support/rng.ts'
 import { checkRoundTrips } from '../support/round-trip.ts'
-import type { CaseStats } from './harness.ts'
+import { stepsFromEnv, type CaseStats } from './harness.ts'
 import { applyTextOps, describeEdit, pickAgents, randomEdit } from './edits.ts'
 
 /** An update as both twins see it: the TextDoc's bytes and the reference's events. */
@@ -109,7 +109,9 @@ export function differentialCase(seed: number, opts: DifferentialOptions = {}): 
   const rng = new Rng(seed)
   const agents = pickAgents(rng, rng.int(2, 5))
   const twins = agents.map(makeTwin)
-  const steps = opts.steps ?? rng.int(30, 150)
+  // drawn even when given, so that a shorter run replays a prefix of the same run
+  const drawn = rng.int(30, 150)
+  const steps = opts.steps ?? stepsFromEnv() ?? drawn
   const trace: string[] = []
   try {
     for (let step = 0; step < steps; step++) {
@@ -172,7 +174,7 @@ export function differentialCase(seed: number, opts: DifferentialOptions = {}): 
     checkRoundTrips(hub.doc, { history: hub.history, rng, label: 'differential hub' })
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e)
-    const last = trace.slice(-25).join('\n    ')
+    const last = (process.env.FUZZ_TRACE === '1' ? trace : trace.slice(-25)).join('\n    ')
     throw new Error(`${msg}\n  agents ${JSON.stringify(agents)}; last steps:\n    ${last}`, {
       cause: e,
     })

@@ -8,11 +8,25 @@
  * - `FUZZ_SEED=N`: run exactly the case with seed N, once (replay).
  * - `FUZZ_MS=N`: the total time budget of all fuzzers, in ms (default 20000 under
  *   `npm test`, split between the fuzz test files by their `share`).
+ * - `FUZZ_STEPS=N`: run only the first N steps of each case (the same steps as the full
+ *   case, since the step count is drawn first): shrink a failing seed by lowering N.
+ * - `FUZZ_TRACE=1`: a failure prints every step of the case, not the last 25.
  */
 import { seedFromEnv } from '../support/rng.ts'
 
 /** Default total budget of the fuzzers in `npm test`. */
 export const DEFAULT_FUZZ_MS = 20_000
+
+/** `FUZZ_STEPS` as a number of steps, or undefined when unset. */
+export function stepsFromEnv(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const raw = env.FUZZ_STEPS
+  if (raw === undefined || raw === '') return undefined
+  const n = Number(raw)
+  if (!Number.isInteger(n) || n < 0) {
+    throw new RangeError(`FUZZ_STEPS must be a non-negative integer, got ${JSON.stringify(raw)}`)
+  }
+  return n
+}
 
 /** What one fuzz case reports back (for progress lines). */
 export interface CaseStats {
@@ -63,8 +77,11 @@ export function runCase(name: string, file: string, oneCase: FuzzCase, seed: num
       `${name} failed with seed ${seed}\n  replay: ${replayCommand(file, seed)}\n  ${msg}`,
       { cause: e },
     )
-    if (e instanceof Error && e.stack) {
-      const frames = e.stack.split('\n').filter((l) => /^\s+at /.test(l))
+    // the innermost cause has the frames where it was really thrown
+    let root: unknown = e
+    while (root instanceof Error && root.cause instanceof Error) root = root.cause
+    if (root instanceof Error && root.stack) {
+      const frames = root.stack.split('\n').filter((l) => /^\s+at /.test(l))
       err.stack = `${err.message}\n  where it was thrown:\n${frames.slice(0, 12).join('\n')}`
     }
     throw err
