@@ -311,12 +311,23 @@ function writeEntries(w: Writer, st: WireState, entries: [string, number][]): vo
   }
 }
 
+/** Entries where `next` is ahead of `base`, written as increments (small numbers). */
+function writeIncrements(w: Writer, st: WireState, base: VersionVector, next: VersionVector): void {
+  const entries: [string, number][] = []
+  for (const a in next) if (next[a]! > (base[a] ?? 0)) entries.push([a, next[a]! - (base[a] ?? 0)])
+  writeEntries(w, st, entries)
+}
+
+/**
+ * Reads a vv relative to `base`: with `increments`, each entry adds to the base entry
+ * (so a vv can only grow, by construction); otherwise entries replace base entries.
+ */
 function readDelta(
   r: Reader,
   st: WireState,
   added: string[],
   base: VersionVector,
-  monotonic: boolean,
+  increments: boolean,
 ): VersionVector {
   const n = r.uint()
   if (n > r.buf.length - r.pos) r.fail(`vv count ${n} exceeds remaining bytes`)
@@ -327,8 +338,12 @@ function readDelta(
     const s = r.uint()
     if (seen.has(a)) r.fail(`agent ${a} twice in one vv`)
     seen.add(a)
-    if (monotonic && s < (base[a] ?? 0)) r.fail(`vv entry for ${a} went back ${base[a]} -> ${s}`)
-    out[a] = s
+    if (increments) {
+      if (s === 0) r.fail(`zero increment for ${a}`)
+      const v = (base[a] ?? 0) + s
+      if (!Number.isSafeInteger(v)) r.fail(`vv entry for ${a} over 2^53`)
+      out[a] = v
+    } else out[a] = s
   }
   return out
 }
@@ -353,7 +368,7 @@ export function encodeMessage(msg: Message, st: WireState): Uint8Array {
       w.byte(MSG.HELLO)
       w.byte(msg.readOnly ? 1 : 0)
       w.string(msg.id)
-      writeEntries(w, st, diffEntries(emptyVV(), msg.have))
+      writeIncrements(w, st, emptyVV(), msg.have)
       writeEntries(
         w,
         st,
@@ -370,9 +385,9 @@ export function encodeMessage(msg: Message, st: WireState): Uint8Array {
         missingEntries(msg.have, msg.ack).length === 0
       const packed = st.compress ? pack(msg.update, st.dict) : null
       w.byte((msg.ack === null ? 0 : ackSame ? 3 : 1) | (packed ? EV_DEFLATED : 0))
-      writeEntries(w, st, diffEntries(st.have, msg.have))
+      writeIncrements(w, st, st.have, msg.have)
       st.have = maxVV(st.have, msg.have)
-      if (msg.ack !== null && !ackSame) writeEntries(w, st, diffEntries(st.ack, msg.ack))
+      if (msg.ack !== null && !ackSame) writeIncrements(w, st, st.ack, msg.ack)
       if (msg.ack !== null) st.ack = maxVV(st.ack, msg.ack)
       if (packed) {
         w.uint(msg.update.length)
@@ -383,12 +398,12 @@ export function encodeMessage(msg: Message, st: WireState): Uint8Array {
     }
     case 'ack':
       w.byte(MSG.ACK)
-      writeEntries(w, st, diffEntries(st.ack, msg.ack))
+      writeIncrements(w, st, st.ack, msg.ack)
       st.ack = maxVV(st.ack, msg.ack)
       break
     case 'need':
       w.byte(MSG.NEED)
-      writeEntries(w, st, diffEntries(emptyVV(), msg.have))
+      writeIncrements(w, st, emptyVV(), msg.have)
       break
     case 'presence':
       w.byte(MSG.PRESENCE)

@@ -75,6 +75,8 @@ export interface LinkOptions {
   maxBatchDelayMs?: number
   /** Extra delay before relaying events that came from another link. Default 3 x batchDelayMs. */
   relayDelayMs?: number
+  /** Extra delay of a plain ack (no persist), so it can ride along with events. Default 0. */
+  ackDelayMs?: number
   /** How long events may wait for missing parents before NEED is sent. Default 1000 ms. */
   gapTimeoutMs?: number
   /** Shared presence state of this doc. */
@@ -126,6 +128,9 @@ export interface LinkStats {
 
 let nextLinkNo = 0
 
+/** Updates at least this big count as a catch-up batch (prompt ack, slower relay). */
+const BIG_UPDATE_BYTES = 1024
+
 /** Replicates `doc` over `channel` until either side closes it (API.md "Sync over any link"). */
 export function link(doc: Replica, channel: Channel, opts: LinkOptions = {}): Link {
   return new LinkImpl(doc, channel, opts)
@@ -137,6 +142,7 @@ class LinkImpl implements Link {
   private readonly clock: Clock
   private readonly batchDelay: number
   private readonly relayDelay: number
+  private readonly ackDelay: number
   private readonly maxBatchDelay: number
   private readonly maxBytes: number
   private readonly maxPending: number
@@ -185,6 +191,7 @@ class LinkImpl implements Link {
     this.clock = opts.clock ?? realClock
     this.batchDelay = opts.batchDelayMs ?? 20
     this.relayDelay = opts.relayDelayMs ?? 3 * this.batchDelay
+    this.ackDelay = opts.ackDelayMs ?? 0
     this.maxBatchDelay = Math.max(this.batchDelay, opts.maxBatchDelayMs ?? 500)
     this.window = this.batchDelay
     this.maxBytes = opts.maxMessageBytes ?? 16 << 20
@@ -202,7 +209,13 @@ class LinkImpl implements Link {
       // Local edits go out at once (throttled); events relayed from another link wait
       // `relayDelayMs`, so the peer's own announcements can spare a duplicate.
       // Events from this very peer only need an ack, which is not urgent without persist.
-      this.scheduleFlush(origin instanceof LinkImpl ? this.relayDelay : 0)
+      if (!(origin instanceof LinkImpl)) return this.scheduleFlush(0)
+      // A big batch (a heal, a catch-up) is announced at once on every link, and relayed
+      // only after a longer wait: peers that got it by another path say so in time.
+      const big = update.length >= BIG_UPDATE_BYTES
+      if (big) this.promptAck()
+      if (origin === this) this.scheduleFlush(this.ackDelay)
+      else this.scheduleFlush(big ? 4 * this.relayDelay : this.relayDelay)
       this.checkSynced()
     })
     channel.onMessage((m) => this.receive(m))
@@ -410,7 +423,7 @@ class LinkImpl implements Link {
     if (this.closed) return
     this.pendingAck = this.pendingAck ? maxVV(this.pendingAck, ack) : ack
     // A durable ack is awaited (the peer's `synced`); a plain one can wait to ride along.
-    this.scheduleFlush(this.opts.persist ? 0 : this.relayDelay)
+    this.scheduleFlush(this.opts.persist ? 0 : this.ackDelay)
   }
 
   /**
@@ -494,6 +507,13 @@ class LinkImpl implements Link {
     } else if (ack) {
       this.send({ type: 'ack', ack })
     }
+  }
+
+  /** Sends our version as an ACK now (no persist only), unless the peer already has it. */
+  private promptAck(): void {
+    if (this.closed || !this.peerHello || this.opts.persist) return
+    const vv = this.doc.version()
+    if (!vvCovers(this.out.ack, vv)) this.send({ type: 'ack', ack: vv })
   }
 
   private checkSynced(): void {

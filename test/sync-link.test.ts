@@ -143,7 +143,7 @@ test('D2: a pending buffer over maxPendingEvents closes the link (PENDING_OVERFL
   const raw = new RawPeer(y)
   raw.hello({ src: 17 })
   raw.events(src.encodeUpdate(v1), { src: 17 })
-  await until(() => l.closed, 2000, 'close')
+  await until(() => l.closed && raw.closed, 2000, 'close')
   assert.is(x.code, closeCodeFor(SYNC_ERRORS.PENDING_OVERFLOW.code))
   assert.is(raw.of('error')[0]?.code, SYNC_ERRORS.PENDING_OVERFLOW.code)
 })
@@ -261,7 +261,7 @@ test('bad bytes close the link with BAD_MESSAGE, tell the peer, and change nothi
     raw.hello({})
     raw.sendBytes(bytes)
     raw.events(new TextDoc('late').encodeUpdate({}), {}) // after the close: ignored
-    await until(() => l.closed, 2000, 'close')
+    await until(() => l.closed && raw.closed, 2000, 'close')
     assert.ok(errors[0]!.fatal)
     assert.ok(['BAD_MESSAGE', 'UNSUPPORTED_VERSION'].includes(errors[0]!.codeName))
     assert.is(x.code, closeCodeFor(errors[0]!.code))
