@@ -18,7 +18,7 @@ import {
   decodeMessage,
   errorName,
 } from '../shared/protocol.ts'
-import { link, type Link } from '../shared/sync.ts'
+import { link, type Link, type LinkOptions } from '../shared/sync.ts'
 import type { Presence } from '../shared/presence.ts'
 import { TextDoc, type VersionVector } from '../shared/text-doc.ts'
 
@@ -37,6 +37,11 @@ export interface ConnectOptions<D extends TextDoc = TextDoc> {
   WebSocket?: unknown
   /** Shared presence state to replicate with the document. */
   presence?: Presence
+  /**
+   * Batching of outgoing edits (shared/sync.ts `LinkOptions`); default `CLIENT_LINK_TUNING`:
+   * a keystroke waits at most ~10 ms, a burst of typing at most 50 ms.
+   */
+  linkTuning?: Pick<LinkOptions, 'batchDelayMs' | 'maxBatchDelayMs'>
   /** Reconnect backoff: first delay and cap, ms (defaults 100 and 5000). */
   backoff?: { minMs?: number; maxMs?: number }
 }
@@ -61,6 +66,9 @@ export interface Connection<D extends TextDoc = TextDoc> {
   /** Stops reconnecting and closes the socket. */
   close(): void
 }
+
+/** Default batching of a client's link: interactive latency over message count. */
+export const CLIENT_LINK_TUNING = Object.freeze({ batchDelayMs: 10, maxBatchDelayMs: 50 })
 
 /**
  * Server close codes after which reconnecting cannot help. Must match
@@ -195,6 +203,8 @@ class ClientConnection<D extends TextDoc> implements Connection<D> {
     ws.addEventListener('close', (ev) => this.onClose(ws, ev.code, ev.reason))
     const channel = this.watchHello(fromWebSocket(ws))
     const l = link(this.doc, channel, {
+      ...CLIENT_LINK_TUNING,
+      ...this.opts.linkTuning,
       presence: this.opts.presence,
       onError: (err) => {
         if (err.codeName === 'READ_ONLY') {

@@ -10,7 +10,7 @@
 import type { WebSocket } from 'ws'
 import type { Channel } from '../shared/channels.ts'
 import { MSG, PROTOCOL_VERSION, closeCodeFor } from '../shared/protocol.ts'
-import { link, type Link } from '../shared/sync.ts'
+import { link, type Link, type LinkOptions } from '../shared/sync.ts'
 import { anonymousUser, verifyToken, type TokenClaims, type TokenProblem } from './auth.ts'
 import { CLOSE } from './close-codes.ts'
 import { CapacityError, type DocumentRegistry, type LoadedDoc } from './documents.ts'
@@ -28,9 +28,25 @@ export interface ConnectionContext {
   readonly metrics: ServerMetrics
   /** The one presence state of a loaded document, shared by its links. */
   presenceFor(entry: LoadedDoc): Presence
+  /** Batching of the server's links (see `SERVER_LINK_TUNING`). */
+  readonly linkTuning: LinkTuning
   /** Fan-out latency bookkeeping of a loaded document. */
   fanoutFor(entry: LoadedDoc): FanoutClock
 }
+
+/** The link batching options the server sets (shared/sync.ts `LinkOptions`). */
+export type LinkTuning = Pick<LinkOptions, 'batchDelayMs' | 'maxBatchDelayMs' | 'relayDelayMs'>
+
+/**
+ * Server links favour fan-out latency: a star hub relays every event it receives, so the sync
+ * defaults meant for meshes (relay delay 3 x 20 ms, a batch window growing to 500 ms under
+ * load) would add up to half a second per hop. Events arriving together still share a batch.
+ */
+export const SERVER_LINK_TUNING: LinkTuning = Object.freeze({
+  batchDelayMs: 5,
+  maxBatchDelayMs: 40,
+  relayDelayMs: 0,
+})
 
 /** Time from the first message received since the last fan-out to the next send to others. */
 export interface FanoutClock {
@@ -189,6 +205,7 @@ export class ServerConnection {
       persist: (update) => this.ctx.registry.persist(entry, update),
       durableVersion: () => entry.durable,
       maxMessageBytes: this.ctx.limits.maxMessageBytes,
+      ...this.ctx.linkTuning,
       presence: this.ctx.presenceFor(entry),
       identity: { user: claims.user ?? anonymousUser() },
       onError: (err) => this.log.info({ code: err.codeName, err: err.message }, 'link error'),

@@ -8,6 +8,7 @@
  */
 import { createServer as createHttpServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { SERVER_LINK_TUNING, type LinkTuning } from './connection.ts'
 import { DocumentRegistry } from './documents.ts'
 import { createHttpApp } from './http.ts'
 import { resolveLimits, type Limits } from './limits.ts'
@@ -32,6 +33,8 @@ export interface ServerOptions {
   storage?: Storage
   /** Logger; default pino JSON on stdout at `POLYPHONY_LOG_LEVEL`. */
   logger?: Logger
+  /** Batching of the server's sync links; default `SERVER_LINK_TUNING` (server/connection.ts). */
+  linkTuning?: LinkTuning
   /** Add prom-client's process metrics (CPU, heap, event loop) to `/metrics`. */
   processMetrics?: boolean
 }
@@ -63,7 +66,8 @@ export async function createServer(opts: ServerOptions = {}): Promise<PolyphonyS
     )
   }
   const registry = new DocumentRegistry(storage, limits, log, metrics)
-  const endpoint = new WsEndpoint({ registry, limits, secret, log, metrics })
+  const linkTuning = { ...SERVER_LINK_TUNING, ...opts.linkTuning }
+  const endpoint = new WsEndpoint({ registry, limits, secret, log, metrics, linkTuning })
   const app = createHttpApp({ registry, secret, log, metrics })
   const http: Server = createHttpServer({ maxHeaderSize: 16 * 1024 }, app)
   http.headersTimeout = 10_000
