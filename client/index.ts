@@ -7,3 +7,13 @@ export {
   type PeerListener,
   type PeerConnection,
 } from './peer.ts'
+export {
+  connect,
+  backoffDelay,
+  isFinalClose,
+  CLIENT_LINK_TUNING,
+  FINAL_CLOSE_CODES,
+  type Connection,
+  type ConnectOptions,
+  type ConnectionStatus,
+} from './connection.ts'
