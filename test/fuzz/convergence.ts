@@ -17,7 +17,8 @@ import { stepsFromEnv, type CaseStats } from './harness.ts'
 import { applyTextOps, applyEditToString, describeEdit, pickAgents, randomEdit } from './edits.ts'
 
 interface Replica {
-  readonly doc: TextDoc
+  /** Replaced by `TextDoc.load(doc.save(), agent)` now and then (a restart). */
+  doc: TextDoc
   mirror: string
   /** Every update this replica emitted (local and forwarded), in order. */
   readonly history: Uint8Array[]
@@ -54,14 +55,7 @@ export function convergenceCase(seed: number, opts: ConvergenceOptions = {}): Ca
   const rng = new Rng(seed)
   const n = rng.int(2, 8)
   const agents = pickAgents(rng, n)
-  const replicas: Replica[] = agents.map((agent) => {
-    const r: Replica = {
-      doc: new TextDoc(agent),
-      mirror: '',
-      history: [],
-      past: [],
-      cutOff: new Set(),
-    }
+  const listen = (r: Replica) => {
     r.doc.on('update', (u) => {
       r.history.push(u)
       // broadcast to every reachable peer's queue (they may still lose or reorder it)
@@ -73,6 +67,16 @@ export function convergenceCase(seed: number, opts: ConvergenceOptions = {}): Ca
     r.doc.on('change', (ops) => {
       r.mirror = applyTextOps(r.mirror, ops)
     })
+  }
+  const replicas: Replica[] = agents.map((agent) => {
+    const r: Replica = {
+      doc: new TextDoc(agent),
+      mirror: '',
+      history: [],
+      past: [],
+      cutOff: new Set(),
+    }
+    listen(r)
     return r
   })
   /** queues[i][j]: messages in flight from i to j. */
@@ -87,6 +91,17 @@ export function convergenceCase(seed: number, opts: ConvergenceOptions = {}): Ca
     for (let step = 0; step < steps; step++) {
       const where = `step ${step}`
       const r = rng.float()
+      if (r < 0.03) {
+        // a restart from saved bytes: events waiting for parents are lost, resent later
+        const rep = replicas[idx()]
+        trace.push(`${rep.doc.agent}: save and load (${rep.doc.pendingCount} pending)`)
+        const copy = TextDoc.load(rep.doc.save(), rep.doc.agent)
+        if (copy.toString() !== rep.doc.toString()) fail(`${where}: save/load changed the text`)
+        rep.doc = copy
+        listen(rep)
+        check(rep, where)
+        continue
+      }
       if (r < 0.45) {
         const i = idx()
         const rep = replicas[i]
@@ -121,6 +136,7 @@ export function convergenceCase(seed: number, opts: ConvergenceOptions = {}): Ca
         // a version ahead of it (parents missing)
         const i = idx()
         const j = other(i)
+        if (replicas[i].cutOff.has(j)) continue
         const to = replicas[j]
         let since: Record<string, number>
         if (rng.chance(0.5) && to.past.length > 0) since = rng.pick(to.past)
@@ -137,7 +153,7 @@ export function convergenceCase(seed: number, opts: ConvergenceOptions = {}): Ca
         // forward an old logged update of i to j, out of order
         const i = idx()
         const j = other(i)
-        if (replicas[i].history.length === 0) continue
+        if (replicas[i].history.length === 0 || replicas[i].cutOff.has(j)) continue
         const h = rng.int(0, replicas[i].history.length - 1)
         trace.push(`${agents[i]} -> ${agents[j]}: logged update ${h}`)
         replicas[j].doc.applyUpdate(replicas[i].history[h], i)

@@ -22,7 +22,8 @@ interface Msg {
 }
 
 interface Twin {
-  readonly doc: TextDoc
+  /** Replaced by `TextDoc.load(doc.save(), agent)` now and then. */
+  doc: TextDoc
   readonly ref: RefDoc
   /** The text rebuilt from 'change' ops. */
   mirror: string
@@ -43,6 +44,11 @@ function makeTwin(agent: string): Twin {
     history: [],
     fresh: [],
   }
+  listen(twin)
+  return twin
+}
+
+function listen(twin: Twin): void {
   twin.doc.on('update', (u) => {
     twin.fresh.push(u)
     twin.history.push(u)
@@ -50,7 +56,14 @@ function makeTwin(agent: string): Twin {
   twin.doc.on('change', (ops) => {
     twin.mirror = applyTextOps(twin.mirror, ops)
   })
-  return twin
+}
+
+/** Swaps the twin's TextDoc for a save/load copy (same agent): history loaded lazily. */
+function reload(twin: Twin): void {
+  const copy = TextDoc.load(twin.doc.save(), twin.doc.agent)
+  if (copy.toString() !== twin.doc.toString()) fail(`${twin.doc.agent}: save/load changed the text`)
+  twin.doc = copy
+  listen(twin)
 }
 
 function take(t: Twin): Uint8Array[] {
@@ -116,6 +129,15 @@ export function differentialCase(seed: number, opts: DifferentialOptions = {}): 
   try {
     for (let step = 0; step < steps; step++) {
       const r = rng.float()
+      if (r < 0.04) {
+        // a replica restarts from its saved bytes (pending events are not part of save())
+        const t = rng.pick(twins)
+        if (t.doc.pendingCount > 0) continue
+        trace.push(`${t.doc.agent}: save and load`)
+        reload(t)
+        compare(t, `step ${step}`)
+        continue
+      }
       if (r < 0.55) {
         const t = rng.pick(twins)
         const edit = randomEdit(rng, t.ref.toString(), 120)
