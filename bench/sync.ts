@@ -202,7 +202,11 @@ function benchYjsFlood(load: Load): { bytes: number; messages: number } {
   return stats
 }
 
-/** Two sides apart while `events` single-char inserts happen on both; then the heal. */
+/**
+ * 10,000 events of shared history; then the sides {0,1} and {2,3,4} are cut apart
+ * while 10,000 more events are made (on both sides); then the heal. Reports the bytes
+ * that travel at the heal against the size of the missing events and of the history.
+ */
 function benchPartition(events: number, topology: Topology): void {
   const rng = new Rng(7)
   const net = new Network({
@@ -213,38 +217,34 @@ function benchPartition(events: number, topology: Topology): void {
     agentName: () => agentName(rng),
     link: { batchDelayMs: BATCH_MS },
   })
-  // A common start, then cut {0,1} from {2,3,4}.
-  net.nodes[0]!.doc.insert(0, 'shared start. ')
-  if (!net.settle()) throw new Error('no initial sync')
+  const type = (n: number) => {
+    for (let i = 0; i < n; i++) {
+      const doc = net.nodes[i % 5]!.doc
+      doc.insert(rng.int(0, doc.length), 'abcdefghijklmnopqrstuvwxyz '[rng.int(0, 26)]!)
+      if (i % 25 === 0) net.clock.advance(100)
+    }
+  }
+  type(events)
+  if (!net.settle(600_000)) throw new Error('no initial sync')
   net.partition(new Set([0, 1]))
-  const before = { ...net.stats }
-  for (let i = 0; i < events; i++) {
-    const n = i % 5
-    const doc = net.nodes[n]!.doc
-    doc.insert(rng.int(0, doc.length), 'xyz'[i % 3]!)
-    if (i % 50 === 0) net.clock.advance(100)
-  }
-  if (!net.settle(600_000) && net.edges.some((e) => e.links)) {
-    // Each side settles internally; the network as a whole cannot converge yet.
-  }
+  type(events)
+  net.settle(60_000) // each side settles; the whole cannot converge yet
   const sideA = net.nodes[0]!.doc
   const sideB = net.nodes[2]!.doc
-  const missingA = sideB.encodeUpdate(sideA.version()).length
-  const missingB = sideA.encodeUpdate(sideB.version()).length
-  const eventsA =
-    Object.values(sideB.version()).reduce((a, b) => a + b, 0) -
-    Object.values(sideA.version()).reduce((a, b) => a + b, 0)
+  const aLacks = sideB.encodeUpdate(sideA.version()).length
+  const bLacks = sideA.encodeUpdate(sideB.version()).length
   const mid = { ...net.stats }
   net.healAll()
   if (!net.settle(600_000)) throw new Error('partition did not heal')
   const healBytes = net.stats.bytes - mid.bytes
   const healMsgs = net.stats.messages - mid.messages
   const full = net.nodes[0]!.doc.encodeUpdate().length
+  const crossing = net.edges.filter((e) => e.a < 2 !== e.b < 2).length
   console.log(
-    `partition heal (${topology}, ${events} events made while apart, both sides): ` +
-      `${healBytes} bytes in ${healMsgs} messages at the heal; the missing events alone encode to ` +
-      `${missingA} + ${missingB} = ${missingA + missingB} bytes (one direction each); the whole history is ${full} bytes; ` +
-      `bytes while apart: ${mid.bytes - before.bytes}; side sizes differ by ${Math.abs(eventsA)} events`,
+    `partition heal (${topology}, ${events} shared events, then ${events} made while apart on both sides, ` +
+      `${crossing} crossing links): ${healBytes} bytes in ${healMsgs} messages at the heal ` +
+      `= ${(healBytes / events).toFixed(2)} B per missed event; the missing events encode to ${aLacks} + ${bLacks} = ` +
+      `${aLacks + bLacks} bytes (ratio ${(healBytes / (aLacks + bLacks)).toFixed(2)}); the whole history encodes to ${full} bytes`,
   )
 }
 
@@ -266,6 +266,7 @@ function main(): void {
     }
   }
   benchPartition(10_000, 'ring')
+  benchPartition(10_000, 'mesh')
 }
 
 main()

@@ -130,6 +130,22 @@ let nextLinkNo = 0
 
 /** Updates at least this big count as a catch-up batch (prompt ack, slower relay). */
 const BIG_UPDATE_BYTES = 1024
+/** A handshake owing the peer at least this many events is a big catch-up (staggered). */
+const BIG_CATCHUP_EVENTS = 256
+
+/** Events in `mine` that `theirs` lacks (per-agent counts). */
+function missingCount(mine: VersionVector, theirs: VersionVector): number {
+  let n = 0
+  for (const a in mine) n += Math.max(0, mine[a]! - (theirs[a] ?? 0))
+  return n
+}
+
+/** A stable number in [0, 1) per (us, peer): deterministic, different across link pairs. */
+function pairJitter(a: string, b: string): number {
+  let h = 2166136261
+  for (const ch of `${a}\u0000${b}`) h = Math.imul(h ^ ch.charCodeAt(0), 16777619) >>> 0
+  return h / 4294967296
+}
 
 /** Replicates `doc` over `channel` until either side closes it (API.md "Sync over any link"). */
 export function link(doc: Replica, channel: Channel, opts: LinkOptions = {}): Link {
@@ -182,6 +198,7 @@ class LinkImpl implements Link {
     eventMessagesSent: 0,
   }
   private readonly name = `link${nextLinkNo++}`
+  private myId = ''
 
   constructor(
     private readonly doc: Replica,
@@ -221,8 +238,8 @@ class LinkImpl implements Link {
     channel.onMessage((m) => this.receive(m))
     channel.onClose(() => this.shutdown())
     const have = doc.version()
-    const id =
-      opts.id ?? opts.presence?.id ?? (doc as { agent?: unknown }).agent?.toString() ?? this.name
+    const id = (this.myId =
+      opts.id ?? opts.presence?.id ?? (doc as { agent?: unknown }).agent?.toString() ?? this.name)
     this.send({
       type: 'hello',
       readOnly: opts.readOnly === true,
@@ -340,7 +357,12 @@ class LinkImpl implements Link {
           send: (entries) => this.send({ type: 'presence', entries }),
         } satisfies PresencePort)
       }
-      this.flush()
+      // A big catch-up (a healing partition reaches several links at once) is staggered
+      // per link pair, so the first batches' prompt acks can spare the later ones.
+      const lack = missingCount(this.doc.version(), msg.have)
+      if (lack >= BIG_CATCHUP_EVENTS && !msg.readOnly) {
+        this.scheduleFlush(4 * this.relayDelay * pairJitter(this.myId, msg.id))
+      } else this.flush()
       this.watchDurable()
       this.checkSynced()
       return
