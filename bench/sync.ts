@@ -7,7 +7,8 @@
  * A naive flooding protocol on Yjs (forward every new update to every neighbour,
  * state-vector resync on reconnect) runs the same load for comparison.
  *
- * Run: npm run bench:sync  (BENCH_CHARS, BENCH_RATE, BENCH_BATCH_MS to vary the load)
+ * Run: npm run bench:sync  (BENCH_CHARS, BENCH_RATE, BENCH_BATCH_MS, BENCH_MAX_BATCH_MS
+ * to vary the load and the batch window)
  */
 
 import * as Y from 'yjs'
@@ -24,6 +25,8 @@ const CHARS = Number(process.env.BENCH_CHARS ?? 2000)
 /** Characters per second per replica while typing. */
 const RATE = Number(process.env.BENCH_RATE ?? 8)
 const BATCH_MS = Number(process.env.BENCH_BATCH_MS ?? 20)
+/** Upper bound of the adaptive batch window (the longest an event waits). */
+const MAX_BATCH_MS = Number(process.env.BENCH_MAX_BATCH_MS ?? 500)
 
 interface Load {
   topology: Topology
@@ -87,7 +90,7 @@ function benchPolyphony(load: Load): { bytes: number; messages: number; ms: numb
     nodes: load.nodes,
     topology: load.topology,
     rng,
-    link: { batchDelayMs: BATCH_MS },
+    link: { batchDelayMs: BATCH_MS, maxBatchDelayMs: MAX_BATCH_MS },
   })
   const cursors = new Array(load.nodes).fill(0)
   drive(
@@ -215,7 +218,7 @@ function benchPartition(events: number, topology: Topology): void {
     topology,
     rng,
     agentName: () => agentName(rng),
-    link: { batchDelayMs: BATCH_MS },
+    link: { batchDelayMs: BATCH_MS, maxBatchDelayMs: MAX_BATCH_MS },
   })
   const type = (n: number) => {
     for (let i = 0; i < n; i++) {
@@ -254,7 +257,7 @@ function benchPartition(events: number, topology: Topology): void {
 function main(): void {
   console.log(
     `load: 5 replicas, ${CHARS} single-character inserts in total, each replica typing ~${RATE} chars/s ` +
-      `at its own cursor, link latency 5-80 ms + 0-20 ms jitter, batchDelayMs ${BATCH_MS}`,
+      `at its own cursor, link latency 5-80 ms + 0-20 ms jitter, batch window ${BATCH_MS}..${MAX_BATCH_MS} ms`,
   )
   for (const topology of ['ring', 'mesh', 'star', 'chain'] as Topology[]) {
     for (const flaps of [false, true]) {
