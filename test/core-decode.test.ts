@@ -65,6 +65,7 @@ function refusedUnchanged(doc: TextDoc, bytes: Uint8Array, what: string): Error 
   const before = [doc.toString(), JSON.stringify(versionEntries(doc.version())), doc.pendingCount]
   let fired = 0
   const off = doc.on('update', () => void fired++)
+  const offChange = doc.on('change', () => void fired++)
   let err: unknown = null
   try {
     doc.applyUpdate(bytes)
@@ -72,10 +73,11 @@ function refusedUnchanged(doc: TextDoc, bytes: Uint8Array, what: string): Error 
     err = e
   }
   off()
+  offChange()
   assert.instance(err, Error, `${what}: must be refused with an Error`)
   const after = [doc.toString(), JSON.stringify(versionEntries(doc.version())), doc.pendingCount]
   assert.equal(after, before, `${what}: doc unchanged`)
-  assert.is(fired, 0, `${what}: no 'update' fired`)
+  assert.is(fired, 0, `${what}: no 'update' or 'change' fired`)
   doc.checkInvariants()
   return err as Error
 }
