@@ -1,7 +1,8 @@
 // Durability with real child processes, one data directory through the whole file:
 // SIGKILL after acknowledgements loses nothing (E1); kills at random points while a client
 // types, restart, the client resends and nothing acknowledged is lost (E1, E2); SIGTERM
-// flushes, closes links with "going away" and exits 0 (E8). Each server start costs ~1.5 s
+// flushes, closes links with "going away" and exits 0 (E8), SIGINT too; the open-mode warning
+// of `npm start` (B7). The server is server/main.ts itself. Each start costs ~1.5 s
 // on a small machine, so the tests share the server between them.
 import { rmSync } from 'node:fs'
 import { test } from 'uvu'
@@ -27,6 +28,17 @@ function covers(a: Record<string, number>, b: Record<string, number>): boolean {
   for (const k in b) if ((a[k] ?? 0) < b[k]!) return false
   return true
 }
+
+test('B7: npm start without a secret says so loudly; with one it does not', async () => {
+  await restart()
+  assert.match(s.stdout(), /OPEN MODE/)
+  s.proc.kill('SIGKILL')
+  await s.exited
+  s = await spawnServer(dir, { POLYPHONY_SECRET: 'x' }, port)
+  assert.not.match(s.stdout(), /OPEN MODE/)
+  s.proc.kill('SIGKILL')
+  await s.exited
+})
 
 async function restart(): Promise<void> {
   s = await spawnServer(dir, {}, port)
@@ -107,6 +119,9 @@ test('E8: SIGTERM flushes, closes links with going away, exits 0', async () => {
   d.close()
   await restart()
   assert.is(await restText(s.httpUrl, 'k'), expected)
+  // SIGINT (Ctrl-C) shuts down the same way.
+  s.proc.kill('SIGINT')
+  assert.is((await within(s.exited, 10_000, 'exit after SIGINT')).code, 0)
 })
 
 test.run()

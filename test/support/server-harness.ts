@@ -129,18 +129,18 @@ export function closeOf(ws: WebSocket, ms = 5000): Promise<{ code: number; reaso
   )
 }
 
-const childScript = fileURLToPath(new URL('./server-child.ts', import.meta.url))
+const childScript = fileURLToPath(new URL('../../server/main.ts', import.meta.url))
 let childBundle: Promise<string> | null = null
 
 /**
- * The child script bundled once per test process with esbuild (node_modules stay external):
- * starting it with plain node takes ~0.2 s instead of ~3 s through tsx.
+ * server/main.ts (what `npm start` runs) bundled once per test process with esbuild
+ * (node_modules stay external): starting it with plain node saves tsx's ~2 s per start.
  */
 function bundledChild(): Promise<string> {
   childBundle ??= (async () => {
     const esbuild = await import('esbuild')
     // Inside the repo (test/output/ is git-ignored) so node resolves node_modules from it.
-    const out = fileURLToPath(new URL(`../output/server-child-${process.pid}.mjs`, import.meta.url))
+    const out = fileURLToPath(new URL(`../output/server-main-${process.pid}.mjs`, import.meta.url))
     await esbuild.build({
       entryPoints: [childScript],
       outfile: out,
@@ -157,7 +157,7 @@ function bundledChild(): Promise<string> {
   return childBundle
 }
 
-/** A server in its own process (tsx), for kill tests. */
+/** `npm start`'s server (server/main.ts) in its own process, for kill and signal tests. */
 export interface ChildServer {
   readonly proc: ChildProcess
   readonly port: number
@@ -166,9 +166,11 @@ export interface ChildServer {
   /** Resolves with the exit code / signal. */
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
   readonly stderr: () => string
+  /** Its log (pino JSON lines on stdout). */
+  readonly stdout: () => string
 }
 
-/** Spawns test/support/server-child.ts on `dataDir`, port 0 (or `port`); resolves once listening. */
+/** Spawns server/main.ts on `dataDir`, port 0 (or `port`); resolves once listening. */
 export async function spawnServer(
   dataDir: string,
   env: Record<string, string> = {},
@@ -177,26 +179,32 @@ export async function spawnServer(
   const script = await bundledChild()
   const proc = spawn(process.execPath, [script], {
     cwd: fileURLToPath(new URL('../..', import.meta.url)),
-    env: { ...process.env, POLYPHONY_DATA: dataDir, PORT: String(port), ...env },
+    env: {
+      ...process.env,
+      POLYPHONY_DATA: dataDir,
+      PORT: String(port),
+      POLYPHONY_LOG_LEVEL: 'warn',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let err = ''
-  proc.stderr!.on('data', (d) => (err += String(d)))
+  let out = ''
+  proc.stdout!.on('data', (d) => (out += String(d)))
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     proc.once('exit', (code, signal) => resolve({ code, signal })),
   )
   const listening = await within(
     new Promise<number>((resolve, reject) => {
-      let out = ''
-      proc.stdout!.on('data', (d) => {
-        out += String(d)
-        const m = /LISTENING (\d+)/.exec(out)
+      proc.stderr!.on('data', (d) => {
+        err += String(d)
+        const m = /serving http:\/\/localhost:(\d+)/.exec(err)
         if (m) resolve(Number(m[1]))
       })
-      proc.once('exit', () => reject(new Error('server child exited early: ' + err)))
+      proc.once('exit', () => reject(new Error('server exited early: ' + err + out)))
     }),
     20_000,
-    'child server start',
+    'server start',
   )
   return {
     proc,
@@ -205,5 +213,6 @@ export async function spawnServer(
     httpUrl: `http://127.0.0.1:${listening}`,
     exited,
     stderr: () => err,
+    stdout: () => out,
   }
 }
