@@ -10,7 +10,16 @@
  * objects, so keys like `__proto__` are plain keys.
  */
 
-import { deflateSync, inflateSync } from 'fflate'
+import {
+  MAX_DEFLATE_RATIO,
+  Reader,
+  WireError,
+  Writer,
+  encoder,
+  nextDict,
+  pack,
+  unpack,
+} from './sync-codec.ts'
 import type { MutableVV, VersionVector } from './replica.ts'
 
 /** The protocol version carried in the first byte of every message. */
@@ -133,133 +142,6 @@ export function emptyVV(): MutableVV {
 export const MAX_AGENT_BYTES = 64
 /** EVENTS flag: the update is raw-deflated against the direction's dictionary. */
 const EV_DEFLATED = 4
-/** Dictionary size: recent update bytes of this direction (agent ids, headers repeat). */
-const DICT_BYTES = 4096
-const MAX_DEFLATE_RATIO = 1032
-
-/**
- * Deflates `u` with dictionary `dict` (both ends hold the same one: the last
- * DICT_BYTES of updates carried so far in this direction); null when it does not pay.
- */
-function pack(u: Uint8Array, dict: Uint8Array): Uint8Array | null {
-  if (u.length < 8) return null
-  const c = deflateSync(u, { level: 6, dictionary: dict.length ? dict : undefined })
-  return c.length + 2 < u.length ? c : null
-}
-
-function unpack(c: Uint8Array, rawLen: number, dict: Uint8Array): Uint8Array | null {
-  try {
-    const out = inflateSync(c, {
-      out: new Uint8Array(rawLen + 1),
-      dictionary: dict.length ? dict : undefined,
-    })
-    return out.length === rawLen ? out : null
-  } catch {
-    return null
-  }
-}
-
-function nextDict(dict: Uint8Array, u: Uint8Array): Uint8Array {
-  if (u.length >= DICT_BYTES) return u.slice(u.length - DICT_BYTES)
-  const keep = Math.min(dict.length, DICT_BYTES - u.length)
-  const out = new Uint8Array(keep + u.length)
-  out.set(dict.subarray(dict.length - keep))
-  out.set(u, keep)
-  return out
-}
-const MAX_STRING_BYTES = 1 << 20
-
-const encoder = new TextEncoder()
-const strictDecoder = new TextDecoder('utf-8', { fatal: true })
-
-// ---------------------------------------------------------------- writer
-
-class Writer {
-  private buf = new Uint8Array(64)
-  pos = 0
-  private ensure(n: number): void {
-    if (this.pos + n <= this.buf.length) return
-    let size = this.buf.length * 2
-    while (size < this.pos + n) size *= 2
-    const next = new Uint8Array(size)
-    next.set(this.buf.subarray(0, this.pos))
-    this.buf = next
-  }
-  byte(b: number): void {
-    this.ensure(1)
-    this.buf[this.pos++] = b
-  }
-  uint(n: number): void {
-    if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`varint out of range: ${n}`)
-    this.ensure(8)
-    while (n >= 0x80) {
-      this.buf[this.pos++] = (n % 0x80) | 0x80
-      n = Math.floor(n / 0x80)
-    }
-    this.buf[this.pos++] = n
-  }
-  bytes(b: Uint8Array): void {
-    this.uint(b.length)
-    this.ensure(b.length)
-    this.buf.set(b, this.pos)
-    this.pos += b.length
-  }
-  string(s: string): void {
-    this.bytes(encoder.encode(s))
-  }
-  finish(): Uint8Array {
-    return this.buf.slice(0, this.pos)
-  }
-}
-
-// ---------------------------------------------------------------- reader
-
-class Reader {
-  pos = 0
-  constructor(readonly buf: Uint8Array) {}
-  fail(what: string): never {
-    throw new SyncError('BAD_MESSAGE', `${what} at byte ${this.pos} of ${this.buf.length}`)
-  }
-  byte(): number {
-    if (this.pos >= this.buf.length) this.fail('unexpected end of message')
-    return this.buf[this.pos++]!
-  }
-  uint(): number {
-    let result = 0
-    let mul = 1
-    for (let i = 0; ; i++) {
-      if (i >= 8) this.fail('varint too long')
-      const b = this.byte()
-      result += (b & 0x7f) * mul
-      if (!Number.isSafeInteger(result)) this.fail('varint over 2^53')
-      if (b < 0x80) {
-        if (b === 0 && i > 0) this.fail('non-canonical varint')
-        return result
-      }
-      mul *= 0x80
-    }
-  }
-  bytes(max = this.buf.length): Uint8Array {
-    const len = this.uint()
-    if (len > this.buf.length - this.pos) this.fail(`length ${len} runs past the end`)
-    if (len > max) this.fail(`length ${len} over limit ${max}`)
-    const out = this.buf.subarray(this.pos, this.pos + len)
-    this.pos += len
-    return out
-  }
-  string(max = MAX_STRING_BYTES): string {
-    const b = this.bytes(max)
-    try {
-      return strictDecoder.decode(b)
-    } catch {
-      return this.fail('invalid UTF-8')
-    }
-  }
-  end(): void {
-    if (this.pos !== this.buf.length) this.fail(`${this.buf.length - this.pos} trailing bytes`)
-  }
-}
-
 // ---------------------------------------------------------------- agents and vvs
 
 function checkAgent(agent: string): void {
@@ -486,6 +368,15 @@ function readPresence(r: Reader, st: WireState, added: string[]): PresenceEntry 
  * Throws `SyncError` on any problem.
  */
 export function decodeMessage(bytes: Uint8Array, st: WireState, maxBytes = Infinity): Message {
+  try {
+    return decodeChecked(bytes, st, maxBytes)
+  } catch (e) {
+    if (e instanceof WireError) throw new SyncError('BAD_MESSAGE', e.message)
+    throw e
+  }
+}
+
+function decodeChecked(bytes: Uint8Array, st: WireState, maxBytes: number): Message {
   if (!(bytes instanceof Uint8Array)) throw new SyncError('BAD_MESSAGE', 'message is not binary')
   if (bytes.length > maxBytes) {
     throw new SyncError('TOO_LARGE', `message of ${bytes.length} bytes over limit ${maxBytes}`)

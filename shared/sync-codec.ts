@@ -1,0 +1,142 @@
+/**
+ * Byte-level codec of the sync protocol: a growable varint writer, a bounds-checked
+ * reader (LEB128 up to 2^53 - 1, canonical only; strict UTF-8), and the per-direction
+ * dictionary deflate of update payloads.
+ *
+ * Invariants: the reader never reads past its buffer and throws `WireError` (which
+ * protocol.ts reports as BAD_MESSAGE) on any malformed input; `unpack` returns null
+ * unless the output is exactly the announced length.
+ */
+import { deflateSync, inflateSync } from 'fflate'
+
+/** Malformed bytes (protocol.ts turns it into a BAD_MESSAGE SyncError). */
+export class WireError extends Error {
+  override name = 'WireError'
+}
+
+/** Dictionary size: recent update bytes of this direction (agent ids, headers repeat). */
+export const DICT_BYTES = 4096
+export const MAX_DEFLATE_RATIO = 1032
+
+/**
+ * Deflates `u` with dictionary `dict` (both ends hold the same one: the last
+ * DICT_BYTES of updates carried so far in this direction); null when it does not pay.
+ */
+export function pack(u: Uint8Array, dict: Uint8Array): Uint8Array | null {
+  if (u.length < 8) return null
+  const c = deflateSync(u, { level: 6, dictionary: dict.length ? dict : undefined })
+  return c.length + 2 < u.length ? c : null
+}
+
+export function unpack(c: Uint8Array, rawLen: number, dict: Uint8Array): Uint8Array | null {
+  try {
+    const out = inflateSync(c, {
+      out: new Uint8Array(rawLen + 1),
+      dictionary: dict.length ? dict : undefined,
+    })
+    return out.length === rawLen ? out : null
+  } catch {
+    return null
+  }
+}
+
+export function nextDict(dict: Uint8Array, u: Uint8Array): Uint8Array {
+  if (u.length >= DICT_BYTES) return u.slice(u.length - DICT_BYTES)
+  const keep = Math.min(dict.length, DICT_BYTES - u.length)
+  const out = new Uint8Array(keep + u.length)
+  out.set(dict.subarray(dict.length - keep))
+  out.set(u, keep)
+  return out
+}
+export const MAX_STRING_BYTES = 1 << 20
+
+export const encoder = new TextEncoder()
+const strictDecoder = new TextDecoder('utf-8', { fatal: true })
+
+// ---------------------------------------------------------------- writer
+
+export class Writer {
+  private buf = new Uint8Array(64)
+  pos = 0
+  private ensure(n: number): void {
+    if (this.pos + n <= this.buf.length) return
+    let size = this.buf.length * 2
+    while (size < this.pos + n) size *= 2
+    const next = new Uint8Array(size)
+    next.set(this.buf.subarray(0, this.pos))
+    this.buf = next
+  }
+  byte(b: number): void {
+    this.ensure(1)
+    this.buf[this.pos++] = b
+  }
+  uint(n: number): void {
+    if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`varint out of range: ${n}`)
+    this.ensure(8)
+    while (n >= 0x80) {
+      this.buf[this.pos++] = (n % 0x80) | 0x80
+      n = Math.floor(n / 0x80)
+    }
+    this.buf[this.pos++] = n
+  }
+  bytes(b: Uint8Array): void {
+    this.uint(b.length)
+    this.ensure(b.length)
+    this.buf.set(b, this.pos)
+    this.pos += b.length
+  }
+  string(s: string): void {
+    this.bytes(encoder.encode(s))
+  }
+  finish(): Uint8Array {
+    return this.buf.slice(0, this.pos)
+  }
+}
+
+// ---------------------------------------------------------------- reader
+
+export class Reader {
+  pos = 0
+  constructor(readonly buf: Uint8Array) {}
+  fail(what: string): never {
+    throw new WireError(`${what} at byte ${this.pos} of ${this.buf.length}`)
+  }
+  byte(): number {
+    if (this.pos >= this.buf.length) this.fail('unexpected end of message')
+    return this.buf[this.pos++]!
+  }
+  uint(): number {
+    let result = 0
+    let mul = 1
+    for (let i = 0; ; i++) {
+      if (i >= 8) this.fail('varint too long')
+      const b = this.byte()
+      result += (b & 0x7f) * mul
+      if (!Number.isSafeInteger(result)) this.fail('varint over 2^53')
+      if (b < 0x80) {
+        if (b === 0 && i > 0) this.fail('non-canonical varint')
+        return result
+      }
+      mul *= 0x80
+    }
+  }
+  bytes(max = this.buf.length): Uint8Array {
+    const len = this.uint()
+    if (len > this.buf.length - this.pos) this.fail(`length ${len} runs past the end`)
+    if (len > max) this.fail(`length ${len} over limit ${max}`)
+    const out = this.buf.subarray(this.pos, this.pos + len)
+    this.pos += len
+    return out
+  }
+  string(max = MAX_STRING_BYTES): string {
+    const b = this.bytes(max)
+    try {
+      return strictDecoder.decode(b)
+    } catch {
+      return this.fail('invalid UTF-8')
+    }
+  }
+  end(): void {
+    if (this.pos !== this.buf.length) this.fail(`${this.buf.length - this.pos} trailing bytes`)
+  }
+}
