@@ -10,14 +10,8 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { TextDoc } from '../shared/index.ts'
-import {
-  VirtualClock,
-  checkScenario,
-  runScenario,
-  topologyEdges,
-  type SimDocFactory,
-  type Topology,
-} from './support/netsim.ts'
+import { VirtualClock, topologyEdges, type SimDocFactory, type Topology } from './support/netsim.ts'
+import { checkScenario, runScenario } from './support/netsim-workload.ts'
 import { Rng } from './support/rng.ts'
 
 const factory: SimDocFactory = {
