@@ -232,6 +232,22 @@ test('D5: a version vector claiming unknown agents and huge seqs: no crash, real
   l.close()
 })
 
+test('D6: a replica far behind (10,000 events, with concurrent edits of its own) merges on link', async () => {
+  const a = new TextDoc('a')
+  const b = new TextDoc('b')
+  a.insert(0, 'base ')
+  b.applyUpdate(a.encodeUpdate())
+  for (let i = 0; i < 10_000; i++) a.insert((i * 7) % a.length, 'xyz'[i % 3]!)
+  b.insert(0, 'offline ')
+  const [la, lb] = pair(a, b)
+  await Promise.all([la.synced, lb.synced])
+  assert.is(a.toString(), b.toString())
+  assert.is(a.length, 5 + 10_000 + 8)
+  // The catch-up sent only what was missing: b's 8 events to a, a's 10,000 to b.
+  assert.ok(lb.stats.bytesSent < 200, `${lb.stats.bytesSent} bytes from b`)
+  la.close()
+})
+
 test('D7: a replica reloaded from save() gets a new agent id and keeps syncing', async () => {
   const a = new TextDoc()
   const b = new TextDoc()
