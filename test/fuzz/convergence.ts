@@ -14,7 +14,14 @@ import { versionEntries } from '../support/reference.ts'
 import { Rng } from '../support/rng.ts'
 import { checkRoundTrips } from '../support/round-trip.ts'
 import { stepsFromEnv, type CaseStats } from './harness.ts'
-import { applyTextOps, applyEditToString, describeEdit, pickAgents, randomEdit } from './edits.ts'
+import {
+  applyTextOps,
+  applyEditToString,
+  describeEdit,
+  pickAgents,
+  randomBurst,
+  randomEdit,
+} from './edits.ts'
 
 interface Replica {
   /** Replaced by `TextDoc.load(doc.save(), agent)` now and then (a restart). */
@@ -105,17 +112,20 @@ export function convergenceCase(seed: number, opts: ConvergenceOptions = {}): Ca
       if (r < 0.45) {
         const i = idx()
         const rep = replicas[i]
-        rep.past.push(rep.doc.version())
-        const before = rep.doc.toString()
-        const edit = randomEdit(rng, before, 160)
-        trace.push(`${rep.doc.agent}.${describeEdit(edit)}`)
-        if (edit.kind === 'insert') rep.doc.insert(edit.pos, edit.text)
-        else rep.doc.delete(edit.pos, edit.len)
-        const want = applyEditToString(before, edit)
-        if (rep.doc.toString() !== want) {
-          fail(`${where}: local ${describeEdit(edit)} gave ${JSON.stringify(rep.doc.toString())}`)
+        const s0 = rep.doc.toString()
+        const edits = rng.chance(0.2) ? randomBurst(rng, s0) : [randomEdit(rng, s0, 160)]
+        for (const edit of edits) {
+          rep.past.push(rep.doc.version())
+          const before = rep.doc.toString()
+          trace.push(`${rep.doc.agent}.${describeEdit(edit)}`)
+          if (edit.kind === 'insert') rep.doc.insert(edit.pos, edit.text)
+          else rep.doc.delete(edit.pos, edit.len)
+          const want = applyEditToString(before, edit)
+          if (rep.doc.toString() !== want) {
+            fail(`${where}: local ${describeEdit(edit)} gave ${JSON.stringify(rep.doc.toString())}`)
+          }
+          check(rep, where)
         }
-        check(rep, where)
       } else if (r < 0.75) {
         // deliver a random in-flight message; sometimes keep it to deliver again later
         const busy: [number, number][] = []

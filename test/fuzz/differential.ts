@@ -13,7 +13,7 @@ import { RefDoc, versionEntries, type RefEvent } from '../support/reference.ts'
 import { Rng } from '../support/rng.ts'
 import { checkRoundTrips } from '../support/round-trip.ts'
 import { stepsFromEnv, type CaseStats } from './harness.ts'
-import { applyTextOps, describeEdit, pickAgents, randomEdit } from './edits.ts'
+import { applyTextOps, describeEdit, pickAgents, randomBurst, randomEdit } from './edits.ts'
 
 /** An update as both twins see it: the TextDoc's bytes and the reference's events. */
 interface Msg {
@@ -140,20 +140,23 @@ export function differentialCase(seed: number, opts: DifferentialOptions = {}): 
       }
       if (r < 0.55) {
         const t = rng.pick(twins)
-        const edit = randomEdit(rng, t.ref.toString(), 120)
-        trace.push(`${t.doc.agent}.${describeEdit(edit)}`)
-        let events: RefEvent[]
-        if (edit.kind === 'insert') {
-          t.doc.insert(edit.pos, edit.text)
-          events = t.ref.insert(edit.pos, edit.text)
-        } else {
-          t.doc.delete(edit.pos, edit.len)
-          events = t.ref.delete(edit.pos, edit.len)
+        const s0 = t.ref.toString()
+        const edits = rng.chance(0.2) ? randomBurst(rng, s0) : [randomEdit(rng, s0, 120)]
+        for (const edit of edits) {
+          trace.push(`${t.doc.agent}.${describeEdit(edit)}`)
+          let events: RefEvent[]
+          if (edit.kind === 'insert') {
+            t.doc.insert(edit.pos, edit.text)
+            events = t.ref.insert(edit.pos, edit.text)
+          } else {
+            t.doc.delete(edit.pos, edit.len)
+            events = t.ref.delete(edit.pos, edit.len)
+          }
+          const emitted = take(t)
+          if (emitted.length === 0) fail(`local ${describeEdit(edit)} emitted no 'update'`)
+          t.log.push({ bytes: emitted, events })
+          compare(t, `step ${step}`)
         }
-        const emitted = take(t)
-        if (emitted.length === 0) fail(`local ${describeEdit(edit)} emitted no 'update'`)
-        t.log.push({ bytes: emitted, events })
-        compare(t, `step ${step}`)
         continue
       }
       const from = rng.pick(twins)

@@ -31,6 +31,48 @@ export function randomEdit(rng: Rng, s: string, maxLen = 200): Edit {
   return { kind: 'delete', pos, len: end - pos }
 }
 
+/**
+ * A burst of single-unit edits valid in sequence on `s`, like a user typing or pressing
+ * backspace or delete repeatedly: the patterns the core stores as runs (forward typing,
+ * backspace runs, forward-delete runs). Never splits a surrogate pair (emoji are typed as
+ * one 2-unit insert).
+ */
+export function randomBurst(rng: Rng, s: string): Edit[] {
+  const out: Edit[] = []
+  const k = rng.int(2, 8)
+  const mode = s.length < 4 ? 0 : rng.int(0, 2)
+  if (mode === 0) {
+    let pos = rng.int(0, s.length)
+    while (splitsSurrogate(s, pos)) pos--
+    for (let i = 0; i < k; i++) {
+      const text = rng.text(rng.chance(0.15) ? 2 : 1)
+      out.push({ kind: 'insert', pos, text })
+      pos += text.length
+    }
+    return out
+  }
+  let cur = s
+  let pos = rng.int(0, cur.length)
+  while (splitsSurrogate(cur, pos)) pos--
+  for (let i = 0; i < k; i++) {
+    if (mode === 1) {
+      // backspace: delete the unit (or pair) before the cursor
+      if (pos === 0) break
+      const len = splitsSurrogate(cur, pos - 1) ? 2 : 1
+      out.push({ kind: 'delete', pos: pos - len, len })
+      cur = cur.slice(0, pos - len) + cur.slice(pos)
+      pos -= len
+    } else {
+      // forward delete at a fixed cursor
+      if (pos >= cur.length) break
+      const len = splitsSurrogate(cur, pos + 1) ? 2 : 1
+      out.push({ kind: 'delete', pos, len })
+      cur = cur.slice(0, pos) + cur.slice(pos + len)
+    }
+  }
+  return out
+}
+
 /** Applies an edit to a plain string (what any replica must do to its own text). */
 export function applyEditToString(s: string, e: Edit): string {
   return e.kind === 'insert'
