@@ -143,6 +143,11 @@ test("'update' fires once per local edit with the new events, origin undefined",
     assert.instance(u, Uint8Array)
     assert.is(origin, undefined)
   }
+  // the second update holds exactly the one new event: alone, it waits for its parents
+  const alone = new TextDoc('c')
+  alone.applyUpdate(seen[1][0])
+  assert.is(alone.pendingCount, 1)
+  assert.is(alone.toString(), '')
   const peer = new TextDoc('b')
   peer.applyUpdate(seen[0][0])
   assert.is(peer.toString(), 'abc')
