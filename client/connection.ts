@@ -61,7 +61,11 @@ export interface Connection<D extends TextDoc = TextDoc> {
   on(event: 'ack', h: () => void): () => void
   /** The latest version the server has acknowledged as stored (empty before the first ack). */
   ackedVersion(): VersionVector
-  /** True when the server has acknowledged every event of our document. */
+  /**
+   * True when the server has acknowledged (stored) every event this replica made
+   * (`doc.agent`). Events of other agents that came from the server need no acknowledgement;
+   * compare `ackedVersion()` with `doc.version()` to check events relayed from elsewhere.
+   */
   readonly allAcknowledged: boolean
   /** Stops reconnecting and closes the socket. */
   close(): void
@@ -174,9 +178,8 @@ class ClientConnection<D extends TextDoc> implements Connection<D> {
   }
 
   get allAcknowledged(): boolean {
-    const have = this.doc.version()
-    for (const a in have) if ((this.acked[a] ?? 0) < have[a]!) return false
-    return true
+    const own = this.doc.version()[this.doc.agent] ?? 0
+    return (this.acked[this.doc.agent] ?? 0) >= own
   }
 
   private setStatus(s: ConnectionStatus, reason?: string): void {

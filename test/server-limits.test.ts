@@ -136,6 +136,28 @@ test('D8: a presence flood is rate-limited; the flooder is slowed, others see fe
   }
 })
 
+test('F4: connect / edit / leave loops free every connection and document', async () => {
+  const ts = await startServer({ limits: { idleUnloadMs: 20 } })
+  try {
+    for (let round = 0; round < 5; round++) {
+      const cs = Array.from({ length: 10 }, (_, i) => client(ts.wsUrl, `soak-${i % 4}`))
+      await within(Promise.all(cs.map((c) => c.synced)), 5000, 'soak clients synced')
+      for (const c of cs) c.doc.insert(0, 'r' + round)
+      await waitFor(() => cs.every((c) => c.allAcknowledged), 'soak edits acked')
+      for (const c of cs) c.close()
+      await waitFor(
+        () => ts.server.stats().connections === 0 && ts.server.stats().documents === 0,
+        'back to no connections and no documents',
+        5000,
+      )
+    }
+    const text = await restText(ts.httpUrl, 'soak-0')
+    assert.is(text.length, 5 * 3 * 2, 'every round stored (3 clients x 2 chars per round)')
+  } finally {
+    await ts.stop()
+  }
+})
+
 test('size-cap close code is final for the client', () => {
   assert.is(CLOSE.DOCUMENT_TOO_LARGE, 4413)
 })
