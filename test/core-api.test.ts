@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert'
 import { TextDoc } from '../shared/index.ts'
 import { versionEntries } from './support/reference.ts'
 import { checkRoundTrips, recordUpdates } from './support/round-trip.ts'
-import { Rng, splitsSurrogate } from './support/rng.ts'
+import { Rng } from './support/rng.ts'
 
 type TextOp = { index: number; insert: string } | { index: number; delete: number }
 
