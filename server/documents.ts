@@ -241,18 +241,15 @@ export class DocumentRegistry {
     await promise
   }
 
+  /** Unloads the longest-loaded idle document (Map order is load order), if any. */
   private async evictIdle(): Promise<void> {
-    const idle: LoadedDoc[] = []
     for (const s of this.slots.values()) {
-      if (s.state === 'loaded' && s.entry.refs === 0) idle.push(s.entry)
+      if (s.state === 'loaded' && s.entry.refs === 0) {
+        if (s.entry.idleTimer !== null) clearTimeout(s.entry.idleTimer)
+        s.entry.idleTimer = null
+        return this.unload(s.entry)
+      }
     }
-    await Promise.all(
-      idle.map((e) => {
-        if (e.idleTimer !== null) clearTimeout(e.idleTimer)
-        e.idleTimer = null
-        return this.unload(e)
-      }),
-    )
   }
 
   /** Flushes every loaded document (shutdown). Later acquires fail. */

@@ -114,13 +114,9 @@ interface FanoutRow {
   expected: number
 }
 
-async function fanout(
-  kind: ServerKind,
-  workers: Proc[],
-  n: number,
-  rate: number,
-): Promise<FanoutRow> {
+async function fanout(kind: ServerKind, n: number, rate: number): Promise<FanoutRow> {
   const { proc, url } = await startServer(kind)
+  const workers = await Promise.all([startWorker(), startWorker()])
   try {
     const docId = `fan-${n}-${rate}`
     const half = n / 2
@@ -154,7 +150,6 @@ async function fanout(
     await sleepUntil(t0 + warmupMs + windowMs)
     const s1 = await stats(proc, false)
     const results = await Promise.all(runs)
-    await Promise.all(workers.map((w) => w.request({ cmd: 'close' })))
     const lat = results.flatMap((r) => r.latencies).sort((a, b) => a - b)
     const delivered = results.reduce((s, r) => s + r.delivered, 0)
     const sent = results.reduce((s, r) => s + r.sent, 0)
@@ -167,13 +162,15 @@ async function fanout(
       expected: sent * (n - 1),
     }
   } finally {
+    for (const w of workers) w.kill()
     await proc.request({ cmd: 'stop' }).catch(() => undefined)
     proc.kill()
   }
 }
 
-async function memory(kind: ServerKind, workers: Proc[], docs: number) {
+async function memory(kind: ServerKind, docs: number) {
   const { proc, url } = await startServer(kind)
+  const workers = await Promise.all([startWorker(), startWorker()])
   try {
     const ids = Array.from({ length: docs }, (_, i) => `mem-${i}`)
     const h0 = await stats(proc)
@@ -186,7 +183,6 @@ async function memory(kind: ServerKind, workers: Proc[], docs: number) {
     )
     await new Promise((r) => setTimeout(r, 500))
     const h2 = await stats(proc)
-    await Promise.all(workers.map((w) => w.request({ cmd: 'close' })))
     const perConn = (h2.heapUsed - h1.heapUsed) / docs
     return {
       perDocWithConn: (h1.heapUsed - h0.heapUsed) / docs,
@@ -194,13 +190,15 @@ async function memory(kind: ServerKind, workers: Proc[], docs: number) {
       perConn,
     }
   } finally {
+    for (const w of workers) w.kill()
     await proc.request({ cmd: 'stop' }).catch(() => undefined)
     proc.kill()
   }
 }
 
-async function coldJoin(kind: ServerKind, workers: Proc[]) {
+async function coldJoin(kind: ServerKind) {
   const { proc, url } = await startServer(kind)
+  const workers = await Promise.all([startWorker(), startWorker()])
   try {
     const up = await workers[0]!.request<{ length: number; expected: number; events: number }>({
       cmd: 'trace',
@@ -223,13 +221,23 @@ async function coldJoin(kind: ServerKind, workers: Proc[]) {
         throw new Error(`${kind}: joined with ${j.length} chars, expected ${up.expected}`)
       joins.push(j)
     }
-    await workers[0]!.request({ cmd: 'close' })
     joins.sort((a, b) => a.ms - b.ms)
     const med = joins[Math.floor(joins.length / 2)]!
     return { ms: med.ms, bytes: med.bytes, chars: up.expected, events: up.events }
   } finally {
+    for (const w of workers) w.kill()
     await proc.request({ cmd: 'stop' }).catch(() => undefined)
     proc.kill()
+  }
+}
+
+/** `f()`, or `null` (with the error printed) when it fails: one failed run does not end the benchmark. */
+async function attempt<T>(what: string, f: () => Promise<T>): Promise<T | null> {
+  try {
+    return await f()
+  } catch (err) {
+    console.log(`(${what} failed: ${String((err as Error).message).split('\n')[0]})`)
+    return null
   }
 }
 
@@ -237,97 +245,107 @@ const f1 = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : 'n/a')
 const ratio = (ours: number, peer: number) =>
   Number.isFinite(ours) && Number.isFinite(peer) && peer > 0 ? (ours / peer).toFixed(2) : 'n/a'
 
+const FAILED: FanoutRow = {
+  p50: NaN,
+  p95: NaN,
+  p99: NaN,
+  cpuPerDelivered: NaN,
+  delivered: 0,
+  expected: 1,
+}
+
 async function main() {
-  const workers = await Promise.all([startWorker(), startWorker()])
   console.log(
-    `# Server load benchmark (${quick ? 'quick' : 'full'}): ${servers.join(', ')}; clients in 2 worker processes`,
+    `# Server load benchmark (${quick ? 'quick' : 'full'}): ${servers.join(', ')}; each server in its own process, clients in 2 worker processes`,
   )
-  try {
-    if (only.has('fanout')) {
-      const sizes = quick ? [10, 50] : [10, 50, 200]
-      const rates = quick ? [100, 500] : [100, 500, 2000]
-      console.log(
-        '\n## Fan-out latency (ms, send -> receipt at every other client) and server CPU per delivered edit (µs)\n',
-      )
-      console.log(
-        '| clients | edits/s | ' +
-          servers.map((s) => `${s} p50 / p95 / p99 | ${s} CPU µs`).join(' | ') +
-          ' | ' +
-          servers
-            .slice(1)
-            .map((s) => `p99 ours/${s} | CPU ours/${s}`)
-            .join(' | ') +
-          ' |',
-      )
-      console.log('|' + ' --- |'.repeat(2 + servers.length * 2 + (servers.length - 1) * 2))
-      for (const n of sizes) {
-        for (const r of rates) {
-          const rows: Record<string, FanoutRow> = {}
-          for (const s of servers) rows[s] = await fanout(s, workers, n, r)
-          const cells = servers.map((s) => {
-            const x = rows[s]!
-            const lost =
-              x.delivered < x.expected * 0.99
-                ? ` (${((100 * x.delivered) / Math.max(1, x.expected)).toFixed(0)}% delivered)`
-                : ''
-            return `${f1(x.p50)} / ${f1(x.p95)} / ${f1(x.p99)}${lost} | ${f1(x.cpuPerDelivered)}`
-          })
-          const ours = rows[servers[0]!]!
-          const ratios = servers
-            .slice(1)
-            .map(
-              (s) =>
-                `${ratio(ours.p99, rows[s]!.p99)} | ${ratio(ours.cpuPerDelivered, rows[s]!.cpuPerDelivered)}`,
-            )
-          console.log(`| ${n} | ${r} | ${cells.join(' | ')} | ${ratios.join(' | ')} |`)
-        }
-      }
-    }
-    if (only.has('memory')) {
-      const docs = quick ? 200 : 1000
-      console.log(`\n## Memory: ${docs} documents x 2 clients (server heap after GC)\n`)
-      console.log(
-        '| server | KB per document (+ first connection) | KB per document alone | KB per extra connection |',
-      )
-      console.log('| --- | --- | --- | --- |')
-      const mem: Record<string, { perDocWithConn: number; perDoc: number; perConn: number }> = {}
-      for (const s of servers) {
-        mem[s] = await memory(s, workers, docs)
-        const m = mem[s]!
-        console.log(
-          `| ${s} | ${f1(m.perDocWithConn / 1024)} | ${f1(m.perDoc / 1024)} | ${f1(m.perConn / 1024)} |`,
-        )
-      }
-      for (const s of servers.slice(1)) {
-        console.log(
-          `ratio ours/${s}: per document ${ratio(mem[servers[0]!]!.perDoc, mem[s]!.perDoc)}, per extra connection ${ratio(mem[servers[0]!]!.perConn, mem[s]!.perConn)}`,
-        )
-      }
-    }
-    if (only.has('join')) {
-      console.log('\n## Cold join of the automerge-paper document (~260k edits)\n')
-      console.log(
-        '| server | chars | time to synced (ms, median) | bytes received | bytes per char |',
-      )
-      console.log('| --- | --- | --- | --- | --- |')
-      const join: Record<string, { ms: number; bytes: number; chars: number }> = {}
-      for (const s of servers) {
-        join[s] = await coldJoin(s, workers)
-        const j = join[s]!
+  if (only.has('join')) {
+    console.log('\n## Cold join of the automerge-paper document (~260k edits)\n')
+    console.log(
+      '| server | chars | time to synced (ms, median) | bytes received | bytes per char |',
+    )
+    console.log('| --- | --- | --- | --- | --- |')
+    const join: Record<string, { ms: number; bytes: number; chars: number } | null> = {}
+    for (const s of servers) {
+      const j = (join[s] = await attempt(`${s} cold join`, () => coldJoin(s)))
+      if (j)
         console.log(
           `| ${s} | ${j.chars} | ${f1(j.ms)} | ${j.bytes} | ${(j.bytes / j.chars).toFixed(2)} |`,
         )
-      }
-      for (const s of servers.slice(1)) {
-        const o = join[servers[0]!]!
-        const p = join[s]!
+    }
+    const o = join[servers[0]!]
+    for (const s of servers.slice(1)) {
+      const p = join[s]
+      if (o && p)
         console.log(
-          `ratio ${s}/ours time: ${(p.ms / o.ms).toFixed(1)}x faster; bytes ours/${s}: ${ratio(o.bytes, p.bytes)}`,
+          `${s} time / ours time: ${(p.ms / o.ms).toFixed(1)}x; bytes ours/${s}: ${ratio(o.bytes, p.bytes)}`,
         )
+    }
+  }
+  if (only.has('memory')) {
+    const docs = quick ? 200 : 1000
+    console.log(`\n## Memory: ${docs} documents x 2 clients (server heap after GC)\n`)
+    console.log(
+      '| server | KB per document (+ first connection) | KB per document alone | KB per extra connection |',
+    )
+    console.log('| --- | --- | --- | --- |')
+    const mem: Record<string, { perDocWithConn: number; perDoc: number; perConn: number } | null> =
+      {}
+    for (const s of servers) {
+      const m = (mem[s] = await attempt(`${s} memory`, () => memory(s, docs)))
+      if (m)
+        console.log(
+          `| ${s} | ${f1(m.perDocWithConn / 1024)} | ${f1(m.perDoc / 1024)} | ${f1(m.perConn / 1024)} |`,
+        )
+    }
+    const o = mem[servers[0]!]
+    for (const s of servers.slice(1)) {
+      const p = mem[s]
+      if (o && p)
+        console.log(
+          `ratio ours/${s}: per document ${ratio(o.perDoc, p.perDoc)}, per extra connection ${ratio(o.perConn, p.perConn)}`,
+        )
+    }
+  }
+  if (only.has('fanout')) {
+    const sizes = quick ? [10, 50] : [10, 50, 200]
+    const rates = quick ? [100, 500] : [100, 500, 2000]
+    console.log(
+      '\n## Fan-out latency (ms, send -> receipt at every other client) and server CPU per delivered edit (µs)\n',
+    )
+    console.log(
+      '| clients | edits/s | ' +
+        servers.map((s) => `${s} p50 / p95 / p99 | ${s} CPU µs`).join(' | ') +
+        ' | ' +
+        servers
+          .slice(1)
+          .map((s) => `p99 ours/${s} | CPU ours/${s}`)
+          .join(' | ') +
+        ' |',
+    )
+    console.log('|' + ' --- |'.repeat(2 + servers.length * 2 + (servers.length - 1) * 2))
+    for (const n of sizes) {
+      for (const r of rates) {
+        const rows: Record<string, FanoutRow> = {}
+        for (const s of servers)
+          rows[s] = (await attempt(`${s} ${n}x${r}`, () => fanout(s, n, r))) ?? FAILED
+        const cells = servers.map((s) => {
+          const x = rows[s]!
+          const lost =
+            x.delivered < x.expected * 0.99
+              ? ` (${((100 * x.delivered) / Math.max(1, x.expected)).toFixed(0)}% delivered)`
+              : ''
+          return `${f1(x.p50)} / ${f1(x.p95)} / ${f1(x.p99)}${lost} | ${x.delivered > 0 ? f1(x.cpuPerDelivered) : 'n/a'}`
+        })
+        const ours = rows[servers[0]!]!
+        const ratios = servers
+          .slice(1)
+          .map(
+            (s) =>
+              `${ratio(ours.p99, rows[s]!.p99)} | ${ours.delivered > 0 ? ratio(ours.cpuPerDelivered, rows[s]!.cpuPerDelivered) : 'n/a'}`,
+          )
+        console.log(`| ${n} | ${r} | ${cells.join(' | ')} | ${ratios.join(' | ')} |`)
       }
     }
-  } finally {
-    for (const w of workers) w.kill()
   }
 }
 
