@@ -186,8 +186,16 @@ export function rangesMissingFrom(cg: CausalGraph, vv: VersionVector): [LV, LV][
   const ranges: [LV, LV][] = []
   for (const [agent, spans] of cg.agents) {
     const have = vvGet(vv, agent)
-    for (const s of spans) {
-      if (s.seqEnd <= have) continue
+    // Binary search for the first span the holder lacks part of.
+    let lo = 0
+    let hi = spans.length
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      if (spans[mid].seqEnd <= have) lo = mid + 1
+      else hi = mid
+    }
+    for (let i = lo; i < spans.length; i++) {
+      const s = spans[i]
       const from = Math.max(s.seq, have)
       ranges.push([s.lv + (from - s.seq), s.lv + (s.seqEnd - s.seq)])
     }

@@ -60,48 +60,97 @@ type Flag = typeof ONLY_A | typeof ONLY_B | typeof SHARED
 /** Ranges `[start, end)`, ascending. */
 export type Ranges = [LV, LV][]
 
+/** A binary max-heap of numbers (each an LV * 4 + flag). */
+class NumHeap {
+  readonly items: number[] = []
+  push(x: number): void {
+    const items = this.items
+    let i = items.push(x) - 1
+    while (i > 0) {
+      const up = (i - 1) >> 1
+      if (items[up] >= x) break
+      items[i] = items[up]
+      i = up
+    }
+    items[i] = x
+  }
+  pop(): number {
+    const items = this.items
+    const top = items[0]
+    const last = items.pop()!
+    const n = items.length
+    if (n > 0) {
+      let i = 0
+      for (;;) {
+        const l = 2 * i + 1
+        if (l >= n) break
+        const r = l + 1
+        const c = r < n && items[r] > items[l] ? r : l
+        if (items[c] <= last) break
+        items[i] = items[c]
+        i = c
+      }
+      items[i] = last
+    }
+    return top
+  }
+}
+
+function mark(aOnly: Ranges, bOnly: Ranges, flag: Flag, start: LV, end: LV): void {
+  if (flag === SHARED || start >= end) return
+  const out = flag === ONLY_A ? aOnly : bOnly
+  const last = out[out.length - 1]
+  // Ranges are found newest first; extend downwards where they touch.
+  if (last !== undefined && last[0] === end) last[0] = start
+  else out.push([start, end])
+}
+
 /**
  * The events in `a`'s history and not `b`'s (`aOnly`) and the reverse, as
  * ascending ranges.
  */
 export function diff(cg: CausalGraph, a: Frontier, b: Frontier): { aOnly: Ranges; bOnly: Ranges } {
-  const queue = new Heap<[LV, Flag]>((x, y) => x[0] > y[0])
-  let shared = 0
-  const enqueue = (lv: LV, flag: Flag) => {
-    queue.push([lv, flag])
-    if (flag === SHARED) shared++
+  // Fast path: one version is the other's ancestor inside one run (typing on after a merge).
+  if (a.length === 1 && b.length === 1) {
+    const [x] = a
+    const [y] = b
+    if (x === y) return { aOnly: [], bOnly: [] }
+    const e = cg.entries[findEntry(cg, Math.max(x, y))]
+    if (Math.min(x, y) >= e.start) {
+      return x > y ? { aOnly: [[y + 1, x + 1]], bOnly: [] } : { aOnly: [], bOnly: [[x + 1, y + 1]] }
+    }
   }
-  for (const lv of a) enqueue(lv, ONLY_A)
-  for (const lv of b) enqueue(lv, ONLY_B)
+  const queue = new NumHeap()
+  const items = queue.items
+  let shared = 0
+  for (const lv of a) queue.push(lv * 4 + ONLY_A)
+  for (const lv of b) queue.push(lv * 4 + ONLY_B)
   const aOnly: Ranges = []
   const bOnly: Ranges = []
-  const mark = (flag: Flag, start: LV, end: LV) => {
-    if (flag === SHARED) return
-    const out = flag === ONLY_A ? aOnly : bOnly
-    const last = out[out.length - 1]
-    // Ranges are found newest first; extend downwards where they touch.
-    if (last !== undefined && last[0] === end) last[0] = start
-    else out.push([start, end])
-  }
 
-  while (queue.size > shared) {
-    let [lv, flag] = queue.pop()!
+  while (items.length > shared) {
+    const x = queue.pop()
+    let flag = (x % 4) as Flag
+    let lv = (x - flag) / 4
     if (flag === SHARED) shared--
     const entry = cg.entries[findEntry(cg, lv)]
     // Consume every other queued LV inside this entry.
-    for (;;) {
-      const top = queue.peek()
-      if (top === undefined || top[0] < entry.start) break
-      const [lv2, flag2] = queue.pop()!
+    while (items.length > 0 && items[0] >= entry.start * 4) {
+      const y = queue.pop()
+      const flag2 = (y % 4) as Flag
+      const lv2 = (y - flag2) / 4
       if (flag2 === SHARED) shared--
       if (flag2 !== flag) {
-        mark(flag, lv2 + 1, lv + 1)
+        mark(aOnly, bOnly, flag, lv2 + 1, lv + 1)
         lv = lv2
         flag = SHARED
       }
     }
-    mark(flag, entry.start, lv + 1)
-    for (const p of entry.parents) enqueue(p, flag)
+    mark(aOnly, bOnly, flag, entry.start, lv + 1)
+    for (const p of entry.parents) {
+      queue.push(p * 4 + flag)
+      if (flag === SHARED) shared++
+    }
   }
   aOnly.reverse()
   bOnly.reverse()
@@ -112,12 +161,14 @@ export function diff(cg: CausalGraph, a: Frontier, b: Frontier): { aOnly: Ranges
  * The greatest version `common` that every event of `a` and `b` since it
  * descends from, and the events after it (in either history) as ascending
  * ranges. Replaying those ranges on top of `common` reproduces both versions.
+ * Returns null once the zone grows past `budget` events.
  */
 export function findConflicting(
   cg: CausalGraph,
   a: Frontier,
   b: Frontier,
-): { common: LV[]; zone: Ranges } {
+  budget = Infinity,
+): { common: LV[]; zone: Ranges } | null {
   interface Point {
     v: readonly LV[]
   }
@@ -128,7 +179,9 @@ export function findConflicting(
     return lx !== ly ? lx > ly : x.v.length > y.v.length
   })
   const zone: Ranges = []
+  let visited = 0
   const visit = (start: LV, end: LV) => {
+    visited += end - start
     const top = zone[zone.length - 1]
     if (top !== undefined && top[0] === end) top[0] = start
     else zone.push([start, end])
@@ -171,6 +224,7 @@ export function findConflicting(
       for (let i = 0; i < top.v.length - 1; i++) queue.push({ v: [top.v[i]] })
     }
     visit(entry.start, end)
+    if (visited > budget) return null
     queue.push({ v: entry.parents })
   }
 }

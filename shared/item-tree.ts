@@ -189,15 +189,18 @@ export class ItemTree {
     it.len = at.off
     // Aggregates are unchanged by a split: remove the rest's share, insertAt adds it back.
     this.adjust(at.leaf, -curLen(rest), -endLen(rest), -rest.len, -phLen(rest))
-    return this.insertAt({ leaf: at.leaf, idx: at.idx + 1 }, rest)
+    return this.insertAt({ leaf: at.leaf, idx: at.idx + 1 }, rest, true)
   }
 
-  /** Inserts `item` at `at`; returns where it ended up. */
-  insertAt(at: Cursor, item: Item): Cursor {
+  /**
+   * Inserts `item` at `at`; returns where it ended up. `indexed`: the item's
+   * characters already map to this leaf (the second half of a split).
+   */
+  insertAt(at: Cursor, item: Item, indexed = false): Cursor {
     const leaf = at.leaf
     leaf.items.splice(at.idx, 0, item)
     this.adjust(leaf, curLen(item), endLen(item), item.len, phLen(item))
-    this.index(item, leaf)
+    if (!indexed) this.index(item, leaf)
     if (leaf.items.length <= LEAF_MAX) return at
     const right = this.splitLeaf(leaf)
     return at.idx < leaf.items.length ? at : { leaf: right, idx: at.idx - leaf.items.length }

@@ -343,6 +343,7 @@ export class TextDoc {
 
   /** Sorted, deduplicated, and without parents that are ancestors of other parents. */
   private minimalFrontier(lvs: LV[]): LV[] {
+    if (lvs.length <= 1) return lvs
     const sorted = [...new Set(lvs)].sort((a, b) => a - b)
     if (sorted.length <= 1) return sorted
     return sorted.filter(
@@ -433,9 +434,7 @@ export class TextDoc {
       lv = e.end
     }
     if (lv < cg.next) {
-      const merge = this.merge
-      if (merge === null || !merge.continue(cg, this.log, lv, emit))
-        this.merge = Merge.start(cg, this.log, version, lv, emit)
+      this.merge = Merge.run(this.merge, cg, this.log, version, lv, emit)
     }
     // At a critical version (one head) the next merge's zone is short: drop the walk.
     if (cg.heads.length === 1 || (this.merge !== null && this.merge.size > MAX_KEPT_MERGE))

@@ -68,8 +68,15 @@ export class Merge {
    * Applies events `firstNew ..` (already in `cg` and `log`) to a document at
    * version `docVersion` through `emit`, walking the zone since the common version.
    */
-  static start(cg: CausalGraph, log: OpLog, docVersion: Frontier, firstNew: LV, emit: Emit): Merge {
-    const { common, zone } = findConflicting(cg, docVersion, cg.heads)
+  static start(
+    cg: CausalGraph,
+    log: OpLog,
+    docVersion: Frontier,
+    firstNew: LV,
+    emit: Emit,
+    conflict = findConflicting(cg, docVersion, cg.heads)!,
+  ): Merge {
+    const { common, zone } = conflict
     const base = zone.length === 0 ? cg.next : zone[0][0]
     const merge = new Merge(new Walk(cg, log, base), base, common, base)
     // The zone is every event from `base` on (an event below it is an ancestor of every zone event).
@@ -118,6 +125,32 @@ export class Merge {
     this.prepare = prepare
     this.processed = cg.next
     return true
+  }
+
+  /**
+   * Merges events `firstNew ..` into a document at `docVersion`, continuing
+   * `kept` when that is cheaper than a fresh walk from the common version (it
+   * is while concurrency lasts: the common version then lies far back).
+   */
+  static run(
+    kept: Merge | null,
+    cg: CausalGraph,
+    log: OpLog,
+    docVersion: Frontier,
+    firstNew: LV,
+    emit: Emit,
+  ): Merge {
+    if (kept !== null) {
+      // A fresh walk pays off when its zone is not much larger than what `kept` must catch up on.
+      const budget = 2 * (cg.next - kept.processed) + 256
+      const fresh = findConflicting(cg, docVersion, cg.heads, budget)
+      if (fresh === null) {
+        if (kept.continue(cg, log, firstNew, emit)) return kept
+      } else {
+        return Merge.start(cg, log, docVersion, firstNew, emit, fresh)
+      }
+    }
+    return Merge.start(cg, log, docVersion, firstNew, emit)
   }
 
   /** Characters tracked, a measure of the memory this merge holds. */
