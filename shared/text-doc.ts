@@ -41,6 +41,7 @@ import {
 } from './oplog.ts'
 import { GapBuffer } from './gap-buffer.ts'
 import { Merge } from './walker.ts'
+import { IdIndex } from './id-index.ts'
 import { type IncomingSpan, PendingEvents, sameOp, sliceOp } from './pending.ts'
 import {
   type DecodedUpdate,
@@ -92,6 +93,8 @@ export class TextDoc {
   private readonly pending = new PendingEvents(MAX_PENDING_EVENTS)
   /** The walk of the last concurrent merge, kept while concurrency lasts. */
   private merge: Merge | null = null
+  /** Position <-> character id map, built on first use (anchors). */
+  private ids: IdIndex | null = null
   private lazy: LazyHistory | null = null
   private readonly emitter = new Emitter<{
     update: [update: Uint8Array, origin: unknown]
@@ -150,6 +153,7 @@ export class TextDoc {
     const lv = addEvents(cg, this.agent, nextSeq(cg, this.agent), text.length, cg.heads)
     pushOp(this.log, lv, INS, pos, text.length, text)
     this.content.insert(pos, text)
+    this.ids?.insert(pos, lv, text.length)
     this.announce(lv, [{ index: pos, insert: text }], undefined)
   }
 
@@ -167,6 +171,7 @@ export class TextDoc {
     const lv = addEvents(cg, this.agent, nextSeq(cg, this.agent), length, cg.heads)
     pushOp(this.log, lv, DEL, pos, length, '')
     this.content.delete(pos, length)
+    this.ids?.delete(pos, length)
     this.announce(lv, [{ index: pos, delete: length }], undefined)
   }
 
@@ -205,6 +210,39 @@ export class TextDoc {
     if (event !== 'update' && event !== 'change')
       throw new TypeError(`unknown event ${String(event)}`)
     return this.emitter.on(event, handler as never)
+  }
+
+  /**
+   * The id of the character at `pos` (an anchor that follows that character
+   * through concurrent edits), or null at the end of the document.
+   */
+  anchorAt(pos: number): { agent: string; seq: number } | null {
+    this.checkPos(pos, 'anchor position')
+    const lv = this.idIndex().lvAt(pos)
+    if (lv < 0) return null
+    const [agent, seq] = lvToRaw(this.cg, lv)
+    return { agent, seq }
+  }
+
+  /**
+   * Where an anchor's character is now (where it was, if deleted); the end of
+   * the document for null; null when this replica does not have that character.
+   */
+  positionOf(anchor: { agent: string; seq: number } | null): number | null {
+    if (anchor === null) return this.length
+    this.loadHistory()
+    const lv = rawToLv(this.cg, String(anchor.agent), Number(anchor.seq))
+    if (lv < 0) return null
+    const pos = this.idIndex().positionOf(lv)
+    return pos < 0 ? null : pos
+  }
+
+  private idIndex(): IdIndex {
+    if (this.ids !== null) return this.ids
+    this.loadHistory()
+    const noop = { insert() {}, delete() {} }
+    const walk = this.cg.next === 0 ? null : Merge.start(this.cg, this.log, [], 0, noop)
+    return (this.ids = new IdIndex(walk === null ? [] : walk.characters()))
   }
 
   /** Throws when internal structures are inconsistent; replays the history when it is small. For tests. */
@@ -399,10 +437,11 @@ export class TextDoc {
     const cg = this.cg
     const content = this.content
     const emit = {
-      insert: (pos: number, text: string) => {
+      insert: (pos: number, text: string, lv: LV) => {
         if (pos > content.length)
           throw new DecodeError(`remote insert at ${pos} is past the end (${content.length})`)
         content.insert(pos, text)
+        this.ids?.insert(pos, lv, text.length)
         undo.push(() => content.delete(pos, text.length))
         changes.push({ index: pos, insert: text })
       },
@@ -413,6 +452,7 @@ export class TextDoc {
           )
         const removed = content.slice(pos, pos + len)
         content.delete(pos, len)
+        this.ids?.delete(pos, len)
         undo.push(() => content.insert(pos, removed))
         changes.push({ index: pos, delete: len })
       },
@@ -426,7 +466,7 @@ export class TextDoc {
       if (!frontierEquals(parents, version)) break
       for (const op of opsIn(this.log, lv, e.end)) {
         const len = op.end - op.start
-        if (op.kind === INS) emit.insert(op.pos, op.content)
+        if (op.kind === INS) emit.insert(op.pos, op.content, op.start)
         else if (op.fwd) emit.delete(op.pos, len)
         else emit.delete(op.pos - len + 1, len)
       }
@@ -482,6 +522,7 @@ export class TextDoc {
     if (mark.lastRun !== null) Object.assign(runs[runs.length - 1], mark.lastRun)
     this.pending.restore(mark.pending)
     this.merge = null
+    this.ids = null
   }
 
   /** Tells listeners about events `from ..` and the content changes they made. */

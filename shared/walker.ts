@@ -26,11 +26,20 @@ import {
 } from './causal-graph.ts'
 import { diff, findConflicting } from './graph-diff.ts'
 import { DEL, INS, type OpLog, type OpRun, opsIn } from './oplog.ts'
-import { type Cursor, INSERTED, type Item, ItemTree, NOT_YET_INSERTED } from './item-tree.ts'
+import {
+  type Cursor,
+  INSERTED,
+  type Item,
+  ItemTree,
+  type Leaf,
+  NOT_YET_INSERTED,
+  PH,
+} from './item-tree.ts'
 
 /** Receives the transformed operations, in order, against the evolving document. */
 export interface Emit {
-  insert(pos: number, content: string): void
+  /** `content` inserted at `pos` by events `lv ..`. */
+  insert(pos: number, content: string, lv: LV): void
   delete(pos: number, len: number): void
 }
 
@@ -161,6 +170,21 @@ export class Merge {
   check(): void {
     this.walk.tree.check()
   }
+
+  /** The walked characters in document order, tombstones included (placeholder excluded). */
+  characters(): { lv: LV; len: number; deleted: boolean }[] {
+    const out: { lv: LV; len: number; deleted: boolean }[] = []
+    for (let leaf: Leaf | null = this.walk.tree.first; leaf !== null; leaf = leaf.next) {
+      for (const it of leaf.items) {
+        if (it.lv >= PH) continue
+        const last = out[out.length - 1]
+        if (last !== undefined && last.deleted === it.endDel && last.lv + last.len === it.lv)
+          last.len += it.len
+        else out.push({ lv: it.lv, len: it.len, deleted: it.endDel })
+      }
+    }
+    return out
+  }
 }
 
 class Walk {
@@ -280,7 +304,7 @@ class Walk {
     }
     const dest = cursor === null ? this.endCursor() : this.integrate(item, cursor)
     const at = tree.insertAt(dest, item)
-    if (emit) this.emit.insert(tree.endBefore(at.leaf, at.idx), op.content)
+    if (emit) this.emit.insert(tree.endBefore(at.leaf, at.idx), op.content, op.start)
   }
 
   /** YjsMod/FugueMax: where among concurrent inserts at the cursor the new item goes. */
