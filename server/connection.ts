@@ -106,7 +106,7 @@ export class ServerConnection {
   private readonly events: Bucket
   private readonly messages: Bucket
   private readonly presence: Bucket
-  private readonly log: Logger
+  private childLog: Logger | null = null
 
   constructor(
     readonly ws: WebSocket,
@@ -116,7 +116,6 @@ export class ServerConnection {
     private readonly ctx: ConnectionContext,
   ) {
     const l = ctx.limits
-    this.log = ctx.log.child({ doc: docId, remote })
     this.events = new Bucket(l.eventsPerSecond, l.eventBurst)
     this.messages = new Bucket(l.messagesPerSecond, Math.max(l.messagesPerSecond, 1))
     this.presence = new Bucket(l.presencePerSecond, Math.max(l.presencePerSecond, 1))
@@ -132,6 +131,12 @@ export class ServerConnection {
     }, l.authTimeoutMs)
     if (ctx.secret === undefined) this.authorize({ doc: docId, role: 'write', exp: Infinity })
     else if (queryToken !== null) this.checkToken(queryToken)
+  }
+
+  /** This connection's logger (a pino child with `doc` and `remote`), made on first use. */
+  private get log(): Logger {
+    this.childLog ??= this.ctx.log.child({ doc: this.docId, remote: this.remote })
+    return this.childLog
   }
 
   /** Closes with `code` (valid WebSocket code) and a short reason; idempotent. */
