@@ -21,7 +21,14 @@ export {
   type PresenceState,
   type PresenceEntry,
 } from './protocol.ts'
-export { Presence, type PresenceOptions, type PresenceChange } from './presence.ts'
+export {
+  Presence,
+  anchorSelection,
+  resolveSelection,
+  type Anchorable,
+  type PresenceOptions,
+  type PresenceChange,
+} from './presence.ts'
 export {
   fromWebSocket,
   fromDataChannel,

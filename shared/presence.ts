@@ -12,7 +12,7 @@
  * or remote entries remain (it is unref'd, so it never keeps a process alive).
  */
 
-import type { PresenceEntry, PresenceState } from './protocol.ts'
+import type { Anchor, PresenceEntry, PresenceState } from './protocol.ts'
 import { realClock, type Clock, type Identity } from './sync.ts'
 
 export type { PresenceEntry, PresenceState, Anchor } from './protocol.ts'
@@ -239,6 +239,39 @@ export class Presence {
   private notify(c: PresenceChange): void {
     for (const h of [...this.handlers]) h(c)
   }
+}
+
+/** What anchoring needs from a document (TextDoc has it). */
+export interface Anchorable {
+  /** The id of the character at `pos` (the cursor sits before it); null at the end. */
+  anchorAt(pos: number): { agent: string; seq: number } | null
+  /** Where that character is now (where it was, if deleted); null if this replica lacks it. */
+  positionOf(anchor: Anchor): number | null
+}
+
+/**
+ * A selection given as positions, anchored to event ids: it keeps pointing at the same
+ * characters whatever concurrent edits arrive (positions would drift).
+ */
+export function anchorSelection(
+  doc: Anchorable,
+  anchor: number,
+  head = anchor,
+): { anchor: Anchor; head: Anchor } {
+  return { anchor: doc.anchorAt(anchor), head: doc.anchorAt(head) }
+}
+
+/**
+ * The current positions of an anchored selection in `doc`; null when the doc does not
+ * hold an anchor's character yet (its events are still on the way).
+ */
+export function resolveSelection(
+  doc: Anchorable,
+  sel: { readonly anchor: Anchor; readonly head: Anchor },
+): { anchor: number; head: number } | null {
+  const anchor = doc.positionOf(sel.anchor)
+  const head = doc.positionOf(sel.head)
+  return anchor === null || head === null ? null : { anchor, head }
 }
 
 function definedOnly(identity: Identity): Identity {

@@ -7,6 +7,7 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { TextDoc, Presence, link, type Link } from '../shared/index.ts'
+import { anchorSelection, resolveSelection } from '../shared/presence.ts'
 import { VirtualClock, simPair } from './support/netsim.ts'
 import { RawPeer } from './support/raw-peer.ts'
 
@@ -148,6 +149,31 @@ test('entries with an older or equal clock never replace newer ones', () => {
   clock.advance(10)
   assert.is(p.getStates().get('o')?.name, 'new')
   assert.is(p.getLocal(), undefined)
+})
+
+test('a remote selection anchored to event ids survives concurrent edits', () => {
+  const clock = new VirtualClock()
+  const { docs, ps, links } = setup(2, clock)
+  docs[0]!.insert(0, 'hello world.')
+  clock.advance(500)
+  assert.is(docs[1]!.toString(), 'hello world.')
+  // d0 selects "world" (6..11); concurrently d1 types before it and deletes "hello ".
+  ps[0]!.setLocal({ name: 'Ann', selection: anchorSelection(docs[0]!, 6, 11) })
+  docs[1]!.insert(0, '>> ')
+  docs[1]!.delete(3, 6)
+  docs[0]!.insert(0, 'big ')
+  clock.advance(1000)
+  assert.is(docs[0]!.toString(), docs[1]!.toString())
+  const text = docs[1]!.toString()
+  const sel = ps[1]!.getStates().get('p0')!.selection!
+  const at = resolveSelection(docs[1]!, sel)!
+  assert.is(text.slice(at.anchor, at.head), 'world')
+  // The end anchor (null) is the end of the document.
+  assert.equal(anchorSelection(docs[1]!, text.length).anchor, null)
+  assert.is(resolveSelection(docs[1]!, { anchor: null, head: null })!.head, text.length)
+  // An anchor this replica does not hold yet resolves to null.
+  assert.is(resolveSelection(new TextDoc('x'), sel), null)
+  for (const l of links) l.close()
 })
 
 test.run()

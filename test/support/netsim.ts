@@ -315,16 +315,14 @@ export class Network {
   /** Restarts node `i` from `save()`, with a new agent id (a new session). */
   restart(i: number): void {
     const node = this.nodes[i]!
-    // TODO(core): TextDoc.save() of an empty doc throws (reported); an empty doc restarts fresh.
-    const bytes =
-      node.doc.length === 0 && Object.keys(node.doc.version()).length === 0 ? null : node.doc.save()
+    const bytes = node.doc.save()
     node.up = false
     this.edges.forEach((e) => {
       if (e.a === i || e.b === i) this.disconnect(e)
     })
     node.session++
     const agent = this.agentName(i, node.session)
-    node.doc = bytes ? this.opts.factory.load(bytes, agent) : this.opts.factory.create(agent)
+    node.doc = this.opts.factory.load(bytes, agent)
     node.up = true
     this.edges.forEach((e) => {
       if (e.a === i || e.b === i) this.connect(e)
