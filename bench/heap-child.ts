@@ -11,6 +11,14 @@
  */
 import { readFileSync } from 'node:fs'
 import { canGc, fullGc, memoryInUse } from './measure.ts'
+
+/** A full GC, then a pause so freed ArrayBuffer/external memory is really released. */
+async function settle(): Promise<void> {
+  for (let i = 0; i < 3; i++) {
+    fullGc()
+    await new Promise((resolve) => setTimeout(resolve, 30))
+  }
+}
 import { peerByName } from './peers.ts'
 
 const [peerName, file] = process.argv.slice(2)
@@ -21,13 +29,13 @@ let bytes: Uint8Array | null = new Uint8Array(readFileSync(file))
 // same bytes: WebAssembly memory never shrinks, so that would hide Loro's and Automerge's.
 const tiny = { name: 'tiny', patches: [[0, 0, 'hi'] as const], txnEnds: [1], endContent: 'hi' }
 peer.text(peer.load(peer.save(peer.replay(tiny))))
-fullGc()
+await settle()
 // The saved bytes count as the document's if it keeps them (a lazy load may): they are
 // subtracted from the baseline and our own reference is dropped before the second snapshot.
 const before = memoryInUse() - bytes.byteLength
 const doc = peer.load(bytes)
 const length = peer.text(doc).length
 bytes = null
-fullGc()
+await settle()
 const after = memoryInUse()
 console.log(JSON.stringify({ retained: after - before, length, alive: doc !== undefined }))

@@ -10,7 +10,7 @@
  *
  * Flags: --trace NAME (one trace), --runs N (default 5), --quick (small traces, 3 runs),
  * --big (also node_nodecc and git-makefile per-agent: minutes each), --timeout S (per child,
- * default 90), --no-automerge, --out FILE (default bench/RESULTS.md for full runs only).
+ * default 60), --no-automerge, --out FILE (default bench/RESULTS.md for full runs only).
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -51,7 +51,7 @@ interface Options {
 }
 
 function parseArgs(argv: readonly string[]): Options {
-  const o: Options = { runs: 5, quick: false, big: false, timeoutMs: 90_000, automerge: true }
+  const o: Options = { runs: 5, quick: false, big: false, timeoutMs: 60_000, automerge: true }
   let runsGiven = false
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
@@ -76,8 +76,11 @@ function parseArgs(argv: readonly string[]): Options {
   return o
 }
 
+/** Automerge's budget per figure (its child also has the --timeout limit). */
+const AUTOMERGE_BUDGET_MS = 5_000
+
 /** Budget per contestant and figure: stop repeating once its runs add up past this. */
-const BUDGET_MS = 20_000
+const BUDGET_MS = 12_000
 
 async function automergeInChild(
   kind: 'seq' | 'conc',
@@ -89,7 +92,7 @@ async function automergeInChild(
   const file = join(tmp, `automerge-${name}.bin`)
   const res = await runChild(
     'peer-child.ts',
-    ['automerge', kind, name, String(o.runs), String(BUDGET_MS / 2), file],
+    ['automerge', kind, name, String(o.runs), String(AUTOMERGE_BUDGET_MS), file],
     o.timeoutMs,
   )
   if (res.timedOut) {
