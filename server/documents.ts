@@ -10,7 +10,10 @@
  * - A document is unloaded only with no connections, after `idleUnloadMs`, once every write it
  *   started has settled and, if a write was lost, a full snapshot has been stored.
  * - `durable` is a version whose events are all in storage; it is what the server announces to a
- *   reconnecting client as its acknowledgement baseline (the client resends anything beyond it).
+ *   reconnecting client as its acknowledgement baseline (the client resends anything beyond it),
+ *   and the link adds it to every ack. It advances only when no integrated update is
+ *   outstanding (each update the document emits is outstanding until its own append, or a
+ *   snapshot taken after it, commits), so it never covers an event storage lacks.
  */
 import { TextDoc, type VersionVector } from '../shared/text-doc.ts'
 import type { Limits } from './limits.ts'
@@ -28,6 +31,8 @@ export interface LoadedDoc {
   durable: VersionVector
   /** Writes started and not settled. */
   readonly inFlight: Set<Promise<unknown>>
+  /** Updates the document integrated that are not yet known to be stored (by identity). */
+  readonly outstanding: Set<Uint8Array>
   /** Set when a write failed for good: the next flush stores a whole snapshot. */
   needsSnapshot: boolean
   /** Updates appended since the last snapshot. */
@@ -87,6 +92,7 @@ export class DocumentRegistry {
   release(entry: LoadedDoc): void {
     entry.refs--
     if (entry.refs === 0) this.scheduleUnload(entry)
+    if (entry.outstanding.size > 0) void this.settle(entry)
   }
 
   /** The document for a one-off read (REST); it unloads when idle like any other. */
@@ -138,12 +144,16 @@ export class DocumentRegistry {
       { doc: id, chars: doc.length, updates: stored?.updates.length ?? 0 },
       'document loaded',
     )
+    // Every update integrated from now on is outstanding until stored (see the header).
+    const outstanding = new Set<Uint8Array>()
+    doc.on('update', (update: Uint8Array) => void outstanding.add(update))
     return {
       id,
       doc,
       refs: 0,
       durable: doc.version(),
       inFlight: new Set(),
+      outstanding,
       needsSnapshot: false,
       sinceSnapshot: stored?.updates.length ?? 0,
       lastUpdateId: stored?.lastUpdateId ?? 0,
@@ -159,12 +169,34 @@ export class DocumentRegistry {
   persist(entry: LoadedDoc, update: Uint8Array): Promise<void> {
     const p = this.persistWithRetry(entry, update)
     entry.inFlight.add(p)
-    const done = () => {
-      entry.inFlight.delete(p)
-      if (entry.inFlight.size === 0 && !entry.needsSnapshot) entry.durable = entry.doc.version()
-    }
-    p.then(done, done)
+    p.then(
+      () => {
+        entry.inFlight.delete(p)
+        entry.outstanding.delete(update)
+        this.advanceDurable(entry)
+      },
+      () => entry.inFlight.delete(p),
+    )
     return p
+  }
+
+  /** `durable` = the document's version once nothing integrated is waiting to be stored. */
+  private advanceDurable(entry: LoadedDoc): void {
+    if (entry.outstanding.size === 0 && !entry.needsSnapshot) entry.durable = entry.doc.version()
+  }
+
+  /**
+   * After a connection leaves: updates its link integrated but never handed to `persist` (it
+   * closed first) would keep `durable` behind for good; once in-flight writes settle, a
+   * snapshot stores whatever is still outstanding.
+   */
+  async settle(entry: LoadedDoc): Promise<void> {
+    while (entry.inFlight.size > 0) await Promise.allSettled([...entry.inFlight])
+    if (entry.outstanding.size > 0) {
+      await this.compact(entry).catch((err) =>
+        this.log.warn({ doc: entry.id, err }, 'snapshot of outstanding updates failed'),
+      )
+    }
   }
 
   private async persistWithRetry(entry: LoadedDoc, update: Uint8Array): Promise<void> {
@@ -198,18 +230,23 @@ export class DocumentRegistry {
   async compact(entry: LoadedDoc): Promise<void> {
     const t0 = performance.now()
     const version = entry.doc.version()
+    const covered = [...entry.outstanding]
     const snapshot = entry.doc.save()
     await this.storage.compact(entry.id, snapshot, entry.lastUpdateId)
     this.metrics.storageSeconds.observe({ op: 'compact' }, (performance.now() - t0) / 1000)
     entry.sinceSnapshot = 0
     entry.needsSnapshot = false
+    for (const u of covered) entry.outstanding.delete(u)
     if (sumVersion(version) >= sumVersion(entry.durable)) entry.durable = version
+    this.advanceDurable(entry)
   }
 
   /** Waits for every write of `entry` to settle, then stores a snapshot if one is due. */
   async flush(entry: LoadedDoc): Promise<void> {
     while (entry.inFlight.size > 0) await Promise.allSettled([...entry.inFlight])
-    if (entry.needsSnapshot || entry.sinceSnapshot > 0) await this.compact(entry)
+    if (entry.needsSnapshot || entry.sinceSnapshot > 0 || entry.outstanding.size > 0) {
+      await this.compact(entry)
+    }
   }
 
   private scheduleUnload(entry: LoadedDoc): void {
