@@ -378,6 +378,7 @@ class LinkImpl implements Link {
         this.onAck(msg.ack)
         break
       case 'need':
+        // A flood of NEEDs costs at most one diff per batch window (the flush throttle).
         this.peerKnown = copyVV(msg.have)
         this.scheduleFlush()
         break
