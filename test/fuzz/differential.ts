@@ -10,7 +10,7 @@
  */
 import { TextDoc } from '../../shared/index.ts'
 import { RefDoc, versionEntries, type RefEvent } from '../support/reference.ts'
-import { Rng } from '../support/rng.ts'
+import { Rng, splitsSurrogate } from '../support/rng.ts'
 import { checkRoundTrips } from '../support/round-trip.ts'
 import { stepsFromEnv, type CaseStats } from './harness.ts'
 import { applyTextOps, describeEdit, pickAgents, randomBurst, randomEdit } from './edits.ts'
@@ -77,7 +77,7 @@ function fail(msg: string): never {
 }
 
 /** Asserts a TextDoc equals its reference twin. */
-function compare(t: Twin, where: string): void {
+function compare(t: Twin, where: string, rng?: Rng): void {
   const text = t.doc.toString()
   const want = t.ref.toString()
   if (text !== want) {
@@ -95,6 +95,36 @@ function compare(t: Twin, where: string): void {
   if (t.mirror !== text)
     fail(`${where}: text rebuilt from 'change' ops ${JSON.stringify(t.mirror)}`)
   t.doc.checkInvariants()
+  if (rng !== undefined) compareAnchors(t, where, rng)
+}
+
+/** A few anchors: anchorAt(pos) and positionOf(id) (deleted characters too) agree. */
+function compareAnchors(t: Twin, where: string, rng: Rng): void {
+  const text = t.ref.toString()
+  for (let k = 0; k < 2; k++) {
+    let pos = rng.int(0, text.length)
+    while (splitsSurrogate(text, pos)) pos--
+    const got = t.doc.anchorAt(pos)
+    const want = t.ref.anchorAt(pos)
+    if (JSON.stringify(got) !== JSON.stringify(want)) {
+      fail(
+        `${where}: ${t.doc.agent}.anchorAt(${pos}) = ${JSON.stringify(got)}, reference ${JSON.stringify(want)}`,
+      )
+    }
+  }
+  const ids = t.ref.itemIds()
+  const probes = ids.length === 0 ? [] : [rng.pick(ids), rng.pick(ids)]
+  probes.push({ agent: 'nobody', seq: 0 })
+  for (const id of probes) {
+    const got = t.doc.positionOf(id)
+    const want = t.ref.positionOf(id)
+    if (got !== want) {
+      const state = t.ref.isDeleted(id) ? 'deleted' : 'visible or unknown'
+      fail(
+        `${where}: ${t.doc.agent}.positionOf(${JSON.stringify(id)}) (${state}) = ${got}, reference ${want}`,
+      )
+    }
+  }
 }
 
 /** Delivers one message to `to`; logs what it integrated as a new message. */
@@ -135,7 +165,7 @@ export function differentialCase(seed: number, opts: DifferentialOptions = {}): 
         if (t.doc.pendingCount > 0) continue
         trace.push(`${t.doc.agent}: save and load`)
         reload(t)
-        compare(t, `step ${step}`)
+        compare(t, `step ${step}`, rng)
         continue
       }
       if (r < 0.55) {
@@ -155,7 +185,7 @@ export function differentialCase(seed: number, opts: DifferentialOptions = {}): 
           const emitted = take(t)
           if (emitted.length === 0) fail(`local ${describeEdit(edit)} emitted no 'update'`)
           t.log.push({ bytes: emitted, events })
-          compare(t, `step ${step}`)
+          compare(t, `step ${step}`, rng)
         }
         continue
       }
@@ -179,7 +209,7 @@ export function differentialCase(seed: number, opts: DifferentialOptions = {}): 
         trace.push(`${from.doc.agent} -> ${to.doc.agent}: since ${JSON.stringify(since)}`)
         deliver(to, [from.doc.encodeUpdate(since)], from.ref.events(since))
       }
-      compare(to, `step ${step}`)
+      compare(to, `step ${step}`, rng)
     }
     // full sync: gather into the first, then spread
     trace.push('full sync')

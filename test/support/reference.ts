@@ -200,6 +200,40 @@ export class RefDoc {
     return done
   }
 
+  /** The id of the visible character at `pos`, or null at the end (TextDoc.anchorAt). */
+  anchorAt(pos: number): Id | null {
+    const visible = this.visibleItems()
+    checkPos(pos, visible.length, 'anchor')
+    return pos === visible.length ? null : visible[pos].id
+  }
+
+  /**
+   * Where the character inserted by event `id` is: the number of visible characters before
+   * it (also when it is deleted); the length for null; null when no such character is here.
+   */
+  positionOf(id: Id | null): number | null {
+    if (id === null) return this.length
+    const item = this.itemByKey.get(idKey(id))
+    if (item === undefined) return null
+    let n = 0
+    for (const other of this.items) {
+      if (other === item) return n
+      if (other.deletedBy.size === 0) n++
+    }
+    throw new Error('unreachable: indexed item not in the list')
+  }
+
+  /** True if the character inserted by `id` is here and deleted. */
+  isDeleted(id: Id): boolean {
+    const item = this.itemByKey.get(idKey(id))
+    return item !== undefined && item.deletedBy.size > 0
+  }
+
+  /** Ids of every character ever inserted here (deleted ones too), in document order. */
+  itemIds(): Id[] {
+    return this.items.map((item) => item.id)
+  }
+
   /** Throws if the internal structures disagree with each other. */
   checkInvariants(): void {
     if (this.items.length !== this.itemByKey.size) throw new Error('item index size mismatch')
