@@ -11,7 +11,7 @@
  */
 import { TextDoc } from '../../shared/index.ts'
 import { versionEntries } from '../support/reference.ts'
-import { Rng } from '../support/rng.ts'
+import { Rng, splitsSurrogate } from '../support/rng.ts'
 import { checkRoundTrips } from '../support/round-trip.ts'
 import { stepsFromEnv, type CaseStats } from './harness.ts'
 import {
@@ -92,6 +92,8 @@ export function convergenceCase(seed: number, opts: ConvergenceOptions = {}): Ca
   const drawn = rng.int(40, 250)
   const steps = opts.steps ?? stepsFromEnv() ?? drawn
   const trace: string[] = []
+  /** Anchors taken along the way; after the full sync every replica must place them alike. */
+  const anchors: ({ agent: string; seq: number } | null)[] = []
   const idx = () => rng.int(0, n - 1)
   const other = (i: number) => (i + rng.int(1, n - 1)) % n
   try {
@@ -114,6 +116,11 @@ export function convergenceCase(seed: number, opts: ConvergenceOptions = {}): Ca
         const rep = replicas[i]
         const s0 = rep.doc.toString()
         const edits = rng.chance(0.2) ? randomBurst(rng, s0) : [randomEdit(rng, s0, 160)]
+        if (rng.chance(0.3)) {
+          let p = rng.int(0, s0.length)
+          while (splitsSurrogate(s0, p)) p--
+          anchors.push(rep.doc.anchorAt(p))
+        }
         for (const edit of edits) {
           rep.past.push(rep.doc.version())
           const before = rep.doc.toString()
@@ -208,6 +215,14 @@ export function convergenceCase(seed: number, opts: ConvergenceOptions = {}): Ca
       }
       const v = JSON.stringify(versionEntries(r.doc.version()))
       if (v !== version) fail(`${r.doc.agent} version ${v} != ${version}`)
+    }
+    for (const a of anchors) {
+      const where = replicas.map((r) => r.doc.positionOf(a))
+      if (where.some((p) => p !== where[0]) || where[0] === null) {
+        fail(
+          `anchor ${JSON.stringify(a)} placed at ${JSON.stringify(where)} on ${JSON.stringify(agents)}`,
+        )
+      }
     }
     checkRoundTrips(hub, { history: replicas[0].history, rng, label: 'convergence hub' })
   } catch (e) {
