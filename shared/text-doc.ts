@@ -225,8 +225,10 @@ export class TextDoc {
   }
 
   /**
-   * Where an anchor's character is now (where it was, if deleted); the end of
-   * the document for null; null when this replica does not have that character.
+   * Where an anchor's character is now; the end of the document for null; null
+   * when this replica does not have that character. A deleted character reports
+   * a position near where it was (exact after local and non-concurrent edits; a
+   * concurrent insert beside it may land on either side).
    */
   positionOf(anchor: { agent: string; seq: number } | null): number | null {
     if (anchor === null) return this.length
