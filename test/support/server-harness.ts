@@ -152,6 +152,7 @@ function bundledChild(): Promise<string> {
       absWorkingDir: fileURLToPath(new URL('../..', import.meta.url)),
       logLevel: 'silent',
     })
+    process.once('exit', () => rmSync(out, { force: true }))
     return out
   })()
   return childBundle
