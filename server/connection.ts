@@ -82,7 +82,7 @@ class Bucket {
 }
 
 function versionTotal(entry: LoadedDoc): number {
-  const vv = entry.doc.version()
+  const vv = entry.replica.version()
   let n = 0
   for (const k in vv) n += vv[k]!
   return n
@@ -205,7 +205,7 @@ export class ServerConnection {
       onClose: (h) => void this.closeHandlers.push(h),
       close: (code, reason) => this.close(code ?? 1000, reason ?? ''),
     }
-    this.link = link(entry.doc, channel, {
+    this.link = link(entry.replica, channel, {
       readOnly: claims.role === 'read',
       persist: (update) => this.ctx.registry.persist(entry, update),
       durableVersion: () => entry.durable,

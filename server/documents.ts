@@ -16,7 +16,9 @@
  *   snapshot taken after it, commits), so it never covers an event storage lacks.
  */
 import { TextDoc, type VersionVector } from '../shared/text-doc.ts'
+import type { Replica } from '../shared/replica.ts'
 import type { Limits } from './limits.ts'
+import { cachedReplica } from './replica-cache.ts'
 import type { Logger } from './log.ts'
 import type { ServerMetrics } from './metrics.ts'
 import type { Storage } from './storage.ts'
@@ -25,6 +27,8 @@ import type { Storage } from './storage.ts'
 export interface LoadedDoc {
   readonly id: string
   readonly doc: TextDoc
+  /** `doc` as its links see it: encodings memoised per state (server/replica-cache.ts). */
+  readonly replica: Replica
   /** Connections holding it. */
   refs: number
   /** Version whose events are all stored. */
@@ -144,12 +148,15 @@ export class DocumentRegistry {
       { doc: id, chars: doc.length, updates: stored?.updates.length ?? 0 },
       'document loaded',
     )
+    // Made before any link subscribes, so its memo is cleared before links hear of a change.
+    const replica = cachedReplica(doc)
     // Every update integrated from now on is outstanding until stored (see the header).
     const outstanding = new Set<Uint8Array>()
     doc.on('update', (update: Uint8Array) => void outstanding.add(update))
     return {
       id,
       doc,
+      replica,
       refs: 0,
       durable: doc.version(),
       inFlight: new Set(),
