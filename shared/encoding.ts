@@ -66,6 +66,13 @@ export interface DecodedSnapshot {
 const zigzag = (n: number) => (n < 0 ? -2 * n - 1 : 2 * n)
 const unzigzag = (n: number) => (n % 2 === 1 ? -(n + 1) / 2 : n / 2)
 
+/** The kind of a message (KIND_UPDATE, KIND_SNAPSHOT), or -1 when it is not one of ours. */
+export function messageKind(bytes: Uint8Array): number {
+  if (!(bytes instanceof Uint8Array) || bytes.length < 5) return -1
+  if (bytes[0] !== MAGIC_0 || bytes[1] !== MAGIC_1 || bytes[2] !== FORMAT) return -1
+  return bytes[3]
+}
+
 function frame(kind: number, body: Uint8Array): Uint8Array {
   const w = new Writer()
   w.byte(MAGIC_0)

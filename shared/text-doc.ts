@@ -49,8 +49,11 @@ import {
   type OpSpan,
   type RawId,
   decodeSnapshot,
+  type DecodedSnapshot,
+  KIND_SNAPSHOT,
   decodeUpdate,
   encodeSnapshot,
+  messageKind,
   MAX_SNAPSHOT_BODY,
   encodeUpdate,
 } from './encoding.ts'
@@ -111,15 +114,18 @@ export class TextDoc {
 
   /** Loads a document saved with `save()`: reads the snapshot; history is decoded when needed. */
   static load(bytes: Uint8Array, agent?: string): TextDoc {
-    const snap = decodeSnapshot(bytes)
-    const history = snap.history
     const doc = new TextDoc(agent)
-    doc.content.insert(0, snap.text)
+    doc.adopt(decodeSnapshot(bytes))
+    return doc
+  }
+
+  /** Becomes the snapshot's document: its text now, its history when needed. */
+  private adopt(snap: DecodedSnapshot): void {
+    this.content.insert(0, snap.text)
     const version: { [agent: string]: number } = {}
     for (const [a, n] of snap.version)
       Object.defineProperty(version, a, { value: n, enumerable: true })
-    doc.lazy = { bytes: history, version, heads: snap.heads }
-    return doc
+    this.lazy = { bytes: snap.history, version, heads: snap.heads }
   }
 
   /** Length in UTF-16 code units. */
@@ -179,9 +185,10 @@ export class TextDoc {
   encodeUpdate(since?: VersionVector): Uint8Array {
     if (since !== undefined && (since === null || typeof since !== 'object'))
       throw new TypeError('since must be a version vector object')
+    // A replica with nothing gets the whole document: it reads the text instead of replaying.
+    if (since === undefined || Object.values(since).every((n) => n === 0)) return this.save()
     this.loadHistory()
-    const ranges =
-      since === undefined ? [[0, this.cg.next] as [LV, LV]] : rangesMissingFrom(this.cg, since)
+    const ranges = rangesMissingFrom(this.cg, since)
     return encodeUpdate(this.eventsIn(ranges))
   }
 
@@ -190,6 +197,21 @@ export class TextDoc {
    * wait. Malformed or inconsistent bytes throw and change nothing.
    */
   applyUpdate(update: Uint8Array, origin?: unknown): void {
+    if (messageKind(update) === KIND_SNAPSHOT) {
+      // A whole document (what `encodeUpdate()` sends to an empty replica).
+      const snap = decodeSnapshot(update)
+      if (this.lazy === null && this.cg.next === 0 && this.pending.isEmpty) {
+        // Nothing here yet: take its text as is, no replay.
+        this.adopt(snap)
+        if (snap.text.length > 0 && this.emitter.has('change'))
+          this.emitter.emit('change', [{ index: 0, insert: snap.text }], origin)
+        if (snap.version.length > 0) this.emitter.emit('update', update, origin)
+        return
+      }
+      this.loadHistory()
+      this.integrate(decodeUpdate(snap.history, MAX_SNAPSHOT_BODY), origin)
+      return
+    }
     const decoded = decodeUpdate(update)
     this.loadHistory()
     this.integrate(decoded, origin)
@@ -197,7 +219,8 @@ export class TextDoc {
 
   /** The whole document: content, version and history. */
   save(): Uint8Array {
-    const history = this.lazy !== null ? this.lazy.bytes : this.encodeUpdate()
+    const history =
+      this.lazy !== null ? this.lazy.bytes : encodeUpdate(this.eventsIn([[0, this.cg.next]]))
     const version = Object.entries(this.version())
     const heads =
       this.lazy !== null ? this.lazy.heads : this.cg.heads.map((lv) => lvToRaw(this.cg, lv))
@@ -255,7 +278,7 @@ export class TextDoc {
     this.merge?.check()
     if (this.cg.next <= 20_000) {
       const replay = new TextDoc('~check')
-      replay.integrate(decodeUpdate(this.encodeUpdate()), null)
+      replay.integrate(this.eventsIn([[0, this.cg.next]]), null)
       if (replay.toString() !== this.toString())
         throw new Error('content differs from a replay of the history')
     }
