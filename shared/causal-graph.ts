@@ -161,13 +161,16 @@ export function frontierEquals(a: Frontier, b: Frontier): boolean {
 export function versionVector(cg: CausalGraph): VersionVector {
   const vv: { [agent: string]: number } = {}
   for (const [agent, spans] of cg.agents) {
+    const n = spans[spans.length - 1].seqEnd
     // defineProperty, so an agent named `__proto__` is an ordinary key.
-    Object.defineProperty(vv, agent, {
-      value: spans[spans.length - 1].seqEnd,
-      enumerable: true,
-      writable: true,
-      configurable: true,
-    })
+    if (agent === '__proto__')
+      Object.defineProperty(vv, agent, {
+        value: n,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      })
+    else vv[agent] = n
   }
   return vv
 }
@@ -209,6 +212,26 @@ export function rangesMissingFrom(cg: CausalGraph, vv: VersionVector): [LV, LV][
     else out.push(r)
   }
   return out
+}
+
+/** Forgets every event from LV `next` on (undoing a failed merge). */
+export function truncateGraph(
+  cg: CausalGraph,
+  next: LV,
+  entries: number,
+  lastEntryEnd: LV,
+  heads: LV[],
+): void {
+  cg.entries.length = entries
+  if (entries > 0) cg.entries[entries - 1].end = lastEntryEnd
+  for (const [agent, spans] of cg.agents) {
+    while (spans.length > 0 && spans[spans.length - 1].lv >= next) spans.pop()
+    const last = spans[spans.length - 1]
+    if (last === undefined) cg.agents.delete(agent)
+    else if (last.lv + (last.seqEnd - last.seq) > next) last.seqEnd = last.seq + (next - last.lv)
+  }
+  cg.heads = heads
+  cg.next = next
 }
 
 /** Throws when the graph's structures disagree with each other. For tests. */

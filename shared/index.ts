@@ -41,3 +41,4 @@ export {
   type PostLike,
 } from './channels.ts'
 export type { Replica } from './replica.ts'
+export { RichDoc } from './rich-doc.ts'

@@ -25,6 +25,7 @@ import {
   rangesMissingFrom,
   rawToLv,
   rawToLvSpan,
+  truncateGraph,
   versionVector,
   vvGet,
 } from './causal-graph.ts'
@@ -74,10 +75,9 @@ interface Checkpoint {
   entries: number
   lastEntryEnd: LV
   heads: LV[]
-  agents: Map<string, [spans: number, lastSeqEnd: number]>
   runs: number
   lastRun: { end: LV; fwd: boolean; content: string } | null
-  pending: Map<string, IncomingSpan[]>
+  pending: Map<string, IncomingSpan[]> | null
   undo: (() => void)[]
 }
 
@@ -508,44 +508,26 @@ export class TextDoc {
 
   private checkpoint(): Checkpoint {
     const cg = this.cg
-    const agents = new Map<string, [number, number]>()
-    for (const [a, spans] of cg.agents)
-      agents.set(a, [spans.length, spans[spans.length - 1].seqEnd])
     const lastRun = this.log.runs[this.log.runs.length - 1]
     return {
       next: cg.next,
       entries: cg.entries.length,
       lastEntryEnd: cg.entries.length > 0 ? cg.entries[cg.entries.length - 1].end : 0,
       heads: cg.heads.slice(),
-      agents,
       runs: this.log.runs.length,
       lastRun: lastRun ? { end: lastRun.end, fwd: lastRun.fwd, content: lastRun.content } : null,
-      pending: this.pending.snapshot(),
+      pending: this.pending.isEmpty ? null : this.pending.snapshot(),
       undo: [],
     }
   }
 
   private rollback(mark: Checkpoint): void {
     for (let i = mark.undo.length - 1; i >= 0; i--) mark.undo[i]()
-    const cg = this.cg
-    cg.entries.length = mark.entries
-    if (mark.entries > 0) cg.entries[mark.entries - 1].end = mark.lastEntryEnd
-    for (const a of [...cg.agents.keys()]) {
-      const state = mark.agents.get(a)
-      if (state === undefined) {
-        cg.agents.delete(a)
-        continue
-      }
-      const spans = cg.agents.get(a)!
-      spans.length = state[0]
-      spans[spans.length - 1].seqEnd = state[1]
-    }
-    cg.heads = mark.heads
-    cg.next = mark.next
+    truncateGraph(this.cg, mark.next, mark.entries, mark.lastEntryEnd, mark.heads)
     const runs = this.log.runs
     runs.length = mark.runs
     if (mark.lastRun !== null) Object.assign(runs[runs.length - 1], mark.lastRun)
-    this.pending.restore(mark.pending)
+    this.pending.restore(mark.pending ?? new Map())
     this.merge = null
     this.ids = null
   }
