@@ -107,11 +107,15 @@ interface Frame {
   close: number
   children: Item[]
 }
-interface Inline {
-  kind: 'text' | 'leaf'
+interface TextItem {
+  kind: 'text'
   raw: number
 }
-type Item = Frame | Inline
+interface LeafItem {
+  kind: 'leaf'
+  raw: number
+}
+type Item = Frame | TextItem | LeafItem
 
 /** Built output: a node, the raw token of each of its positions. */
 interface Built {
@@ -146,7 +150,8 @@ export function project(
     const top = stack[stack.length - 1]
     if (c === OPEN) {
       const n = info.node(i)
-      const f: Frame = { kind: 'frame', ...n, open: i, close: -1, children: [] }
+      const type = n.type !== null && !n.type.isLeaf ? n.type : null
+      const f: Frame = { kind: 'frame', ...n, type, open: i, close: -1, children: [] }
       top.children.push(f)
       stack.push(f)
     } else if (c === CLOSE) {
@@ -207,7 +212,11 @@ function buildContent(
     const item = queue[qi]
     let itemType: NodeType | null
     if (item.kind === 'text') itemType = schema.nodes.text
-    else itemType = item.kind === 'leaf' ? info.node(item.raw).type : item.type
+    else if (item.kind === 'frame') itemType = item.type
+    else {
+      const t = info.node(item.raw).type
+      itemType = t !== null && t.isLeaf && !t.isText ? t : null
+    }
     if (itemType === null) {
       if (item.kind === 'frame') queue.splice(qi + 1, 0, ...item.children)
       continue
@@ -232,7 +241,11 @@ function buildContent(
           leaf.check()
           out.push({ node: leaf, raws: [item.raw] })
         } catch {
-          out.push({ node: itemType.create(null), raws: [item.raw] })
+          try {
+            out.push({ node: itemType.create(null), raws: [item.raw] })
+          } catch {
+            // A leaf that cannot exist without attrs we lack: dropped.
+          }
         }
         continue
       }
