@@ -30,7 +30,7 @@ import {
 const MULTISET_ONLY = new Set(['git-makefile'])
 /** Traces too large to replay with one TextDoc per agent in `npm test`. */
 const LARGE = new Set(['node_nodecc', 'git-makefile'])
-const PREFIX_TXNS = 60
+const PREFIX_TXNS = 100
 const FULL = process.env.POLYPHONY_FULL_TRACES === '1'
 
 /**
