@@ -4,7 +4,10 @@
  * character ids that cursors and selections anchor to.
  *
  * Built on first use from a walk over the whole history (which also places
- * tombstones exactly), then kept up to date by the document's edits. Runs of
+ * tombstones exactly), then kept up to date by local edits and by remote
+ * events that were not concurrent (both insert before the tombstones that
+ * follow their left neighbour, as the walk would); a concurrent merge drops it
+ * and the next use rebuilds it. Runs of
  * consecutive LVs are one record; lookups scan the runs, O(runs), which is
  * fine for what uses it (presence, at a bounded rate) and costs nothing to
  * documents that never ask.

@@ -126,6 +126,8 @@ export class TextDoc {
     for (const [a, n] of snap.version)
       Object.defineProperty(version, a, { value: n, enumerable: true })
     this.lazy = { bytes: snap.history, version, heads: snap.heads }
+    this.ids = null
+    this.merge = null
   }
 
   /** Length in UTF-16 code units. */
@@ -249,9 +251,9 @@ export class TextDoc {
 
   /**
    * Where an anchor's character is now; the end of the document for null; null
-   * when this replica does not have that character. A deleted character reports
-   * a position near where it was (exact after local and non-concurrent edits; a
-   * concurrent insert beside it may land on either side).
+   * when this replica does not have that character; where it was if deleted
+   * (the same on every replica that has the same events). The first call after
+   * a concurrent merge rebuilds the index with a walk over the history.
    */
   positionOf(anchor: { agent: string; seq: number } | null): number | null {
     if (anchor === null) return this.length
@@ -500,6 +502,9 @@ export class TextDoc {
     }
     if (lv < cg.next) {
       this.merge = Merge.run(this.merge, cg, this.log, version, lv, emit)
+      // Tombstones next to concurrent inserts are ordered by the walk, not by positions:
+      // rebuild the id index (exactly) on its next use.
+      this.ids = null
     }
     // At a critical version (one head) the next merge's zone is short: drop the walk.
     if (cg.heads.length === 1 || (this.merge !== null && this.merge.size > MAX_KEPT_MERGE))
