@@ -98,7 +98,9 @@ async function automergeInChild(
   if (res.timedOut) {
     const why = `> ${o.timeoutMs / 1000} s`
     for (const fig of [r.replay, r.merge, r.save, r.load, r.heap]) fig.automerge = none(why)
-    r.notes.push(`Automerge did not finish replay + merge + load within ${why} (killed).`)
+    r.notes.push(
+      `Automerge did not finish replay + merge + load in ${o.timeoutMs / 1000} s (killed).`,
+    )
     return undefined
   }
   const { replay, merges, saveSize, load } = res.result
