@@ -228,10 +228,15 @@ export class RichDoc {
       const rGapFrom = this.raw(step.gapFrom)
       const rGapTo = this.raw(step.gapTo)
       const rTo = this.raw(step.to)
+      // New edge tokens go outside the ones they replace, so text typed concurrently
+      // at the start or end of the wrapped content stays inside it.
+      const after = { text: tok.text.slice(at), init: tok.init.slice(at) }
+      this.insertTokens(rTo, after)
       if (rTo > rGapTo) this.inner.delete(rGapTo, rTo - rGapTo)
-      this.insertTokens(rGapTo, { text: tok.text.slice(at), init: tok.init.slice(at) })
-      if (rGapFrom > rFrom) this.inner.delete(rFrom, rGapFrom - rFrom)
-      this.insertTokens(rFrom, { text: tok.text.slice(0, at), init: tok.init.slice(0, at) })
+      const before = { text: tok.text.slice(0, at), init: tok.init.slice(0, at) }
+      this.insertTokens(rFrom, before)
+      const n = before.text.length
+      if (rGapFrom > rFrom) this.inner.delete(rFrom + n, rGapFrom - rFrom)
     } else if (step instanceof AddMarkStep || step instanceof RemoveMarkStep) {
       const ids = this.idRuns(this.raw(step.from), this.raw(step.to))
       const vv = { ...this.inner.version() }
