@@ -55,43 +55,8 @@ const strictDecoder = new TextDecoder('utf-8', { fatal: true })
 
 // ---------------------------------------------------------------- writer
 
-export class Writer {
-  private buf = new Uint8Array(64)
-  pos = 0
-  private ensure(n: number): void {
-    if (this.pos + n <= this.buf.length) return
-    let size = this.buf.length * 2
-    while (size < this.pos + n) size *= 2
-    const next = new Uint8Array(size)
-    next.set(this.buf.subarray(0, this.pos))
-    this.buf = next
-  }
-  byte(b: number): void {
-    this.ensure(1)
-    this.buf[this.pos++] = b
-  }
-  uint(n: number): void {
-    if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`varint out of range: ${n}`)
-    this.ensure(8)
-    while (n >= 0x80) {
-      this.buf[this.pos++] = (n % 0x80) | 0x80
-      n = Math.floor(n / 0x80)
-    }
-    this.buf[this.pos++] = n
-  }
-  bytes(b: Uint8Array): void {
-    this.uint(b.length)
-    this.ensure(b.length)
-    this.buf.set(b, this.pos)
-    this.pos += b.length
-  }
-  string(s: string): void {
-    this.bytes(encoder.encode(s))
-  }
-  finish(): Uint8Array {
-    return this.buf.slice(0, this.pos)
-  }
-}
+// The growable varint writer is the core's (shared/varint.ts).
+export { Writer } from './varint.ts'
 
 // ---------------------------------------------------------------- reader
 

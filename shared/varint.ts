@@ -31,6 +31,7 @@ export class Writer {
   }
 
   uint(n: number): void {
+    if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`varint out of range: ${n}`)
     this.reserve(8)
     const buf = this.buf
     while (n >= 0x80) {
