@@ -213,14 +213,20 @@ async function benchBigConcurrent(name: string, o: Options, tmp: string): Promis
   }
   const files = new Map<string, string>()
   for (const p of PEERS) {
-    if (p.name === 'automerge' && !o.automerge) continue
+    if (p.name === 'automerge' && !o.automerge) {
+      for (const fig of [r.replay, r.merge, r.save, r.load, r.heap]) fig.automerge = none('not run')
+      continue
+    }
     const file = join(tmp, `${p.name}-${name}.bin`)
     const res = await runChild('peer-child.ts', [p.name, 'conc', name, '1', '1', file], o.timeoutMs)
     if (res.timedOut) {
-      for (const fig of [r.replay, r.merge, r.load, r.heap])
-        fig[p.name] = none(`> ${o.timeoutMs / 1000} s`)
+      const why = none(`> ${o.timeoutMs / 1000} s`)
+      for (const fig of [r.replay, r.merge, r.save, r.load, r.heap]) fig[p.name] = why
       if (p.name === 'yjs')
-        r.merge['yjs v1'] = r.merge['yjs v2'] = none(`> ${o.timeoutMs / 1000} s`)
+        r.merge['yjs v1'] = r.merge['yjs v2'] = r.save['yjs v1'] = r.save['yjs v2'] = why
+      r.notes.push(
+        `${p.name} did not finish the per-agent replay in ${o.timeoutMs / 1000} s (killed).`,
+      )
       continue
     }
     const { replay, merges, saveSize, load } = res.result
