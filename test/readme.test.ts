@@ -12,8 +12,7 @@
  * Comparison ignores whitespace and quote characters, so `'hi'` matches `hi`.
  */
 import { spawnSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { test } from 'uvu'
@@ -96,7 +95,9 @@ test('README.md has at least one ```ts API example importing from polyphony', ()
 
 for (const [n, ex] of examples.entries()) {
   test(`README example ${n + 1} (line ${ex.line}) runs and prints what the README says`, () => {
-    const dir = mkdtempSync(join(tmpdir(), 'polyphony-readme-'))
+    // Inside the repo (test/output is ignored), so the example's other imports resolve.
+    mkdirSync(join(ROOT, 'test', 'output'), { recursive: true })
+    const dir = mkdtempSync(join(ROOT, 'test', 'output', 'readme-'))
     try {
       const file = join(dir, `example-${n + 1}.ts`)
       writeFileSync(file, mapImports(ex.code))
