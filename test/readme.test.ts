@@ -68,7 +68,9 @@ function extractExamples(readme: string): Example[] {
 
 /** Whitespace- and quote-insensitive form of output lines, for comparison. */
 function normalize(lines: readonly string[]): string[] {
-  return lines.map((l) => l.replace(/[\s'"`]/g, '')).filter((l) => l !== '')
+  return lines
+    .map((l) => l.replace(/\u001b\[[0-9;]*m/g, '').replace(/[\s'"`]/g, ''))
+    .filter((l) => l !== '')
 }
 
 /** Rewrites package imports to the repo's source entry files. */
@@ -105,6 +107,8 @@ for (const [n, ex] of examples.entries()) {
         cwd: ROOT,
         encoding: 'utf8',
         timeout: 30_000,
+        // uvu forces colours in its own process; the example's output must be plain
+        env: { ...process.env, FORCE_COLOR: '0', NO_COLOR: '1' },
       })
       const report = `exit ${r.status} signal ${r.signal}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`
       assert.is(r.signal, null, `example timed out or was killed: ${report}`)
