@@ -17,7 +17,7 @@
  * Complexity: every change re-projects the document, O(tokens); anchors of new
  * remote tokens cost O(runs) each.
  */
-import { type Node, type Schema, type Mark, type Attrs } from 'prosemirror-model'
+import { type Node, type Schema, Mark, type Attrs } from 'prosemirror-model'
 import {
   AddMarkStep,
   AddNodeMarkStep,
@@ -28,6 +28,7 @@ import {
   ReplaceAroundStep,
   ReplaceStep,
   Step,
+  Transform,
 } from 'prosemirror-transform'
 import { TextDoc, type VersionVector } from './text-doc.ts'
 import { type CausalGraph, addEvents, createGraph, nextSeq, rawToLv } from './causal-graph.ts'
@@ -43,6 +44,7 @@ import { Emitter } from './emitter.ts'
 import {
   type Projection,
   type TokenInit,
+  LEAF,
   RESERVED,
   SEP,
   fragmentTokens,
@@ -160,12 +162,17 @@ export class RichDoc {
     const vv = this.inner.version()
     this.local = true
     try {
+      if (!this.isIdentity()) {
+        this.materialize()
+        this.reconcile(before)
+      }
       for (const step of steps) {
         const cur = this.proj.doc
         const r = step.apply(cur)
         if (r.doc === null) continue // the projection differed from the author's doc: skip
         this.applyStep(step, cur)
         this.proj = this.computeProjection()
+        this.reconcile(r.doc)
       }
     } finally {
       this.local = false
@@ -200,7 +207,7 @@ export class RichDoc {
     const s = this.inner.toString()
     if (s[this.sepPos] !== SEP) throw new Error(`separator not at ${this.sepPos}`)
     for (let i = 0; i < this.sepPos; i++) {
-      const id = this.inner.anchorAt(i)!
+      const id = this.idAt(s, i)
       if (id.agent !== this.agents[i] || id.seq !== this.seqs[i])
         throw new Error(
           `token ${i} id ${this.agents[i]}:${this.seqs[i]}, anchor says ${id.agent}:${id.seq}`,
@@ -287,6 +294,77 @@ export class RichDoc {
       // Any other step type: apply it as the replace that turns the document into its result.
       const next = step.apply(cur).doc!
       for (const s of diffSteps(cur, next)) this.applyStep(s, this.proj.doc)
+    }
+  }
+
+  /** Whether the raw tokens are exactly the projected document's tokens. */
+  private isIdentity(): boolean {
+    const rawOf = this.proj.rawOf
+    if (rawOf.length !== this.sepPos) return false
+    for (let p = 0; p < rawOf.length; p++) if (rawOf[p] !== p) return false
+    return true
+  }
+
+  /**
+   * Makes the raw tokens those of the projected document (local events): tokens
+   * the projection made up are inserted, tokens it ignored are deleted, so the
+   * local steps that follow map one to one. Done before local edits only; two
+   * replicas doing it concurrently may both add a token, which the projection
+   * again resolves alike everywhere.
+   */
+  private materialize(): void {
+    const rawOf = this.proj.rawOf
+    const tok = fragmentTokens(this.proj.doc.content)
+    let r = this.sepPos - 1
+    for (let p = rawOf.length - 1; p >= 0; p--) {
+      const at = rawOf[p]
+      if (at >= 0) {
+        if (r > at) this.inner.delete(at + 1, r - at)
+        r = at - 1
+      } else this.insertTokens(r + 1, { text: tok.text[p], init: [tok.init[p]] })
+    }
+    if (r >= 0) this.inner.delete(0, r + 1)
+    this.proj = this.computeProjection()
+  }
+
+  /**
+   * When the projection has the same tokens as `want` but other marks or attrs
+   * (a deletion let a concurrent op's formatting reach new text), records the
+   * difference as local ops, so a local edit shows exactly what its steps made.
+   */
+  private reconcile(want: Node): void {
+    const got = this.proj.doc
+    if (got.eq(want) || got.content.size !== want.content.size) return
+    const tr = new Transform(got)
+    let same = true
+    want.descendants((n, pos) => {
+      const end = pos + n.nodeSize
+      const g = got.nodeAt(pos)
+      const text = n.isText ? got.textBetween(pos, end) : null
+      if (g === null || (n.isText ? text !== n.text : g.type !== n.type)) {
+        same = false
+        return false
+      }
+      if (!n.isText) {
+        for (const key of Object.keys(n.attrs))
+          if (n.attrs[key] !== g.attrs[key]) tr.setNodeAttribute(pos, key, n.attrs[key])
+      }
+      if (n.isInline) {
+        let differs = false
+        got.nodesBetween(pos, end, (x) => {
+          if (x.isInline && !Mark.sameSet(x.marks, n.marks)) differs = true
+        })
+        if (differs) {
+          tr.removeMark(pos, end, null)
+          for (const m of n.marks) tr.addMark(pos, end, m)
+        }
+      }
+      return true
+    })
+    if (!same) return
+    for (const step of tr.steps) {
+      this.applyStep(step, this.proj.doc)
+      this.proj = this.computeProjection()
     }
   }
 
@@ -380,7 +458,7 @@ export class RichDoc {
     }
     for (let i = 0; i < this.sepPos; i++) {
       if (this.seqs[i] >= 0) continue
-      const id = this.inner.anchorAt(i)!
+      const id = this.idAt(text, i)
       this.agents[i] = id.agent
       this.seqs[i] = id.seq
     }
@@ -393,12 +471,27 @@ export class RichDoc {
 
   private lastText = ''
 
+  /** The id of token i (`text` is the inner content); a low surrogate is its high half's next event. */
+  private idAt(text: string, i: number): { agent: string; seq: number } {
+    const c = text.charCodeAt(i)
+    const prev = text.charCodeAt(i - 1)
+    if (c >= 0xdc00 && c < 0xe000 && prev >= 0xd800 && prev < 0xdc00) {
+      const id = this.inner.anchorAt(i - 1)!
+      return { agent: id.agent, seq: id.seq + 1 }
+    }
+    return this.inner.anchorAt(i)!
+  }
+
   private computeProjection(): Projection {
     const schema = this.schema
     const tokens = this.lastText.slice(0, this.sepPos)
     const ids = { tokens, agents: this.agents, seqs: this.seqs }
     const memo = new Map<MarkOp, Map<number, boolean>>()
-    const marks = tokenMarks(ids, this.records, (i, op) => this.madeAfter(i, op, memo))
+    const base = (i: number) =>
+      tokens[i] === LEAF
+        ? this.records.node(this.agents[i], this.seqs[i]).marks
+        : this.records.initMarks(this.agents[i], this.seqs[i])
+    const marks = tokenMarks(ids, this.records, base, (i, op) => this.madeAfter(i, op, memo))
     const docAttrs: { [k: string]: unknown } = {}
     for (const [k, r] of this.records.docAttrs) docAttrs[k] = r.v
     return project(
@@ -409,7 +502,7 @@ export class RichDoc {
           const n = this.records.node(this.agents[i], this.seqs[i])
           const type =
             n.type !== null && Object.hasOwn(schema.nodes, n.type) ? schema.nodes[n.type] : null
-          return { type, attrs: n.attrs, marks: n.marks }
+          return { type, attrs: n.attrs, marks: tokens[i] === LEAF ? marks[i] : n.marks }
         },
         marks: (i) => marks[i] as readonly Mark[],
       },

@@ -26,17 +26,18 @@ export interface TokenIds {
 }
 
 /**
- * The marks of every token (meaningful for characters and leaves), given
- * `madeAfter(i, op)`: whether token i was inserted by an event that had seen `op`.
+ * The marks of every token (meaningful for characters and leaves), starting
+ * from `base(i)` (what token i was made with), given `madeAfter(i, op)`: whether token i was inserted by an event that had seen `op`.
  */
 export function tokenMarks(
   t: TokenIds,
   records: RichRecords,
+  base: (i: number) => readonly Mark[],
   madeAfter: (i: number, op: MarkOp) => boolean,
 ): (readonly Mark[])[] {
   const n = t.tokens.length
   const out: (readonly Mark[])[] = new Array(n)
-  for (let i = 0; i < n; i++) out[i] = records.initMarks(t.agents[i], t.seqs[i])
+  for (let i = 0; i < n; i++) out[i] = base(i)
   const ops = records.markOps
   if (ops.length === 0) return out
   const where = new Map<string, number>()
