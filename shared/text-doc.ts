@@ -21,15 +21,11 @@ import {
   frontierEquals,
   lvToRaw,
   nextSeq,
-  parentsOf,
   rangesMissingFrom,
   rawToLv,
-  rawToLvSpan,
   truncateGraph,
   versionVector,
-  vvGet,
 } from './causal-graph.ts'
-import { diff } from './graph-diff.ts'
 import {
   DEL,
   INS,
@@ -43,7 +39,8 @@ import {
 import { GapBuffer } from './gap-buffer.ts'
 import { Merge } from './walker.ts'
 import { IdIndex } from './id-index.ts'
-import { type IncomingSpan, PendingEvents, sameOp, sliceOp } from './pending.ts'
+import { type IncomingSpan, PendingEvents, sliceOp } from './pending.ts'
+import { attachOps, checkKnown, minimalFrontier, toOpSpan } from './incoming.ts'
 import {
   type DecodedUpdate,
   type EventSpan,
@@ -375,7 +372,7 @@ export class TextDoc {
         )
     }
     const known = Math.min(span.len, Math.max(0, have - span.seq))
-    if (known > 0) this.checkKnown(span, known)
+    if (known > 0) checkKnown(this.cg, this.log, span, known)
     if (known === span.len) return 'known'
     if (span.seq > have) return 'wait'
     let parents: LV[]
@@ -388,7 +385,7 @@ export class TextDoc {
         if (lv < 0) return 'wait'
         parents.push(lv)
       }
-      parents = this.minimalFrontier(parents)
+      parents = minimalFrontier(this.cg, parents)
     }
     const len = span.len - known
     let lv = addEvents(cg, span.agent, have, len, parents)
@@ -404,59 +401,6 @@ export class TextDoc {
       lv += piece.len
     }
     return 'added'
-  }
-
-  /** Sorted, deduplicated, and without parents that are ancestors of other parents. */
-  private minimalFrontier(lvs: LV[]): LV[] {
-    if (lvs.length <= 1) return lvs
-    const sorted = [...new Set(lvs)].sort((a, b) => a - b)
-    if (sorted.length <= 1) return sorted
-    return sorted.filter(
-      (lv) =>
-        !sorted.some((other) => other !== lv && diff(this.cg, [lv], [other]).aOnly.length === 0),
-    )
-  }
-
-  /** Rejects an incoming span whose first `known` events differ from ours (RELIABILITY D3). */
-  private checkKnown(span: IncomingSpan, known: number): void {
-    const cg = this.cg
-    const conflict = () =>
-      new DecodeError(`event (${span.agent}, ${span.seq}) conflicts with the one we hold`)
-    const first = rawToLv(cg, span.agent, span.seq)
-    const theirs = span.parents.map(([a, s]) => rawToLv(cg, a, s))
-    const ours = parentsOf(cg, first)
-    if (
-      !frontierEquals(this.minimalFrontier(theirs.filter((p) => p >= 0)), ours) ||
-      theirs.includes(-1)
-    )
-      throw conflict()
-    let seq = span.seq
-    let opIdx = 0
-    let opOff = 0
-    let remaining = known
-    while (remaining > 0) {
-      const [lv, contiguous] = rawToLvSpan(cg, span.agent, seq)!
-      const n = Math.min(remaining, contiguous)
-      for (const mine of opsIn(this.log, lv, lv + n)) {
-        let m = 0
-        const len = mine.end - mine.start
-        while (m < len) {
-          const op = span.ops[opIdx]
-          const take = Math.min(len - m, op.len - opOff)
-          const a = sliceOp(toOpSpan(mine), m, take)
-          const b = sliceOp(op, opOff, take)
-          if (!sameOp(a, b)) throw conflict()
-          m += take
-          opOff += take
-          if (opOff === op.len) {
-            opIdx++
-            opOff = 0
-          }
-        }
-      }
-      seq += n
-      remaining -= n
-    }
   }
 
   /** Brings the content from version `before` to the graph's heads. */
@@ -546,32 +490,4 @@ export class TextDoc {
       this.emitter.emit('update', update, origin)
     }
   }
-}
-
-/** Splits an update's ops over its spans. */
-function attachOps(update: DecodedUpdate): IncomingSpan[] {
-  const out: IncomingSpan[] = []
-  let opIdx = 0
-  let opOff = 0
-  for (const span of update.spans) {
-    const ops: OpSpan[] = []
-    let need = span.len
-    while (need > 0) {
-      const op = update.ops[opIdx]
-      const take = Math.min(need, op.len - opOff)
-      ops.push(opOff === 0 && take === op.len ? op : sliceOp(op, opOff, take))
-      need -= take
-      opOff += take
-      if (opOff === op.len) {
-        opIdx++
-        opOff = 0
-      }
-    }
-    out.push({ ...span, ops })
-  }
-  return out
-}
-
-function toOpSpan(r: OpRun): OpSpan {
-  return { kind: r.kind, len: r.end - r.start, pos: r.pos, fwd: r.fwd, content: r.content }
 }
