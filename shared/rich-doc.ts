@@ -91,7 +91,7 @@ export class RichDoc {
     this.inner = new TextDoc(agent)
     this.agent = this.inner.agent
     this.records = new RichRecords(schema)
-    this.inner.on('update', (u) => this.onInnerUpdate(u))
+    this.inner.on('update', (u, origin) => this.onInnerUpdate(u, origin))
     this.inner.on('change', (ops) => this.onInnerChange(ops))
     this.inner.applyUpdate(genesis(schema))
     this.proj = this.computeProjection()
@@ -148,6 +148,10 @@ export class RichDoc {
       if (r.failed !== null || r.doc === null)
         throw new RangeError(`step does not apply: ${r.failed}`)
       if (step instanceof ReplaceStep || step instanceof ReplaceAroundStep) {
+        const at = [step.from, step.to]
+        if (step instanceof ReplaceAroundStep) at.push(step.gapFrom, step.gapTo)
+        for (const pos of at)
+          if (splitsPair(d, pos)) throw new RangeError(`position ${pos} is inside a surrogate pair`)
         let bad = false
         step.slice.content.descendants((n) => {
           if (n.isText && RESERVED.test(n.text!)) bad = true
@@ -400,7 +404,7 @@ export class RichDoc {
 
   // ---- inner document -> tokens, records, projection ---------------------
 
-  private onInnerUpdate(u: Uint8Array): void {
+  private onInnerUpdate(u: Uint8Array, origin: unknown): void {
     const dec =
       messageKind(u) === KIND_SNAPSHOT
         ? decodeUpdate(decodeSnapshot(u).history, MAX_SNAPSHOT_BODY)
@@ -417,7 +421,7 @@ export class RichDoc {
       if (parents.some((p) => p < 0)) throw new Error('causal mirror lacks a parent')
       addEvents(cg, sp.agent, sp.seq + skip, sp.len - skip, parents)
     }
-    if (!this.local) this.collected.push([u, undefined])
+    if (!this.local) this.collected.push([u, origin])
   }
 
   private onInnerChange(
@@ -564,6 +568,17 @@ function initItems(init: TokenInit[]): Extract<RichRecord, { k: 'i' }>['it'] {
     else it.push([o, 1, json])
   }
   return it
+}
+
+/** Whether `pos` falls between the two halves of a surrogate pair in `doc`'s text. */
+function splitsPair(doc: Node, pos: number): boolean {
+  const $pos = doc.resolve(pos)
+  const before = $pos.nodeBefore
+  const after = $pos.nodeAfter
+  if (before === null || after === null || !before.isText || !after.isText) return false
+  const hi = before.text!.charCodeAt(before.text!.length - 1)
+  const lo = after.text!.charCodeAt(0)
+  return hi >= 0xd800 && hi < 0xdc00 && lo >= 0xdc00 && lo < 0xe000
 }
 
 function sameMarks(a: readonly Mark[], b: readonly Mark[]): boolean {
