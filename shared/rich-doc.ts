@@ -490,7 +490,7 @@ export class RichDoc {
     const schema = this.schema
     const tokens = this.lastText.slice(0, this.sepPos)
     const ids = { tokens, agents: this.agents, seqs: this.seqs }
-    const memo = new Map<MarkOp, Map<number, boolean>>()
+    const memo = new Map<MarkOp, Map<string, number>>()
     const base = (i: number) =>
       tokens[i] === LEAF
         ? this.records.node(this.agents[i], this.seqs[i]).marks
@@ -514,18 +514,33 @@ export class RichDoc {
     )
   }
 
-  /** Whether token i was inserted by an event that had `op` in its history. */
-  private madeAfter(i: number, op: MarkOp, memo: Map<MarkOp, Map<number, boolean>>): boolean {
+  /**
+   * Whether token i was inserted by an event that had `op` in its history. One
+   * agent's events form a chain, so per (op, agent) this is a seq threshold,
+   * found by binary search over the agent's events the op had not seen.
+   */
+  private madeAfter(i: number, op: MarkOp, memo: Map<MarkOp, Map<string, number>>): boolean {
     let m = memo.get(op)
     if (m === undefined) memo.set(op, (m = new Map()))
-    const hit = m.get(i)
-    if (hit !== undefined) return hit
-    const cg = this.mirror
-    const lvOp = rawToLv(cg, op.agent, op.seq)
-    const lvC = rawToLv(cg, this.agents[i], this.seqs[i])
-    const after = lvOp >= 0 && lvC >= 0 && diff(cg, [lvOp], [lvC]).aOnly.length === 0
-    m.set(i, after)
-    return after
+    const agent = this.agents[i]
+    let threshold = m.get(agent)
+    if (threshold === undefined) {
+      const cg = this.mirror
+      const lvOp = rawToLv(cg, op.agent, op.seq)
+      let lo = Object.hasOwn(op.vv, agent) ? op.vv[agent] : 0
+      let hi = nextSeq(cg, agent)
+      if (lvOp >= 0) {
+        while (lo < hi) {
+          const mid = (lo + hi) >>> 1
+          const lv = rawToLv(cg, agent, mid)
+          if (diff(cg, [lvOp], [lv]).aOnly.length === 0) hi = mid
+          else lo = mid + 1
+        }
+      } else lo = Infinity
+      threshold = lo
+      m.set(agent, threshold)
+    }
+    return this.seqs[i] >= threshold
   }
 }
 

@@ -6,8 +6,8 @@
  * plus characters inserted concurrently with it (unknown to its author and not
  * made after it) that lie inside the range, and, for marks that are `inclusive`
  * in the schema (the default, e.g. bold), concurrent characters right after the
- * range's end. Expansion never crosses a structure token the author did not
- * select. Marks then fold in (Lamport, agent) order over the marks a character
+ * range's end. Expansion stops at a token the author knew but did not select and
+ * at a concurrent structure token; tokens made after the op are transparent. Marks then fold in (Lamport, agent) order over the marks a character
  * was inserted with, so concurrent add and remove of one mark resolve by
  * Lamport order.
  *
@@ -69,13 +69,15 @@ export function tokenMarks(
         continue
       }
       const c = t.tokens[i]
-      if (known(i) || c === OPEN || c === CLOSE) {
+      // Tokens made after the op are transparent: they neither get it nor bound it.
+      const structure = c === OPEN || c === CLOSE
+      if (known(i) || (structure && !madeAfter(i, op))) {
         pending = []
         inside = false
         if (i > last) break
         continue
       }
-      if (!inside || madeAfter(i, op)) continue
+      if (structure || !inside || madeAfter(i, op)) continue
       if (inclusive && i > last) covered.push(i)
       else pending.push(i)
     }

@@ -132,6 +132,19 @@ test('at the end of a range, bold (inclusive) expands over concurrent typing and
   assert.ok(sync(a, b).eq(want))
 })
 
+test('later structure edits do not change which text a mark covered', () => {
+  const bold = [strong.create()]
+  let [a, b] = pair(para('abc'), para('def'))
+  edit(a, (tr) => tr.addMark(1, 4, strong.create()))
+  edit(b, (tr) => tr.insert(4, txt('X')).insert(7, txt('Y'))) // abc|, |def
+  let d = sync(a, b)
+  assert.ok(d.eq(doc(para(txt('abcX', bold)), para('Ydef'))), d.toString())
+  edit(a, (tr) => tr.split(4)) // abc|X: X stays bold
+  edit(b, (tr) => tr.join(6)) // abcX + Ydef: Y stays plain
+  d = sync(a, b)
+  assert.ok(d.eq(doc(para(txt('abc', bold)), para(txt('X', bold), 'Ydef'))), d.toString())
+})
+
 test('text typed after seeing a mark keeps the marks it was typed with', () => {
   const [a, b] = pair(para('hello'))
   edit(a, (tr) => tr.addMark(1, 6, strong.create()))
