@@ -65,10 +65,15 @@ area.addEventListener('input', () => {
   if (endNew > start) doc.insert(start, next.slice(start, endNew))
 })
 
+/**
+ * Maps a caret through remote ops. A remote insert exactly at the caret stays
+ * after it: the caret keeps following what this user typed, so two people
+ * typing at one place each keep a contiguous run instead of interleaving.
+ */
 function mapPos(pos: number, ops: readonly TextOp[]): number {
   for (const op of ops) {
     if ('insert' in op) {
-      if (op.index <= pos) pos += op.insert.length
+      if (op.index < pos) pos += op.insert.length
     } else if (op.index < pos) {
       pos -= Math.min(op.delete, pos - op.index)
     }
