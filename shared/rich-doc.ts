@@ -17,7 +17,7 @@
  * Complexity: every change re-projects the document, O(tokens); anchors of new
  * remote tokens cost O(runs) each.
  */
-import { type Node, type Schema, Mark, type Attrs } from 'prosemirror-model'
+import { type Node, type Schema, Mark, type Attrs, Fragment, Slice } from 'prosemirror-model'
 import {
   AddMarkStep,
   AddNodeMarkStep,
@@ -31,7 +31,14 @@ import {
   Transform,
 } from 'prosemirror-transform'
 import { TextDoc, type VersionVector } from './text-doc.ts'
-import { type CausalGraph, addEvents, createGraph, nextSeq, rawToLv } from './causal-graph.ts'
+import {
+  type CausalGraph,
+  addEvents,
+  createGraph,
+  findEntry,
+  nextSeq,
+  rawToLv,
+} from './causal-graph.ts'
 import { diff } from './graph-diff.ts'
 import {
   KIND_SNAPSHOT,
@@ -42,7 +49,6 @@ import {
 } from './encoding.ts'
 import { Emitter } from './emitter.ts'
 import {
-  type Projection,
   type TokenInit,
   LEAF,
   RESERVED,
@@ -75,8 +81,10 @@ export class RichDoc {
   private agents: string[] = []
   private seqs: number[] = []
   private sepPos = 0
-  private metaDirty = false
-  private proj: Projection
+  /** The projected document; `rawOf` null when the raw tokens are exactly its tokens. */
+  private proj: { doc: Node; rawOf: Int32Array | null }
+  /** Whether some formatting op has tokens inserted concurrently with it (the last full projection saw one). */
+  private concurrentFormatting = false
   private local = false
   private collected: [Uint8Array, unknown][] = []
   private readonly emitter = new Emitter<{
@@ -94,6 +102,7 @@ export class RichDoc {
     this.inner.on('update', (u, origin) => this.onInnerUpdate(u, origin))
     this.inner.on('change', (ops) => this.onInnerChange(ops))
     this.inner.applyUpdate(genesis(schema))
+    this.checkFailure()
     this.proj = this.computeProjection()
   }
 
@@ -101,6 +110,7 @@ export class RichDoc {
   static load(schema: Schema, bytes: Uint8Array, agent?: string): RichDoc {
     const doc = new RichDoc(schema, agent)
     doc.inner.applyUpdate(bytes)
+    doc.checkFailure()
     doc.collected = []
     doc.proj = doc.computeProjection()
     return doc
@@ -174,9 +184,17 @@ export class RichDoc {
         const cur = this.proj.doc
         const r = step.apply(cur)
         if (r.doc === null) continue // the projection differed from the author's doc: skip
+        // A replace is a splice of tokens: on exact tokens it projects to its own result,
+        // unless a deletion lets concurrent formatting reach other text.
+        const splice = step instanceof ReplaceStep || step instanceof ReplaceAroundStep
+        const pureInsert = step instanceof ReplaceStep && step.from === step.to
+        const fast = this.isIdentity() && splice && (pureInsert || !this.concurrentFormatting)
         this.applyStep(step, cur)
-        this.proj = this.computeProjection()
-        this.reconcile(r.doc)
+        if (fast) this.proj = { doc: r.doc, rawOf: null }
+        else {
+          this.proj = this.computeProjection()
+          this.reconcile(r.doc)
+        }
       }
     } finally {
       this.local = false
@@ -194,14 +212,111 @@ export class RichDoc {
   applyUpdate(update: Uint8Array, origin?: unknown): void {
     this.collected = []
     const before = this.doc
-    this.inner.applyUpdate(update, origin)
+    const heads = this.mirror.heads.slice()
+    const firstNew = this.mirror.next
+    const identity = this.isIdentity()
+    const changes = this.records.changes
+    const inits = this.records.initLog.length
+    this.captured = []
+    try {
+      this.inner.applyUpdate(update, origin)
+    } finally {
+      this.lastCaptured = this.captured
+      this.captured = null
+    }
+    this.checkFailure()
     const got = this.collected
     this.collected = []
     if (got.length === 0) return
-    this.proj = this.computeProjection()
-    const steps = diffSteps(before, this.doc)
+    const fast =
+      identity && this.records.changes === changes
+        ? this.remoteFast(before, heads, firstNew, inits)
+        : null
+    let steps: Step[]
+    if (fast !== null) {
+      this.proj = { doc: fast.doc, rawOf: null }
+      steps = [fast.step]
+    } else {
+      this.proj = this.computeProjection()
+      steps = diffSteps(before, this.doc)
+    }
     if (steps.length > 0) this.emitter.emit('change', steps, origin)
     for (const [u, o] of got) this.emitter.emit('update', u, o)
+  }
+
+  /**
+   * The fast path for a remote keystroke: events made on exactly what we had
+   * (no concurrency), one insert of plain characters or one delete of characters
+   * inside one textblock, on exact tokens. Returns the step and document the full
+   * projection would give, or null to take the full projection.
+   */
+  private remoteFast(
+    before: Node,
+    heads: number[],
+    firstNew: number,
+    inits: number,
+  ): { doc: Node; step: Step } | null {
+    const ops = this.lastCaptured
+    if (ops.length !== 1 || !this.descendAll(heads, firstNew)) return null
+    const op = ops[0]
+    if (op.index > before.content.size) return null
+    const $from = before.resolve(op.index)
+    if (!$from.parent.inlineContent) return null
+    let step: Step
+    if ('insert' in op) {
+      if (RESERVED.test(op.insert)) return null
+      const n = op.insert.length
+      const agent = this.agents[op.index]
+      const seq = this.seqs[op.index]
+      for (let k = 1; k < n; k++)
+        if (this.agents[op.index + k] !== agent || this.seqs[op.index + k] !== seq + k) return null
+      const log = this.records.initLog
+      for (let k = inits; k < log.length; k++)
+        if (log[k][0] !== agent || log[k][1] < seq || log[k][2] > seq + n) return null
+      const parent = $from.parent.type
+      const nodes: Node[] = []
+      let start = 0
+      let marks: readonly Mark[] = []
+      for (let k = 0; k <= n; k++) {
+        const m =
+          k < n
+            ? this.records.initMarks(agent, seq + k).filter((x) => parent.allowsMarkType(x.type))
+            : null
+        if (k > 0 && (m === null || !sameMarks(m, marks))) {
+          nodes.push(this.schema.text(op.insert.slice(start, k), marks))
+          start = k
+        }
+        if (m !== null) marks = m
+      }
+      step = new ReplaceStep(op.index, op.index, new Slice(Fragment.from(nodes), 0, 0))
+    } else {
+      if (this.concurrentFormatting || this.records.initLog.length !== inits) return null
+      const end = op.index + op.delete
+      if (end > before.content.size) return null
+      const $to = before.resolve(end)
+      if (!$from.sameParent($to)) return null
+      let plain = true
+      before.nodesBetween(op.index, end, (x) => {
+        if (x.isInline && !x.isText) plain = false
+        return true
+      })
+      if (!plain) return null
+      step = new ReplaceStep(op.index, end, Slice.empty)
+    }
+    const r = step.apply(before)
+    return r.doc === null ? null : { doc: r.doc, step }
+  }
+
+  /** Whether every event from LV `firstNew` on has all of `heads` in its history. */
+  private descendAll(heads: number[], firstNew: number): boolean {
+    const cg = this.mirror
+    for (let i = findEntry(cg, firstNew); i < cg.entries.length; i++) {
+      const e = cg.entries[i]
+      const parents = e.start < firstNew ? [firstNew - 1] : e.parents
+      if (parents.every((p) => p >= firstNew)) continue
+      if (diff(cg, heads, parents).aOnly.length !== 0) return false
+    }
+    return true
   }
 
   /** Throws when the structures disagree (for tests): tokens ids, records, projection, inner doc. */
@@ -210,6 +325,7 @@ export class RichDoc {
     this.doc.check()
     const s = this.inner.toString()
     if (s[this.sepPos] !== SEP) throw new Error(`separator not at ${this.sepPos}`)
+    if (s.slice(0, this.sepPos) !== this.tokens) throw new Error('tracked tokens differ')
     for (let i = 0; i < this.sepPos; i++) {
       const id = this.idAt(s, i)
       if (id.agent !== this.agents[i] || id.seq !== this.seqs[i])
@@ -217,6 +333,9 @@ export class RichDoc {
           `token ${i} id ${this.agents[i]}:${this.seqs[i]}, anchor says ${id.agent}:${id.seq}`,
         )
     }
+    const full = this.computeProjection()
+    if (!full.doc.eq(this.doc))
+      throw new Error(`fast path gave ${this.doc}, projection ${full.doc}`)
     const fresh = RichDoc.load(this.schema, this.save(), '~check')
     if (!fresh.doc.eq(this.doc))
       throw new Error('document differs from a reload of the same events')
@@ -228,7 +347,7 @@ export class RichDoc {
     if (step instanceof ReplaceStep) {
       const rf = this.raw(step.from)
       const rt = this.raw(step.to)
-      if (rt > rf) this.inner.delete(rf, rt - rf)
+      if (rt > rf) this.deleteTokens(rf, rt - rf)
       const s = step.slice
       this.insertTokens(rf, sliceTokens(s.content, s.openStart, s.openEnd))
     } else if (step instanceof ReplaceAroundStep) {
@@ -243,11 +362,11 @@ export class RichDoc {
       // at the start or end of the wrapped content stays inside it.
       const after = { text: tok.text.slice(at), init: tok.init.slice(at) }
       this.insertTokens(rTo, after)
-      if (rTo > rGapTo) this.inner.delete(rGapTo, rTo - rGapTo)
+      if (rTo > rGapTo) this.deleteTokens(rGapTo, rTo - rGapTo)
       const before = { text: tok.text.slice(0, at), init: tok.init.slice(0, at) }
       this.insertTokens(rFrom, before)
       const n = before.text.length
-      if (rGapFrom > rFrom) this.inner.delete(rFrom + n, rGapFrom - rFrom)
+      if (rGapFrom > rFrom) this.deleteTokens(rFrom + n, rGapFrom - rFrom)
     } else if (step instanceof AddMarkStep || step instanceof RemoveMarkStep) {
       const ids = this.idRuns(this.raw(step.from), this.raw(step.to))
       const vv = { ...this.inner.version() }
@@ -262,7 +381,7 @@ export class RichDoc {
         vv,
       })
     } else if (step instanceof AttrStep) {
-      const r = this.proj.rawOf[step.pos]
+      const r = this.rawAt(step.pos)
       if (r < 0) return // a node the projection made up has no token to hold attributes
       const id = [this.agents[r], this.seqs[r]] as const
       this.record({
@@ -274,7 +393,7 @@ export class RichDoc {
         v: step.value,
       })
     } else if (step instanceof AddNodeMarkStep || step instanceof RemoveNodeMarkStep) {
-      const r = this.proj.rawOf[step.pos]
+      const r = this.rawAt(step.pos)
       if (r < 0) return
       const id = [this.agents[r], this.seqs[r]] as const
       const add = step instanceof AddNodeMarkStep ? 1 : 0
@@ -303,10 +422,13 @@ export class RichDoc {
 
   /** Whether the raw tokens are exactly the projected document's tokens. */
   private isIdentity(): boolean {
+    return this.proj.rawOf === null
+  }
+
+  /** The raw token behind position `pos` of the projection, -1 for one it made up. */
+  private rawAt(pos: number): number {
     const rawOf = this.proj.rawOf
-    if (rawOf.length !== this.sepPos) return false
-    for (let p = 0; p < rawOf.length; p++) if (rawOf[p] !== p) return false
-    return true
+    return rawOf === null ? pos : rawOf[pos]
   }
 
   /**
@@ -318,16 +440,17 @@ export class RichDoc {
    */
   private materialize(): void {
     const rawOf = this.proj.rawOf
+    if (rawOf === null) return
     const tok = fragmentTokens(this.proj.doc.content)
     let r = this.sepPos - 1
     for (let p = rawOf.length - 1; p >= 0; p--) {
       const at = rawOf[p]
       if (at >= 0) {
-        if (r > at) this.inner.delete(at + 1, r - at)
+        if (r > at) this.deleteTokens(at + 1, r - at)
         r = at - 1
       } else this.insertTokens(r + 1, { text: tok.text[p], init: [tok.init[p]] })
     }
-    if (r >= 0) this.inner.delete(0, r + 1)
+    if (r >= 0) this.deleteTokens(0, r + 1)
     this.proj = this.computeProjection()
   }
 
@@ -375,6 +498,7 @@ export class RichDoc {
   /** The raw token index where ProseMirror position `pos` of the projection is. */
   private raw(pos: number): number {
     const rawOf = this.proj.rawOf
+    if (rawOf === null) return pos
     for (let p = pos; p < rawOf.length; p++) if (rawOf[p] >= 0) return rawOf[p]
     return this.sepPos
   }
@@ -393,18 +517,45 @@ export class RichDoc {
   private insertTokens(at: number, tok: { text: string; init: TokenInit[] }): void {
     if (tok.text.length === 0) return
     const s = this.inner.version()[this.agent] ?? 0
-    this.inner.insert(at, tok.text)
+    this.expect = { kind: 'tokens', seq: s }
+    try {
+      this.inner.insert(at, tok.text)
+    } finally {
+      this.expect = null
+    }
+    this.checkFailure()
     const it = initItems(tok.init)
     if (it.length > 0) this.record({ k: 'i', a: this.agent, s, it })
   }
 
   private record(r: RichRecord): void {
-    this.inner.insert(this.inner.length, encodeRecord(r))
+    this.expect = { kind: 'record', seq: 0 }
+    try {
+      this.inner.insert(this.inner.length, encodeRecord(r))
+    } finally {
+      this.expect = null
+    }
+    this.checkFailure()
+  }
+
+  private deleteTokens(at: number, len: number): void {
+    this.inner.delete(at, len)
+    this.checkFailure()
   }
 
   // ---- inner document -> tokens, records, projection ---------------------
 
   private onInnerUpdate(u: Uint8Array, origin: unknown): void {
+    try {
+      this.mirrorUpdate(u)
+    } catch (e) {
+      this.failure ??= e instanceof Error ? e : new Error(String(e))
+    }
+    if (!this.local) this.collected.push([u, origin])
+  }
+
+  /** Adds an update's events to the causal mirror. */
+  private mirrorUpdate(u: Uint8Array): void {
     const dec =
       messageKind(u) === KIND_SNAPSHOT
         ? decodeUpdate(decodeSnapshot(u).history, MAX_SNAPSHOT_BODY)
@@ -421,59 +572,116 @@ export class RichDoc {
       if (parents.some((p) => p < 0)) throw new Error('causal mirror lacks a parent')
       addEvents(cg, sp.agent, sp.seq + skip, sp.len - skip, parents)
     }
-    if (!this.local) this.collected.push([u, origin])
   }
 
   private onInnerChange(
     ops: ({ index: number; insert: string } | { index: number; delete: number })[],
   ): void {
-    let fresh = false
-    for (const op of ops) {
-      if ('insert' in op) {
-        if (this.sepPos === 0 && this.agents.length === 0 && op.insert.includes(SEP)) {
-          // The genesis (or a whole snapshot): find everything from scratch.
-          this.metaDirty = true
-          fresh = true
-          continue
-        }
-        if (op.index <= this.sepPos) {
-          const n = op.insert.length
-          this.agents.splice(op.index, 0, ...new Array<string>(n).fill(''))
-          this.seqs.splice(op.index, 0, ...new Array<number>(n).fill(-1))
-          this.sepPos += n
-        } else this.metaDirty = true
-      } else {
-        if (op.index + op.delete <= this.sepPos) {
-          this.agents.splice(op.index, op.delete)
-          this.seqs.splice(op.index, op.delete)
-          this.sepPos -= op.delete
-        } else {
-          // Only a foreign replica deletes records or the separator: start over.
-          fresh = true
-          this.metaDirty = true
-        }
-      }
+    try {
+      this.trackChange(ops)
+    } catch (e) {
+      // The emitter would only report it asynchronously: keep it for the caller.
+      this.failure ??= e instanceof Error ? e : new Error(String(e))
     }
-    const text = this.inner.toString()
-    if (fresh) {
-      this.sepPos = Math.max(0, text.indexOf(SEP))
-      this.agents = new Array<string>(this.sepPos).fill('')
-      this.seqs = new Array<number>(this.sepPos).fill(-1)
-    }
-    for (let i = 0; i < this.sepPos; i++) {
-      if (this.seqs[i] >= 0) continue
-      const id = this.idAt(text, i)
-      this.agents[i] = id.agent
-      this.seqs[i] = id.seq
-    }
-    if (this.metaDirty) {
-      this.metaDirty = false
-      this.records.ingest(text.slice(this.sepPos + 1))
-    }
-    this.lastText = text
   }
 
-  private lastText = ''
+  /** Rethrows an error raised inside an inner-document listener. */
+  private checkFailure(): void {
+    const f = this.failure
+    if (f === null) return
+    this.failure = null
+    throw f
+  }
+
+  private failure: Error | null = null
+  /** Set while this replica inserts tokens or a record itself: their ids are known. */
+  private expect: { kind: 'tokens' | 'record'; seq: number } | null = null
+
+  private trackChange(
+    ops: ({ index: number; insert: string } | { index: number; delete: number })[],
+  ): void {
+    let fresh = false
+    let meta = false
+    const unknown: [start: number, len: number][] = []
+    let rescan = false
+    for (const op of ops) {
+      if ('insert' in op) {
+        const n = op.insert.length
+        if (this.sepPos === 0 && this.agents.length === 0 && op.insert.includes(SEP)) {
+          fresh = true // the genesis (or a whole snapshot): find everything from scratch
+          continue
+        }
+        if (op.index > this.sepPos) {
+          if (this.expect?.kind === 'record') this.records.ingest(op.insert)
+          else meta = true
+          continue
+        }
+        const i = op.index
+        this.captured?.push(op)
+        this.tokens = this.tokens.slice(0, i) + op.insert + this.tokens.slice(i)
+        this.sepPos += n
+        if (this.expect?.kind === 'tokens') {
+          const seq = this.expect.seq
+          this.agents = spliceIn(this.agents, i, new Array<string>(n).fill(this.agent))
+          this.seqs = spliceIn(
+            this.seqs,
+            i,
+            Array.from({ length: n }, (_, k) => seq + k),
+          )
+        } else {
+          for (const r of unknown) if (r[0] >= i) r[0] += n
+          unknown.push([i, n])
+          this.agents = spliceIn(this.agents, i, new Array<string>(n).fill(''))
+          this.seqs = spliceIn(this.seqs, i, new Array<number>(n).fill(-1))
+        }
+      } else {
+        const i = op.index
+        const n = op.delete
+        if (i + n > this.sepPos) {
+          fresh = true // only a foreign replica deletes records or the separator: start over
+          continue
+        }
+        this.captured?.push(op)
+        this.tokens = this.tokens.slice(0, i) + this.tokens.slice(i + n)
+        this.agents.splice(i, n)
+        this.seqs.splice(i, n)
+        this.sepPos -= n
+        if (unknown.length > 0) rescan = true
+      }
+    }
+    if (fresh) {
+      const text = this.inner.toString()
+      this.sepPos = Math.max(0, text.indexOf(SEP))
+      this.tokens = text.slice(0, this.sepPos)
+      this.agents = new Array<string>(this.sepPos).fill('')
+      this.seqs = new Array<number>(this.sepPos).fill(-1)
+      unknown.length = 0
+      unknown.push([0, this.sepPos])
+      meta = true
+    }
+    if (rescan || unknown.length > 1) {
+      unknown.length = 0
+      for (let i = 0; i < this.sepPos; i++) if (this.seqs[i] < 0) unknown.push([i, 1])
+    }
+    for (const [start, len] of unknown) {
+      for (let i = start; i < start + len; i++) {
+        const id = this.idAt(this.tokens, i)
+        this.agents[i] = id.agent
+        this.seqs[i] = id.seq
+      }
+    }
+    if (meta) this.records.ingest(this.inner.toString().slice(this.sepPos + 1))
+  }
+
+  /** Document-region ops of the inner change being tracked, when a remote merge wants them. */
+  private captured:
+    ({ index: number; insert: string } | { index: number; delete: number })[] | null = null
+
+  private lastCaptured: ({ index: number; insert: string } | { index: number; delete: number })[] =
+    []
+
+  /** The document's tokens (the inner content before `SEP`). */
+  private tokens = ''
 
   /** The id of token i (`text` is the inner content); a low surrogate is its high half's next event. */
   private idAt(text: string, i: number): { agent: string; seq: number } {
@@ -486,19 +694,25 @@ export class RichDoc {
     return this.inner.anchorAt(i)!
   }
 
-  private computeProjection(): Projection {
+  private computeProjection(): { doc: Node; rawOf: Int32Array | null } {
     const schema = this.schema
-    const tokens = this.lastText.slice(0, this.sepPos)
+    const tokens = this.tokens
     const ids = { tokens, agents: this.agents, seqs: this.seqs }
     const memo = new Map<MarkOp, Map<string, number>>()
     const base = (i: number) =>
       tokens[i] === LEAF
         ? this.records.node(this.agents[i], this.seqs[i]).marks
         : this.records.initMarks(this.agents[i], this.seqs[i])
-    const marks = tokenMarks(ids, this.records, base, (i, op) => this.madeAfter(i, op, memo))
+    let concurrent = false
+    const marks = tokenMarks(ids, this.records, base, (i, op) => {
+      const after = this.madeAfter(i, op, memo)
+      if (!after) concurrent = true
+      return after
+    })
+    this.concurrentFormatting = concurrent
     const docAttrs: { [k: string]: unknown } = {}
     for (const [k, r] of this.records.docAttrs) docAttrs[k] = r.v
-    return project(
+    const proj = project(
       schema,
       tokens,
       {
@@ -512,6 +726,10 @@ export class RichDoc {
       },
       docAttrs as Attrs,
     )
+    const rawOf = proj.rawOf
+    let identity = rawOf.length === this.sepPos
+    for (let p = 0; identity && p < rawOf.length; p++) if (rawOf[p] !== p) identity = false
+    return { doc: proj.doc, rawOf: identity ? null : rawOf }
   }
 
   /**
@@ -594,6 +812,15 @@ function splitsPair(doc: Node, pos: number): boolean {
   const hi = before.text!.charCodeAt(before.text!.length - 1)
   const lo = after.text!.charCodeAt(0)
   return hi >= 0xd800 && hi < 0xdc00 && lo >= 0xdc00 && lo < 0xe000
+}
+
+/** `arr` with `items` inserted at `i` (no argument spreading: items may be many). */
+function spliceIn<T>(arr: T[], i: number, items: T[]): T[] {
+  if (items.length < 1000) {
+    arr.splice(i, 0, ...items)
+    return arr
+  }
+  return arr.slice(0, i).concat(items, arr.slice(i))
 }
 
 function sameMarks(a: readonly Mark[], b: readonly Mark[]): boolean {

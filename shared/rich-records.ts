@@ -74,6 +74,10 @@ export class RichRecords {
   /** Formatting ops sorted by (Lamport, agent). */
   markOps: MarkOp[] = []
   private readonly seen = new Set<string>()
+  /** Counts records other than token inits (formatting, attrs): any of them may change anything. */
+  changes = 0
+  /** Token ranges `(agent, seq .. end)` given an init, in the order they arrived. */
+  readonly initLog: [agent: string, seq: number, end: number][] = []
 
   constructor(private readonly schema: Schema) {}
 
@@ -114,9 +118,11 @@ export class RichRecords {
 
   private apply(r: RichRecord): boolean {
     const schema = this.schema
+    if (r.k !== 'i') this.changes++
     switch (r.k) {
       case 'i':
         for (const [o, n, v] of r.it) {
+          this.initLog.push([r.a, r.s + o, r.s + o + n])
           if (Array.isArray(v)) {
             const marks = toMarks(schema, v)
             for (let k = 0; k < n; k++) this.inits.set(idKey(r.a, r.s + o + k), { marks })

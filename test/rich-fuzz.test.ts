@@ -154,6 +154,7 @@ function run(seed: number): void {
         reps[i].applyUpdate(u, 'net')
       }
       reps[i].doc.check()
+      if (step % 15 === 14) reps[i].checkInvariants()
     }
     for (let i = 0; i < 3; i++) for (const u of rng.shuffle(inbox[i])) reps[i].applyUpdate(u, 'net')
     for (const x of reps)
