@@ -11,7 +11,7 @@
  * updates, pending events, save/load and `link` work as for text.
  *
  * Invariants: `doc` is `project(tokens, records)`, a pure function of the
- * converged state, valid for the schema; `agents/seqs[i]` is the id of token i.
+ * converged state, valid for the schema; `ids` holds the id of token i.
  * A mirror of the causal graph answers "was this character made after that
  * formatting op" (Peritext's concurrency test).
  * Complexity: every change re-projects the document, O(tokens); anchors of new
@@ -65,6 +65,7 @@ import {
   encodeRecord,
 } from './rich-records.ts'
 import { tokenMarks } from './rich-marks.ts'
+import { TokenIds } from './rich-ids.ts'
 import { diffSteps } from './rich-diff.ts'
 
 /** The agent of the genesis event every RichDoc of a schema shares. */
@@ -78,8 +79,7 @@ export class RichDoc {
   private readonly inner: TextDoc
   private readonly records: RichRecords
   private readonly mirror: CausalGraph = createGraph()
-  private agents: string[] = []
-  private seqs: number[] = []
+  private readonly ids = new TokenIds()
   private sepPos = 0
   /** The projected document; `rawOf` null when the raw tokens are exactly its tokens. */
   private proj: { doc: Node; rawOf: Int32Array | null }
@@ -266,10 +266,11 @@ export class RichDoc {
     if ('insert' in op) {
       if (RESERVED.test(op.insert)) return null
       const n = op.insert.length
-      const agent = this.agents[op.index]
-      const seq = this.seqs[op.index]
+      const agent = this.ids.agent(op.index)
+      const seq = this.ids.seq(op.index)
       for (let k = 1; k < n; k++)
-        if (this.agents[op.index + k] !== agent || this.seqs[op.index + k] !== seq + k) return null
+        if (this.ids.agent(op.index + k) !== agent || this.ids.seq(op.index + k) !== seq + k)
+          return null
       const log = this.records.initLog
       for (let k = inits; k < log.length; k++)
         if (log[k][0] !== agent || log[k][1] < seq || log[k][2] > seq + n) return null
@@ -328,9 +329,9 @@ export class RichDoc {
     if (s.slice(0, this.sepPos) !== this.tokens) throw new Error('tracked tokens differ')
     for (let i = 0; i < this.sepPos; i++) {
       const id = this.idAt(s, i)
-      if (id.agent !== this.agents[i] || id.seq !== this.seqs[i])
+      if (id.agent !== this.ids.agent(i) || id.seq !== this.ids.seq(i))
         throw new Error(
-          `token ${i} id ${this.agents[i]}:${this.seqs[i]}, anchor says ${id.agent}:${id.seq}`,
+          `token ${i} id ${this.ids.agent(i)}:${this.ids.seq(i)}, anchor says ${id.agent}:${id.seq}`,
         )
     }
     const full = this.computeProjection()
@@ -383,7 +384,7 @@ export class RichDoc {
     } else if (step instanceof AttrStep) {
       const r = this.rawAt(step.pos)
       if (r < 0) return // a node the projection made up has no token to hold attributes
-      const id = [this.agents[r], this.seqs[r]] as const
+      const id = [this.ids.agent(r), this.ids.seq(r)] as const
       this.record({
         k: 'a',
         a: this.agent,
@@ -395,7 +396,7 @@ export class RichDoc {
     } else if (step instanceof AddNodeMarkStep || step instanceof RemoveNodeMarkStep) {
       const r = this.rawAt(step.pos)
       if (r < 0) return
-      const id = [this.agents[r], this.seqs[r]] as const
+      const id = [this.ids.agent(r), this.ids.seq(r)] as const
       const add = step instanceof AddNodeMarkStep ? 1 : 0
       this.record({
         k: 'n',
@@ -507,9 +508,13 @@ export class RichDoc {
     const runs: [string, number, number][] = []
     for (let i = from; i < to; i++) {
       const last = runs[runs.length - 1]
-      if (last !== undefined && last[0] === this.agents[i] && last[1] + last[2] === this.seqs[i])
+      if (
+        last !== undefined &&
+        last[0] === this.ids.agent(i) &&
+        last[1] + last[2] === this.ids.seq(i)
+      )
         last[2]++
-      else runs.push([this.agents[i], this.seqs[i], 1])
+      else runs.push([this.ids.agent(i), this.ids.seq(i), 1])
     }
     return runs
   }
@@ -607,7 +612,7 @@ export class RichDoc {
     for (const op of ops) {
       if ('insert' in op) {
         const n = op.insert.length
-        if (this.sepPos === 0 && this.agents.length === 0 && op.insert.includes(SEP)) {
+        if (this.sepPos === 0 && this.ids.length === 0 && op.insert.includes(SEP)) {
           fresh = true // the genesis (or a whole snapshot): find everything from scratch
           continue
         }
@@ -621,18 +626,11 @@ export class RichDoc {
         this.tokens = this.tokens.slice(0, i) + op.insert + this.tokens.slice(i)
         this.sepPos += n
         if (this.expect?.kind === 'tokens') {
-          const seq = this.expect.seq
-          this.agents = spliceIn(this.agents, i, new Array<string>(n).fill(this.agent))
-          this.seqs = spliceIn(
-            this.seqs,
-            i,
-            Array.from({ length: n }, (_, k) => seq + k),
-          )
+          this.ids.insert(i, n, this.agent, this.expect.seq)
         } else {
           for (const r of unknown) if (r[0] >= i) r[0] += n
           unknown.push([i, n])
-          this.agents = spliceIn(this.agents, i, new Array<string>(n).fill(''))
-          this.seqs = spliceIn(this.seqs, i, new Array<number>(n).fill(-1))
+          this.ids.insert(i, n, null, 0)
         }
       } else {
         const i = op.index
@@ -643,8 +641,7 @@ export class RichDoc {
         }
         this.captured?.push(op)
         this.tokens = this.tokens.slice(0, i) + this.tokens.slice(i + n)
-        this.agents.splice(i, n)
-        this.seqs.splice(i, n)
+        this.ids.delete(i, n)
         this.sepPos -= n
         if (unknown.length > 0) rescan = true
       }
@@ -653,21 +650,19 @@ export class RichDoc {
       const text = this.inner.toString()
       this.sepPos = Math.max(0, text.indexOf(SEP))
       this.tokens = text.slice(0, this.sepPos)
-      this.agents = new Array<string>(this.sepPos).fill('')
-      this.seqs = new Array<number>(this.sepPos).fill(-1)
+      this.ids.clear(this.sepPos)
       unknown.length = 0
       unknown.push([0, this.sepPos])
       meta = true
     }
     if (rescan || unknown.length > 1) {
       unknown.length = 0
-      for (let i = 0; i < this.sepPos; i++) if (this.seqs[i] < 0) unknown.push([i, 1])
+      for (let i = 0; i < this.sepPos; i++) if (this.ids.seq(i) < 0) unknown.push([i, 1])
     }
     for (const [start, len] of unknown) {
       for (let i = start; i < start + len; i++) {
         const id = this.idAt(this.tokens, i)
-        this.agents[i] = id.agent
-        this.seqs[i] = id.seq
+        this.ids.set(i, id.agent, id.seq)
       }
     }
     if (meta) this.records.ingest(this.inner.toString().slice(this.sepPos + 1))
@@ -697,12 +692,16 @@ export class RichDoc {
   private computeProjection(): { doc: Node; rawOf: Int32Array | null } {
     const schema = this.schema
     const tokens = this.tokens
-    const ids = { tokens, agents: this.agents, seqs: this.seqs }
+    const ids = {
+      tokens,
+      agent: (i: number) => this.ids.agent(i),
+      seq: (i: number) => this.ids.seq(i),
+    }
     const memo = new Map<MarkOp, Map<string, number>>()
     const base = (i: number) =>
       tokens[i] === LEAF
-        ? this.records.node(this.agents[i], this.seqs[i]).marks
-        : this.records.initMarks(this.agents[i], this.seqs[i])
+        ? this.records.node(this.ids.agent(i), this.ids.seq(i)).marks
+        : this.records.initMarks(this.ids.agent(i), this.ids.seq(i))
     let concurrent = false
     const marks = tokenMarks(ids, this.records, base, (i, op) => {
       const after = this.madeAfter(i, op, memo)
@@ -717,7 +716,7 @@ export class RichDoc {
       tokens,
       {
         node: (i) => {
-          const n = this.records.node(this.agents[i], this.seqs[i])
+          const n = this.records.node(this.ids.agent(i), this.ids.seq(i))
           const type =
             n.type !== null && Object.hasOwn(schema.nodes, n.type) ? schema.nodes[n.type] : null
           return { type, attrs: n.attrs, marks: tokens[i] === LEAF ? marks[i] : n.marks }
@@ -740,7 +739,7 @@ export class RichDoc {
   private madeAfter(i: number, op: MarkOp, memo: Map<MarkOp, Map<string, number>>): boolean {
     let m = memo.get(op)
     if (m === undefined) memo.set(op, (m = new Map()))
-    const agent = this.agents[i]
+    const agent = this.ids.agent(i)
     let threshold = m.get(agent)
     if (threshold === undefined) {
       const cg = this.mirror
@@ -758,7 +757,7 @@ export class RichDoc {
       threshold = lo
       m.set(agent, threshold)
     }
-    return this.seqs[i] >= threshold
+    return this.ids.seq(i) >= threshold
   }
 }
 
@@ -812,15 +811,6 @@ function splitsPair(doc: Node, pos: number): boolean {
   const hi = before.text!.charCodeAt(before.text!.length - 1)
   const lo = after.text!.charCodeAt(0)
   return hi >= 0xd800 && hi < 0xdc00 && lo >= 0xdc00 && lo < 0xe000
-}
-
-/** `arr` with `items` inserted at `i` (no argument spreading: items may be many). */
-function spliceIn<T>(arr: T[], i: number, items: T[]): T[] {
-  if (items.length < 1000) {
-    arr.splice(i, 0, ...items)
-    return arr
-  }
-  return arr.slice(0, i).concat(items, arr.slice(i))
 }
 
 function sameMarks(a: readonly Mark[], b: readonly Mark[]): boolean {

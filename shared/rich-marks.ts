@@ -19,10 +19,10 @@ import { CLOSE, OPEN } from './rich-tokens.ts'
 import { type MarkOp, type RichRecords, idKey } from './rich-records.ts'
 
 /** Where the tokens are and what each came from. */
-export interface TokenIds {
+export interface TokenIdsView {
   readonly tokens: string
-  readonly agents: readonly string[]
-  readonly seqs: readonly number[]
+  agent(i: number): string
+  seq(i: number): number
 }
 
 /**
@@ -30,7 +30,7 @@ export interface TokenIds {
  * from `base(i)` (what token i was made with), given `madeAfter(i, op)`: whether token i was inserted by an event that had seen `op`.
  */
 export function tokenMarks(
-  t: TokenIds,
+  t: TokenIdsView,
   records: RichRecords,
   base: (i: number) => readonly Mark[],
   madeAfter: (i: number, op: MarkOp) => boolean,
@@ -41,7 +41,7 @@ export function tokenMarks(
   const ops = records.markOps
   if (ops.length === 0) return out
   const where = new Map<string, number>()
-  for (let i = 0; i < n; i++) where.set(idKey(t.agents[i], t.seqs[i]), i)
+  for (let i = 0; i < n; i++) where.set(idKey(t.agent(i), t.seq(i)), i)
   for (const op of ops) {
     const explicit = new Set<number>()
     for (const [a, s, len] of op.ids) {
@@ -55,8 +55,8 @@ export function tokenMarks(
     const last = sorted[sorted.length - 1]
     const inclusive = op.mark.type.spec.inclusive !== false
     const known = (i: number) => {
-      const a = t.agents[i]
-      return Object.hasOwn(op.vv, a) && t.seqs[i] < op.vv[a]
+      const a = t.agent(i)
+      return Object.hasOwn(op.vv, a) && t.seq(i) < op.vv[a]
     }
     const covered: number[] = []
     let pending: number[] = []
