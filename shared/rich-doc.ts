@@ -51,6 +51,7 @@ import { Emitter } from './emitter.ts'
 import {
   type TokenInit,
   LEAF,
+  REC,
   RESERVED,
   SEP,
   fragmentTokens,
@@ -326,9 +327,8 @@ export class RichDoc {
     this.doc.check()
     const s = this.inner.toString()
     if (s[this.sepPos] !== SEP) throw new Error(`separator not at ${this.sepPos}`)
-    if (s.slice(0, this.sepPos) !== this.tokens) throw new Error('tracked tokens differ')
     for (let i = 0; i < this.sepPos; i++) {
-      const id = this.idAt(s, i)
+      const id = this.idAt(s, i, i)
       if (id.agent !== this.ids.agent(i) || id.seq !== this.ids.seq(i))
         throw new Error(
           `token ${i} id ${this.ids.agent(i)}:${this.ids.seq(i)}, anchor says ${id.agent}:${id.seq}`,
@@ -607,7 +607,7 @@ export class RichDoc {
   ): void {
     let fresh = false
     let meta = false
-    const unknown: [start: number, len: number][] = []
+    const unknown: [start: number, len: number, text: string | null][] = []
     let rescan = false
     for (const op of ops) {
       if ('insert' in op) {
@@ -617,19 +617,20 @@ export class RichDoc {
           continue
         }
         if (op.index > this.sepPos) {
-          if (this.expect?.kind === 'record') this.records.ingest(op.insert)
+          if (this.expect?.kind === 'record' || wholeRecords(op.insert))
+            this.records.ingest(op.insert)
           else meta = true
           continue
         }
         const i = op.index
         this.captured?.push(op)
-        this.tokens = this.tokens.slice(0, i) + op.insert + this.tokens.slice(i)
+        this.tokenText = null
         this.sepPos += n
         if (this.expect?.kind === 'tokens') {
           this.ids.insert(i, n, this.agent, this.expect.seq)
         } else {
           for (const r of unknown) if (r[0] >= i) r[0] += n
-          unknown.push([i, n])
+          unknown.push([i, n, op.insert])
           this.ids.insert(i, n, null, 0)
         }
       } else {
@@ -640,7 +641,7 @@ export class RichDoc {
           continue
         }
         this.captured?.push(op)
-        this.tokens = this.tokens.slice(0, i) + this.tokens.slice(i + n)
+        this.tokenText = null
         this.ids.delete(i, n)
         this.sepPos -= n
         if (unknown.length > 0) rescan = true
@@ -649,19 +650,22 @@ export class RichDoc {
     if (fresh) {
       const text = this.inner.toString()
       this.sepPos = Math.max(0, text.indexOf(SEP))
-      this.tokens = text.slice(0, this.sepPos)
+      this.tokenText = null
       this.ids.clear(this.sepPos)
       unknown.length = 0
-      unknown.push([0, this.sepPos])
+      unknown.push([0, this.sepPos, null])
       meta = true
     }
     if (rescan || unknown.length > 1) {
       unknown.length = 0
-      for (let i = 0; i < this.sepPos; i++) if (this.ids.seq(i) < 0) unknown.push([i, 1])
+      for (let i = 0; i < this.sepPos; i++) if (this.ids.seq(i) < 0) unknown.push([i, 1, null])
     }
-    for (const [start, len] of unknown) {
+    for (const [start, len, text] of unknown) {
+      // Inserted text is well-formed, so a pair's halves are both in `text` when it is known.
+      const t = text ?? this.tokens()
+      const base = text === null ? 0 : start
       for (let i = start; i < start + len; i++) {
-        const id = this.idAt(this.tokens, i)
+        const id = this.idAt(t, i - base, i)
         this.ids.set(i, id.agent, id.seq)
       }
     }
@@ -675,13 +679,17 @@ export class RichDoc {
   private lastCaptured: ({ index: number; insert: string } | { index: number; delete: number })[] =
     []
 
-  /** The document's tokens (the inner content before `SEP`). */
-  private tokens = ''
+  /** The document's tokens (the inner content before `SEP`), read when a full projection needs them. */
+  private tokens(): string {
+    return (this.tokenText ??= this.inner.toString().slice(0, this.sepPos))
+  }
 
-  /** The id of token i (`text` is the inner content); a low surrogate is its high half's next event. */
-  private idAt(text: string, i: number): { agent: string; seq: number } {
-    const c = text.charCodeAt(i)
-    const prev = text.charCodeAt(i - 1)
+  private tokenText: string | null = null
+
+  /** The id of token i (`text[k]` is that token); a low surrogate is its high half's next event. */
+  private idAt(text: string, k: number, i: number): { agent: string; seq: number } {
+    const c = text.charCodeAt(k)
+    const prev = k > 0 ? text.charCodeAt(k - 1) : 0
     if (c >= 0xdc00 && c < 0xe000 && prev >= 0xd800 && prev < 0xdc00) {
       const id = this.inner.anchorAt(i - 1)!
       return { agent: id.agent, seq: id.seq + 1 }
@@ -691,7 +699,7 @@ export class RichDoc {
 
   private computeProjection(): { doc: Node; rawOf: Int32Array | null } {
     const schema = this.schema
-    const tokens = this.tokens
+    const tokens = this.tokens()
     const ids = {
       tokens,
       agent: (i: number) => this.ids.agent(i),
@@ -811,6 +819,19 @@ function splitsPair(doc: Node, pos: number): boolean {
   const hi = before.text!.charCodeAt(before.text!.length - 1)
   const lo = after.text!.charCodeAt(0)
   return hi >= 0xd800 && hi < 0xdc00 && lo >= 0xdc00 && lo < 0xe000
+}
+
+/** Whether `text` is a run of complete records (so it can be read on its own). */
+function wholeRecords(text: string): boolean {
+  if (text[0] !== REC) return false
+  for (const piece of text.slice(1).split(REC)) {
+    try {
+      JSON.parse(piece)
+    } catch {
+      return false
+    }
+  }
+  return true
 }
 
 function sameMarks(a: readonly Mark[], b: readonly Mark[]): boolean {
