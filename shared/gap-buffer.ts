@@ -17,25 +17,45 @@ export class GapBuffer {
   private gapEnd: number
   private cached: string | null = ''
 
+  /**
+   * Text given but not yet copied into the buffer: a loaded document is only
+   * copied on its first edit, so loading and reading cost no more than the string.
+   */
+  private unbuffered: string | null = null
+
   constructor(initial = '') {
-    this.buf = new Uint16Array(Math.max(MIN_CAPACITY, initial.length * 2))
+    this.buf = new Uint16Array(MIN_CAPACITY)
     this.gapEnd = this.buf.length
-    if (initial.length > 0) this.insert(0, initial)
+    if (initial.length > 0) this.unbuffered = this.cached = initial
   }
 
   get length(): number {
+    if (this.unbuffered !== null) return this.unbuffered.length
     return this.buf.length - (this.gapEnd - this.gapStart)
   }
 
   /** The code unit at `pos`, or -1 outside the content. */
   charCodeAt(pos: number): number {
     if (pos < 0 || pos >= this.length) return -1
+    if (this.unbuffered !== null) return this.unbuffered.charCodeAt(pos)
     return pos < this.gapStart ? this.buf[pos] : this.buf[pos + (this.gapEnd - this.gapStart)]
+  }
+
+  /** Copies text held as a string into the buffer. */
+  private buffer(): void {
+    const text = this.unbuffered
+    if (text === null) return
+    this.unbuffered = null
+    this.buf = new Uint16Array(Math.max(MIN_CAPACITY, text.length * 2))
+    for (let i = 0; i < text.length; i++) this.buf[i] = text.charCodeAt(i)
+    this.gapStart = text.length
+    this.gapEnd = this.buf.length
   }
 
   insert(pos: number, text: string): void {
     const n = text.length
     if (n === 0) return
+    this.buffer()
     this.moveGap(pos)
     if (this.gapEnd - this.gapStart < n) this.grow(n)
     const buf = this.buf
@@ -47,6 +67,7 @@ export class GapBuffer {
 
   delete(pos: number, len: number): void {
     if (len === 0) return
+    this.buffer()
     this.moveGap(pos)
     this.gapEnd += len
     this.cached = null

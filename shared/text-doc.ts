@@ -89,7 +89,7 @@ export class TextDoc {
   readonly agent: string
   private cg: CausalGraph = createGraph()
   private log: OpLog = createOpLog()
-  private readonly content: GapBuffer
+  private content: GapBuffer
   private readonly pending = new PendingEvents(MAX_PENDING_EVENTS)
   /** The walk of the last concurrent merge, kept while concurrency lasts. */
   private merge: Merge | null = null
@@ -118,7 +118,7 @@ export class TextDoc {
 
   /** Becomes the snapshot's document: its text now, its history when needed. */
   private adopt(snap: DecodedSnapshot): void {
-    this.content.insert(0, snap.text)
+    this.content = new GapBuffer(snap.text)
     const version: { [agent: string]: number } = {}
     for (const [a, n] of snap.version)
       Object.defineProperty(version, a, { value: n, enumerable: true })
