@@ -247,8 +247,8 @@ export class RichDoc {
 
   /**
    * The fast path for a remote keystroke: events made on exactly what we had
-   * (no concurrency), one insert of plain characters or one delete of characters
-   * inside one textblock, on exact tokens. Returns the step and document the full
+   * (no concurrency), one insert of plain characters into a textblock or one
+   * delete of any tokens (Backspace joining blocks too), on exact tokens. Returns the step and document the full
    * projection would give, or null to take the full projection.
    */
   private remoteFast(
@@ -261,10 +261,10 @@ export class RichDoc {
     if (ops.length !== 1 || !this.descendAll(heads, firstNew)) return null
     const op = ops[0]
     if (op.index > before.content.size) return null
-    const $from = before.resolve(op.index)
-    if (!$from.parent.inlineContent) return null
     let step: Step
     if ('insert' in op) {
+      const $from = before.resolve(op.index)
+      if (!$from.parent.inlineContent) return null
       if (RESERVED.test(op.insert)) return null
       const n = op.insert.length
       const agent = this.ids.agent(op.index)
@@ -295,18 +295,14 @@ export class RichDoc {
       if (this.concurrentFormatting || this.records.initLog.length !== inits) return null
       const end = op.index + op.delete
       if (end > before.content.size) return null
-      const $to = before.resolve(end)
-      if (!$from.sameParent($to)) return null
-      let plain = true
-      before.nodesBetween(op.index, end, (x) => {
-        if (x.isInline && !x.isText) plain = false
-        return true
-      })
-      if (!plain) return null
       step = new ReplaceStep(op.index, end, Slice.empty)
     }
+    // A replace that fits is a splice of exactly these tokens (the author made it on this doc).
     const r = step.apply(before)
-    return r.doc === null ? null : { doc: r.doc, step }
+    if (r.doc === null) return null
+    const delta = 'insert' in op ? op.insert.length : -op.delete
+    if (r.doc.content.size !== before.content.size + delta) return null
+    return { doc: r.doc, step }
   }
 
   /** Whether every event from LV `firstNew` on has all of `heads` in its history. */
