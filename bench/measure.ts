@@ -95,6 +95,26 @@ const WARMUP_MAX_MS = 1000
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url))
 
 /**
+ * Like {@link runChild}, but a failing child (an engine that crashes or runs out of memory)
+ * resolves `{ failed }` with the first line of its error instead of rejecting.
+ */
+export async function runChildSafe(
+  script: string,
+  args: readonly string[],
+  timeoutMs: number,
+): Promise<
+  { timedOut: true } | { timedOut: false; failed: string } | { timedOut: false; result: any }
+> {
+  try {
+    return await runChild(script, args, timeoutMs)
+  } catch (e) {
+    const msg = String((e as Error).message)
+    const line = msg.split('\n').find((l) => /Error:/.test(l) && !l.includes('exited with')) ?? msg
+    return { timedOut: false, failed: line.replace(/^.*?Error: /, '').slice(0, 80) }
+  }
+}
+
+/**
  * Runs `bench/<script>` in a fresh Node (with `--expose-gc` and tsx) and parses the JSON it
  * prints on its last stdout line. Resolves `{ timedOut: true }` when it takes longer than
  * `timeoutMs` (the child is killed), and rejects when it fails.

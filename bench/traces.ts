@@ -24,7 +24,7 @@ import {
   sequentialContestant,
   type Contestant,
 } from './figures.ts'
-import { canGc, interleaved, none, okCell, runChild, type Cell } from './measure.ts'
+import { canGc, interleaved, none, okCell, runChildSafe, type Cell } from './measure.ts'
 import { PEERS, replayPlainString } from './peers.ts'
 import { renderHeader, renderTables, type TraceResult } from './report.ts'
 import {
@@ -90,7 +90,7 @@ async function automergeInChild(
   r: TraceResult,
 ): Promise<string | undefined> {
   const file = join(tmp, `automerge-${name}.bin`)
-  const res = await runChild(
+  const res = await runChildSafe(
     'peer-child.ts',
     ['automerge', kind, name, String(o.runs), String(AUTOMERGE_BUDGET_MS), file],
     o.timeoutMs,
@@ -101,6 +101,11 @@ async function automergeInChild(
     r.notes.push(
       `Automerge did not finish replay + merge + load in ${o.timeoutMs / 1000} s (killed).`,
     )
+    return undefined
+  }
+  if ('failed' in res) {
+    for (const fig of [r.replay, r.merge, r.save, r.load, r.heap]) fig.automerge = none('failed')
+    r.notes.push(`Automerge failed: ${res.failed}`)
     return undefined
   }
   const { replay, merges, saveSize, load } = res.result
@@ -118,8 +123,10 @@ async function heapFigures(files: Map<string, string>, o: Options, r: TraceResul
     return
   }
   for (const [name, file] of files) {
-    const res = await runChild('heap-child.ts', [name, file], o.timeoutMs)
-    r.heap[name] = res.timedOut ? none('timeout') : okCell([res.result.retained])
+    const res = await runChildSafe('heap-child.ts', [name, file], o.timeoutMs)
+    if (res.timedOut) r.heap[name] = none('timeout')
+    else if ('failed' in res) r.heap[name] = none(`failed: ${res.failed}`)
+    else r.heap[name] = okCell([res.result.retained])
   }
 }
 
@@ -218,7 +225,11 @@ async function benchBigConcurrent(name: string, o: Options, tmp: string): Promis
       continue
     }
     const file = join(tmp, `${p.name}-${name}.bin`)
-    const res = await runChild('peer-child.ts', [p.name, 'conc', name, '1', '1', file], o.timeoutMs)
+    const res = await runChildSafe(
+      'peer-child.ts',
+      [p.name, 'conc', name, '1', '1', file],
+      o.timeoutMs,
+    )
     if (res.timedOut) {
       const why = none(`> ${o.timeoutMs / 1000} s`)
       for (const fig of [r.replay, r.merge, r.save, r.load, r.heap]) fig[p.name] = why
@@ -227,6 +238,14 @@ async function benchBigConcurrent(name: string, o: Options, tmp: string): Promis
       r.notes.push(
         `${p.name} did not finish the per-agent replay in ${o.timeoutMs / 1000} s (killed).`,
       )
+      continue
+    }
+    if ('failed' in res) {
+      const why = none('failed')
+      for (const fig of [r.replay, r.merge, r.save, r.load, r.heap]) fig[p.name] = why
+      if (p.name === 'yjs')
+        r.merge['yjs v1'] = r.merge['yjs v2'] = r.save['yjs v1'] = r.save['yjs v2'] = why
+      r.notes.push(`${p.name} failed: ${res.failed}`)
       continue
     }
     const { replay, merges, saveSize, load } = res.result
