@@ -31,22 +31,7 @@ import {
   Transform,
 } from 'prosemirror-transform'
 import { TextDoc, type VersionVector } from './text-doc.ts'
-import {
-  type CausalGraph,
-  addEvents,
-  createGraph,
-  findEntry,
-  nextSeq,
-  rawToLv,
-} from './causal-graph.ts'
-import { diff } from './graph-diff.ts'
-import {
-  KIND_SNAPSHOT,
-  MAX_SNAPSHOT_BODY,
-  decodeSnapshot,
-  decodeUpdate,
-  messageKind,
-} from './encoding.ts'
+import { CausalMirror } from './rich-causal.ts'
 import { Emitter } from './emitter.ts'
 import {
   type TokenInit,
@@ -79,13 +64,11 @@ export class RichDoc {
   readonly agent: string
   private readonly inner: TextDoc
   private readonly records: RichRecords
-  private readonly mirror: CausalGraph = createGraph()
+  private readonly mirror = new CausalMirror()
   private readonly ids = new TokenIds()
   private sepPos = 0
   /** The projected document; `rawOf` null when the raw tokens are exactly its tokens. */
   private proj: { doc: Node; rawOf: Int32Array | null }
-  /** Whether some formatting op has tokens inserted concurrently with it (the last full projection saw one). */
-  private concurrentFormatting = false
   private local = false
   private collected: [Uint8Array, unknown][] = []
   private readonly emitter = new Emitter<{
@@ -189,7 +172,8 @@ export class RichDoc {
         // unless a deletion lets concurrent formatting reach other text.
         const splice = step instanceof ReplaceStep || step instanceof ReplaceAroundStep
         const pureInsert = step instanceof ReplaceStep && step.from === step.to
-        const fast = this.isIdentity() && splice && (pureInsert || !this.concurrentFormatting)
+        const fast =
+          this.isIdentity() && splice && (pureInsert || this.records.markOps.length === 0)
         this.applyStep(step, cur)
         if (fast) this.proj = { doc: r.doc, rawOf: null }
         else {
@@ -213,8 +197,7 @@ export class RichDoc {
   applyUpdate(update: Uint8Array, origin?: unknown): void {
     this.collected = []
     const before = this.doc
-    const heads = this.mirror.heads.slice()
-    const firstNew = this.mirror.next
+    const mark = this.mirror.mark()
     const identity = this.isIdentity()
     const changes = this.records.changes
     const inits = this.records.initLog.length
@@ -230,9 +213,7 @@ export class RichDoc {
     this.collected = []
     if (got.length === 0) return
     const fast =
-      identity && this.records.changes === changes
-        ? this.remoteFast(before, heads, firstNew, inits)
-        : null
+      identity && this.records.changes === changes ? this.remoteFast(before, mark, inits) : null
     let steps: Step[]
     if (fast !== null) {
       this.proj = { doc: fast.doc, rawOf: null }
@@ -253,12 +234,11 @@ export class RichDoc {
    */
   private remoteFast(
     before: Node,
-    heads: number[],
-    firstNew: number,
+    mark: { heads: number[]; next: number },
     inits: number,
   ): { doc: Node; step: Step } | null {
     const ops = this.lastCaptured
-    if (ops.length !== 1 || !this.descendAll(heads, firstNew)) return null
+    if (ops.length !== 1 || !this.mirror.descendAll(mark)) return null
     const op = ops[0]
     if (op.index > before.content.size) return null
     let step: Step
@@ -292,7 +272,7 @@ export class RichDoc {
       }
       step = new ReplaceStep(op.index, op.index, new Slice(Fragment.from(nodes), 0, 0))
     } else {
-      if (this.concurrentFormatting || this.records.initLog.length !== inits) return null
+      if (this.records.markOps.length > 0 || this.records.initLog.length !== inits) return null
       const end = op.index + op.delete
       if (end > before.content.size) return null
       step = new ReplaceStep(op.index, end, Slice.empty)
@@ -303,18 +283,6 @@ export class RichDoc {
     const delta = 'insert' in op ? op.insert.length : -op.delete
     if (r.doc.content.size !== before.content.size + delta) return null
     return { doc: r.doc, step }
-  }
-
-  /** Whether every event from LV `firstNew` on has all of `heads` in its history. */
-  private descendAll(heads: number[], firstNew: number): boolean {
-    const cg = this.mirror
-    for (let i = findEntry(cg, firstNew); i < cg.entries.length; i++) {
-      const e = cg.entries[i]
-      const parents = e.start < firstNew ? [firstNew - 1] : e.parents
-      if (parents.every((p) => p >= firstNew)) continue
-      if (diff(cg, heads, parents).aOnly.length !== 0) return false
-    }
-    return true
   }
 
   /** Throws when the structures disagree (for tests): tokens ids, records, projection, inner doc. */
@@ -548,31 +516,11 @@ export class RichDoc {
 
   private onInnerUpdate(u: Uint8Array, origin: unknown): void {
     try {
-      this.mirrorUpdate(u)
+      this.mirror.add(u)
     } catch (e) {
       this.failure ??= e instanceof Error ? e : new Error(String(e))
     }
     if (!this.local) this.collected.push([u, origin])
-  }
-
-  /** Adds an update's events to the causal mirror. */
-  private mirrorUpdate(u: Uint8Array): void {
-    const dec =
-      messageKind(u) === KIND_SNAPSHOT
-        ? decodeUpdate(decodeSnapshot(u).history, MAX_SNAPSHOT_BODY)
-        : decodeUpdate(u)
-    const cg = this.mirror
-    for (const sp of dec.spans) {
-      const have = nextSeq(cg, sp.agent)
-      if (sp.seq + sp.len <= have) continue
-      const skip = Math.max(0, have - sp.seq)
-      const parents =
-        skip > 0
-          ? [rawToLv(cg, sp.agent, have - 1)]
-          : sp.parents.map(([a, s]) => rawToLv(cg, a, s)).sort((x, y) => x - y)
-      if (parents.some((p) => p < 0)) throw new Error('causal mirror lacks a parent')
-      addEvents(cg, sp.agent, sp.seq + skip, sp.len - skip, parents)
-    }
   }
 
   private onInnerChange(
@@ -706,13 +654,7 @@ export class RichDoc {
       tokens[i] === LEAF
         ? this.records.node(this.ids.agent(i), this.ids.seq(i)).marks
         : this.records.initMarks(this.ids.agent(i), this.ids.seq(i))
-    let concurrent = false
-    const marks = tokenMarks(ids, this.records, base, (i, op) => {
-      const after = this.madeAfter(i, op, memo)
-      if (!after) concurrent = true
-      return after
-    })
-    this.concurrentFormatting = concurrent
+    const marks = tokenMarks(ids, this.records, base, (i, op) => this.madeAfter(i, op, memo))
     const docAttrs: { [k: string]: unknown } = {}
     for (const [k, r] of this.records.docAttrs) docAttrs[k] = r.v
     const proj = project(
@@ -746,19 +688,8 @@ export class RichDoc {
     const agent = this.ids.agent(i)
     let threshold = m.get(agent)
     if (threshold === undefined) {
-      const cg = this.mirror
-      const lvOp = rawToLv(cg, op.agent, op.seq)
-      let lo = Object.hasOwn(op.vv, agent) ? op.vv[agent] : 0
-      let hi = nextSeq(cg, agent)
-      if (lvOp >= 0) {
-        while (lo < hi) {
-          const mid = (lo + hi) >>> 1
-          const lv = rawToLv(cg, agent, mid)
-          if (diff(cg, [lvOp], [lv]).aOnly.length === 0) hi = mid
-          else lo = mid + 1
-        }
-      } else lo = Infinity
-      threshold = lo
+      const from = Object.hasOwn(op.vv, agent) ? op.vv[agent] : 0
+      threshold = this.mirror.firstAfter(op.agent, op.seq, agent, from)
       m.set(agent, threshold)
     }
     return this.ids.seq(i) >= threshold
