@@ -42,6 +42,7 @@ import {
   fragmentTokens,
   project,
   sliceTokens,
+  splitsPair,
 } from './rich-tokens.ts'
 import {
   type IdRun,
@@ -49,6 +50,9 @@ import {
   type RichRecord,
   RichRecords,
   encodeRecord,
+  initItems,
+  sameMarks,
+  wholeRecords,
 } from './rich-records.ts'
 import { tokenMarks } from './rich-marks.ts'
 import { TokenIds } from './rich-ids.ts'
@@ -707,60 +711,4 @@ function genesis(schema: Schema): Uint8Array {
   const bytes = g.save()
   genesisCache.set(schema, bytes)
   return bytes
-}
-
-/** Record items for a run of token inits: nodes one by one, characters grouped by marks. */
-function initItems(init: TokenInit[]): Extract<RichRecord, { k: 'i' }>['it'] {
-  const it: Extract<RichRecord, { k: 'i' }>['it'] = []
-  for (let o = 0; o < init.length; o++) {
-    const x = init[o]
-    if (x === null) continue
-    if ('node' in x) {
-      const n = x.node
-      it.push([o, 1, { t: n.type, at: n.attrs as Attrs, m: n.marks.map((m) => m.toJSON()) }])
-      continue
-    }
-    const json = x.marks.map((m) => m.toJSON())
-    const last = it[it.length - 1]
-    if (
-      last !== undefined &&
-      Array.isArray(last[2]) &&
-      last[0] + last[1] === o &&
-      init[o - 1] !== null &&
-      init[o - 1] !== undefined &&
-      'marks' in init[o - 1]! &&
-      sameMarks((init[o - 1] as { marks: readonly Mark[] }).marks, x.marks)
-    )
-      last[1]++
-    else it.push([o, 1, json])
-  }
-  return it
-}
-
-/** Whether `pos` falls between the two halves of a surrogate pair in `doc`'s text. */
-function splitsPair(doc: Node, pos: number): boolean {
-  const $pos = doc.resolve(pos)
-  const before = $pos.nodeBefore
-  const after = $pos.nodeAfter
-  if (before === null || after === null || !before.isText || !after.isText) return false
-  const hi = before.text!.charCodeAt(before.text!.length - 1)
-  const lo = after.text!.charCodeAt(0)
-  return hi >= 0xd800 && hi < 0xdc00 && lo >= 0xdc00 && lo < 0xe000
-}
-
-/** Whether `text` is a run of complete records (so it can be read on its own). */
-function wholeRecords(text: string): boolean {
-  if (text[0] !== REC) return false
-  for (const piece of text.slice(1).split(REC)) {
-    try {
-      JSON.parse(piece)
-    } catch {
-      return false
-    }
-  }
-  return true
-}
-
-function sameMarks(a: readonly Mark[], b: readonly Mark[]): boolean {
-  return a.length === b.length && a.every((m, i) => m.eq(b[i]))
 }

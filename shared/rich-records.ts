@@ -11,7 +11,7 @@
  * Invariant: the state is a function of the *set* of records, not of their order.
  */
 import type { Attrs, Mark, Schema } from 'prosemirror-model'
-import { REC } from './rich-tokens.ts'
+import { REC, type TokenInit } from './rich-tokens.ts'
 
 /** A token's id: the inner event `(agent, seq)` that inserted it. */
 export type TokenId = readonly [agent: string, seq: number]
@@ -204,4 +204,49 @@ function toMarks(schema: Schema, json: MarkJSON[]): readonly Mark[] {
   let set: readonly Mark[] = []
   for (const j of json) set = schema.markFromJSON(j).addToSet(set)
   return set
+}
+
+/** Record items for a run of token inits: nodes one by one, characters grouped by marks. */
+export function initItems(init: TokenInit[]): Extract<RichRecord, { k: 'i' }>['it'] {
+  const it: Extract<RichRecord, { k: 'i' }>['it'] = []
+  for (let o = 0; o < init.length; o++) {
+    const x = init[o]
+    if (x === null) continue
+    if ('node' in x) {
+      const n = x.node
+      it.push([o, 1, { t: n.type, at: n.attrs as Attrs, m: n.marks.map((m) => m.toJSON()) }])
+      continue
+    }
+    const json = x.marks.map((m) => m.toJSON())
+    const last = it[it.length - 1]
+    if (
+      last !== undefined &&
+      Array.isArray(last[2]) &&
+      last[0] + last[1] === o &&
+      init[o - 1] !== null &&
+      init[o - 1] !== undefined &&
+      'marks' in init[o - 1]! &&
+      sameMarks((init[o - 1] as { marks: readonly Mark[] }).marks, x.marks)
+    )
+      last[1]++
+    else it.push([o, 1, json])
+  }
+  return it
+}
+
+/** Whether `text` is a run of complete records (so it can be read on its own). */
+export function wholeRecords(text: string): boolean {
+  if (text[0] !== REC) return false
+  for (const piece of text.slice(1).split(REC)) {
+    try {
+      JSON.parse(piece)
+    } catch {
+      return false
+    }
+  }
+  return true
+}
+
+export function sameMarks(a: readonly Mark[], b: readonly Mark[]): boolean {
+  return a.length === b.length && a.every((m, i) => m.eq(b[i]))
 }

@@ -326,3 +326,14 @@ function Mark_sameSet(a: readonly Mark[], b: readonly Mark[]): boolean {
   for (let i = 0; i < a.length; i++) if (!a[i].eq(b[i])) return false
   return true
 }
+
+/** Whether `pos` falls between the two halves of a surrogate pair in `doc`'s text. */
+export function splitsPair(doc: Node, pos: number): boolean {
+  const $pos = doc.resolve(pos)
+  const before = $pos.nodeBefore
+  const after = $pos.nodeAfter
+  if (before === null || after === null || !before.isText || !after.isText) return false
+  const hi = before.text!.charCodeAt(before.text!.length - 1)
+  const lo = after.text!.charCodeAt(0)
+  return hi >= 0xd800 && hi < 0xdc00 && lo >= 0xdc00 && lo < 0xe000
+}
