@@ -14,8 +14,15 @@
  * converged state, valid for the schema; `ids` holds the id of token i.
  * A mirror of the causal graph answers "was this character made after that
  * formatting op" (Peritext's concurrency test).
- * Complexity: every change re-projects the document, O(tokens); anchors of new
- * remote tokens cost O(runs) each.
+ * Before a local edit on tokens the projection does not match one to one, the
+ * projection is materialized (made-up tokens inserted, ignored ones deleted).
+ *
+ * Complexity: fast paths keep `doc` without re-projecting when the result is
+ * provably the same (checkInvariants compares with a full projection): a local
+ * replace on exact tokens (deletes only while no formatting op exists), and a
+ * remote non-concurrent keystroke (insert of characters; delete of tokens while
+ * no formatting op exists). Everything else re-projects, O(tokens). Ids of new
+ * remote tokens come from the core's anchors, O(runs) each.
  */
 import { type Node, type Schema, Mark, type Attrs, Fragment, Slice } from 'prosemirror-model'
 import {
