@@ -27,6 +27,7 @@ import {
 import { diff, findConflicting } from './graph-diff.ts'
 import { DEL, INS, type OpLog, type OpRun, opsIn } from './oplog.ts'
 import {
+  type CharAt,
   type Cursor,
   INSERTED,
   type Item,
@@ -226,17 +227,22 @@ class Walk {
   /** Calls `fn` on the items holding characters `lv .. lv+len`, split to fit exactly. */
   private eachChar(lv: LV, len: number, fn: (at: Cursor, it: Item) => void): void {
     while (len > 0) {
-      const found = this.tree.findLv(lv)
-      let at = this.tree.split(found)
-      let it = at.leaf.items[at.idx]
-      if (it.len > len) this.tree.split({ ...at, off: len })
-      // The split may have moved the item to a new leaf.
-      if (at.leaf.items[at.idx] !== it) at = this.locate(it)
-      it = at.leaf.items[at.idx]
+      const at = this.isolate(this.tree.findLv(lv), len)
+      const it = at.leaf.items[at.idx]
       fn(at, it)
       lv += it.len
       len -= it.len
     }
+  }
+
+  /** Splits items so that one starts at `from` and holds at most `len` characters; returns its place. */
+  private isolate(from: CharAt, len: number): Cursor {
+    let at = this.tree.split(from)
+    const it = at.leaf.items[at.idx]
+    if (it.len > len) this.tree.split({ ...at, off: len })
+    // The second split may have moved the item to a new leaf.
+    if (at.leaf.items[at.idx] !== it) at = this.locate(it)
+    return at
   }
 
   private locate(it: Item): Cursor {
@@ -368,18 +374,10 @@ class Walk {
   }
 
   /** Deletes `len` visible characters of one item starting at `from`, by events `del ..`. */
-  private deleteChars(
-    from: Cursor & { off: number },
-    len: number,
-    del: LV,
-    rev: boolean,
-    emit: boolean,
-  ) {
+  private deleteChars(from: CharAt, len: number, del: LV, rev: boolean, emit: boolean) {
     const tree = this.tree
-    let at = tree.split(from)
+    const at = this.isolate(from, len)
     const it = at.leaf.items[at.idx]
-    if (it.len > len) tree.split({ ...at, off: len })
-    if (at.leaf.items[at.idx] !== it) at = this.locate(it)
     if (!it.endDel && emit) this.emit.delete(tree.endBefore(at.leaf, at.idx), len)
     tree.setState(at, it.cur + 1, true)
     this.targets.push({ del, len, target: it.lv, rev })
