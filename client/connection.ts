@@ -8,6 +8,8 @@
  * nothing unacknowledged is forgotten. The token goes in the first frame (not the URL, which
  * proxies log). A close code that retrying cannot fix (bad token, wrong document, too large,
  * non-retryable protocol error) ends in status `refused` with the reason; nothing retries after.
+ * `setOnline(false)` cuts the link on purpose (status `offline`, no reconnect) until
+ * `setOnline(true)`, which reconnects at once; the handshake then sends only what is missing.
  */
 import { fromWebSocket, type Channel, type WebSocketLike } from '../shared/channels.ts'
 import {
@@ -20,13 +22,17 @@ import {
 } from '../shared/protocol.ts'
 import { link, type Link, type LinkOptions } from '../shared/sync.ts'
 import type { Presence } from '../shared/presence.ts'
+import type { Replica } from '../shared/replica.ts'
 import { TextDoc, type VersionVector } from '../shared/text-doc.ts'
+
+/** What `connect` can replicate: a `TextDoc`, a `RichDoc`, any replica with an agent id. */
+export type ConnectableDoc = Replica & { readonly agent: string }
 
 /** Connection states, in the order a healthy connection passes them. */
 export type ConnectionStatus = 'connecting' | 'connected' | 'synced' | 'offline' | 'refused'
 
 /** Options of `connect` (API.md "Client"). */
-export interface ConnectOptions<D extends TextDoc = TextDoc> {
+export interface ConnectOptions<D extends ConnectableDoc = TextDoc> {
   /** ws:// or wss:// base URL of the server, e.g. ws://localhost:8787. */
   url: string
   docId: string
@@ -47,7 +53,7 @@ export interface ConnectOptions<D extends TextDoc = TextDoc> {
 }
 
 /** A live connection (API.md "Client"). */
-export interface Connection<D extends TextDoc = TextDoc> {
+export interface Connection<D extends ConnectableDoc = TextDoc> {
   readonly doc: D
   /** Resolves once the server's state is merged and our pending events are acknowledged. */
   readonly synced: Promise<void>
@@ -67,6 +73,17 @@ export interface Connection<D extends TextDoc = TextDoc> {
    * compare `ackedVersion()` with `doc.version()` to check events relayed from elsewhere.
    */
   readonly allAcknowledged: boolean
+  /**
+   * False while the link is cut on purpose by `setOnline(false)` (status `offline`, no
+   * reconnect attempts); edits keep landing in `doc` meanwhile.
+   */
+  readonly online: boolean
+  /**
+   * Cuts the link (`false`) or restores it (`true`). Unacknowledged events stay in `doc`; on
+   * return the handshake exchanges version vectors, so each side sends only what the other
+   * lacks. No effect after `close()` or a refusal; repeated calls with the same value are no-ops.
+   */
+  setOnline(online: boolean): void
   /** Stops reconnecting and closes the socket. */
   close(): void
 }
@@ -118,16 +135,19 @@ type Handlers = {
 }
 
 /** Connects `opts.doc` (or a new TextDoc) to document `opts.docId` on the server at `opts.url`. */
-export function connect<D extends TextDoc = TextDoc>(opts: ConnectOptions<D>): Connection<D> {
+export function connect<D extends ConnectableDoc = TextDoc>(
+  opts: ConnectOptions<D>,
+): Connection<D> {
   return new ClientConnection<D>(opts)
 }
 
-class ClientConnection<D extends TextDoc> implements Connection<D> {
+class ClientConnection<D extends ConnectableDoc> implements Connection<D> {
   readonly doc: D
   readonly synced: Promise<void>
   status: ConnectionStatus = 'connecting'
   refusedReason: string | undefined
   readOnly = false
+  online = true
   private acked: VersionVector = {}
   private resolveSynced!: () => void
   private rejectSynced!: (e: Error) => void
@@ -143,7 +163,7 @@ class ClientConnection<D extends TextDoc> implements Connection<D> {
   private readonly maxMs: number
 
   constructor(private readonly opts: ConnectOptions<D>) {
-    this.doc = opts.doc ?? (new TextDoc() as D)
+    this.doc = opts.doc ?? (new TextDoc() as unknown as D)
     const Ws = (opts.WebSocket ?? (globalThis as { WebSocket?: unknown }).WebSocket) as
       WebSocketCtor | undefined
     if (typeof Ws !== 'function') {
@@ -189,7 +209,7 @@ class ClientConnection<D extends TextDoc> implements Connection<D> {
   }
 
   private open(): void {
-    if (this.stopped) return
+    if (this.stopped || !this.online) return
     this.setStatus('connecting')
     let ws: InstanceType<WebSocketCtor>
     try {
@@ -287,19 +307,39 @@ class ClientConnection<D extends TextDoc> implements Connection<D> {
     this.rejectSynced(new Error(`connection refused: ${reason}`))
   }
 
-  close(): void {
-    if (this.stopped && this.socket === null) return
-    this.stopped = true
+  setOnline(online: boolean): void {
+    if (this.stopped || online === this.online) return
+    this.online = online
+    if (online) {
+      if (this.timer !== null) clearTimeout(this.timer)
+      this.timer = null
+      this.attempt = 0
+      this.open()
+      return
+    }
+    this.dropSocket('offline switch')
+    this.setStatus('offline', 'switched offline')
+  }
+
+  /** Closes the current socket and link (if any) and cancels a pending reconnect. */
+  private dropSocket(reason: string): void {
     if (this.timer !== null) clearTimeout(this.timer)
+    this.timer = null
     this.link?.close()
     this.link = null
     const ws = this.socket
-    this.socket = null
+    this.socket = null // its close event is then ignored (onClose checks identity)
     try {
-      ws?.close(1000, 'client closed')
+      ws?.close(1000, reason)
     } catch {
       // already closed
     }
+  }
+
+  close(): void {
+    if (this.stopped && this.socket === null) return
+    this.stopped = true
+    this.dropSocket('client closed')
     if (this.status !== 'refused') this.setStatus('offline', 'closed')
   }
 }

@@ -1,0 +1,155 @@
+// The client's offline switch (`connection.setOnline`) against a real server on port 0: while
+// cut, status is `offline` and nothing reconnects; edits on both sides meet on return; events
+// not yet acknowledged when the link is cut are kept and stored after; and the return costs only
+// what is missing (bytes on the wire counted by a WebSocket wrapper), not the document.
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import WebSocket from 'ws'
+import { TextDoc } from '../shared/text-doc.ts'
+import type { ConnectionStatus } from '../client/connection.ts'
+import { client, restText, startServer, waitFor, within } from './support/server-harness.ts'
+
+/** `ws` with counters of the bytes sent and received by every socket it makes. */
+function countingWebSocket() {
+  const totals = { sent: 0, received: 0, sockets: 0 }
+  class Counting extends WebSocket {
+    constructor(url: string) {
+      super(url)
+      totals.sockets++
+      // fromWebSocket sets binaryType 'arraybuffer'
+      this.on('message', (m: ArrayBuffer | Buffer) => (totals.received += m.byteLength))
+    }
+    override send(data: Uint8Array, ...rest: unknown[]): void {
+      totals.sent += data.length
+      ;(super.send as (...a: unknown[]) => void)(data, ...rest)
+    }
+  }
+  return { Counting, totals }
+}
+
+async function until(pred: () => Promise<boolean>, what: string, ms = 5000): Promise<void> {
+  const end = Date.now() + ms
+  while (!(await pred())) {
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 10))
+  }
+}
+
+test('offline: no reconnect while cut; edits on both sides converge on return', async () => {
+  const ts = await startServer()
+  const a = client(ts.wsUrl, 'offline-1', { doc: new TextDoc('ann') })
+  const b = client(ts.wsUrl, 'offline-1', { doc: new TextDoc('bob') })
+  try {
+    await within(Promise.all([a.synced, b.synced]), 5000, 'synced')
+    a.doc.insert(0, 'shared start. ')
+    await waitFor(() => b.doc.toString() === 'shared start. ', 'b sees a')
+    const statuses: ConnectionStatus[] = []
+    a.on('status', (s) => statuses.push(s))
+    a.setOnline(false)
+    assert.is(a.online, false)
+    assert.is(a.status, 'offline')
+    a.doc.insert(a.doc.length, 'ann offline.')
+    b.doc.insert(0, 'bob online. ')
+    await waitFor(() => b.allAcknowledged, 'b stored')
+    // Well past the test backoff (20-200 ms): a cut link must not come back by itself.
+    await new Promise((r) => setTimeout(r, 400))
+    assert.equal(statuses, ['offline'])
+    assert.is(a.doc.toString(), 'shared start. ann offline.')
+    assert.is(await restText(ts.httpUrl, 'offline-1'), 'bob online. shared start. ')
+    a.setOnline(true)
+    assert.is(a.online, true)
+    await waitFor(() => a.status === 'synced' && a.allAcknowledged, 'a back and stored')
+    const expected = 'bob online. shared start. ann offline.'
+    await waitFor(() => a.doc.toString() === expected && b.doc.toString() === expected, 'equal')
+    await until(async () => (await restText(ts.httpUrl, 'offline-1')) === expected, 'server')
+    assert.equal(statuses.slice(0, 2), ['offline', 'connecting'])
+    assert.is(statuses.at(-1), 'synced')
+  } finally {
+    a.close()
+    b.close()
+    await ts.stop()
+  }
+})
+
+test('offline: events cut before their acknowledgement are kept and stored on return', async () => {
+  const ts = await startServer()
+  const a = client(ts.wsUrl, 'offline-2', { doc: new TextDoc('ann') })
+  try {
+    await within(a.synced, 5000, 'synced')
+    // Cut in the same turn as the edit: the batch (10 ms delay) never leaves.
+    a.doc.insert(0, 'typed just before the cut')
+    a.setOnline(false)
+    assert.is(a.allAcknowledged, false)
+    await new Promise((r) => setTimeout(r, 100))
+    assert.is(await restText(ts.httpUrl, 'offline-2'), '')
+    a.setOnline(true)
+    await waitFor(() => a.status === 'synced' && a.allAcknowledged, 'acknowledged after return')
+    assert.is(await restText(ts.httpUrl, 'offline-2'), 'typed just before the cut')
+  } finally {
+    a.close()
+    await ts.stop()
+  }
+})
+
+test('offline: the return sends and receives only what is missing, not the document', async () => {
+  const ts = await startServer()
+  const { Counting, totals } = countingWebSocket()
+  const a = client(ts.wsUrl, 'offline-3', { doc: new TextDoc('ann'), WebSocket: Counting })
+  const b = client(ts.wsUrl, 'offline-3', { doc: new TextDoc('bob') })
+  try {
+    await within(Promise.all([a.synced, b.synced]), 5000, 'synced')
+    // 200,000 characters of varied text, so deflate cannot make the whole document tiny.
+    let seed = 7
+    const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8) % 26
+    const big = Array.from({ length: 200_000 }, () => String.fromCharCode(97 + rnd())).join('')
+    a.doc.insert(0, big)
+    await waitFor(() => a.allAcknowledged && b.doc.length === big.length, 'big doc everywhere')
+    a.setOnline(false)
+    a.doc.insert(5, 'ANN')
+    b.doc.insert(0, 'BOB')
+    await waitFor(() => b.allAcknowledged, 'b stored')
+    const before = { ...totals }
+    a.setOnline(true)
+    await waitFor(() => a.status === 'synced' && a.allAcknowledged, 'a back and stored')
+    await waitFor(() => a.doc.toString() === b.doc.toString(), 'equal')
+    const sent = totals.sent - before.sent
+    const received = totals.received - before.received
+    assert.is(totals.sockets, before.sockets + 1)
+    console.log(`  offline return: ${sent} bytes sent, ${received} received (doc 200,006 chars)`)
+    assert.ok(sent < 2000, `sent ${sent} bytes on return`)
+    assert.ok(received < 2000, `received ${received} bytes on return`)
+    assert.is(a.doc.toString(), 'BOB' + big.slice(0, 5) + 'ANN' + big.slice(5))
+  } finally {
+    a.close()
+    b.close()
+    await ts.stop()
+  }
+})
+
+test('offline: cut while connecting, repeated calls, and no effect after close', async () => {
+  const ts = await startServer()
+  const a = client(ts.wsUrl, 'offline-4', { doc: new TextDoc('ann') })
+  try {
+    assert.is(a.status, 'connecting')
+    a.setOnline(false) // before the socket opened
+    a.setOnline(false)
+    assert.is(a.status, 'offline')
+    a.doc.insert(0, 'x')
+    await new Promise((r) => setTimeout(r, 200))
+    assert.is(a.status, 'offline')
+    a.setOnline(true)
+    a.setOnline(true)
+    await within(a.synced, 5000, 'synced after return')
+    await waitFor(() => a.allAcknowledged, 'stored')
+    assert.is(await restText(ts.httpUrl, 'offline-4'), 'x')
+    a.close()
+    a.setOnline(true)
+    await new Promise((r) => setTimeout(r, 100))
+    assert.is(a.status, 'offline')
+  } finally {
+    a.close()
+    await ts.stop()
+  }
+})
+
+test.run()
