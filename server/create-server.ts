@@ -8,6 +8,8 @@
  */
 import { createServer as createHttpServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import type { Schema } from 'prosemirror-model'
+import { richSchema } from '../shared/rich-schema.ts'
 import { SERVER_LINK_TUNING, type LinkTuning } from './connection.ts'
 import { DocumentRegistry } from './documents.ts'
 import { createHttpApp } from './http.ts'
@@ -35,6 +37,8 @@ export interface ServerOptions {
   logger?: Logger
   /** Batching of the server's sync links; default `SERVER_LINK_TUNING` (server/connection.ts). */
   linkTuning?: LinkTuning
+  /** Schema of rich documents for REST reads (ProseMirror JSON and text). Default `richSchema`. */
+  schema?: Schema
   /** Add prom-client's process metrics (CPU, heap, event loop) to `/metrics`. */
   processMetrics?: boolean
 }
@@ -68,7 +72,7 @@ export async function createServer(opts: ServerOptions = {}): Promise<PolyphonyS
   const registry = new DocumentRegistry(storage, limits, log, metrics)
   const linkTuning = { ...SERVER_LINK_TUNING, ...opts.linkTuning }
   const endpoint = new WsEndpoint({ registry, limits, secret, log, metrics, linkTuning })
-  const app = createHttpApp({ registry, secret, log, metrics })
+  const app = createHttpApp({ registry, secret, log, metrics, schema: opts.schema ?? richSchema })
   const http: Server = createHttpServer({ maxHeaderSize: 16 * 1024 }, app)
   http.headersTimeout = 10_000
   http.requestTimeout = 30_000

@@ -4,15 +4,19 @@
  * `GET /api/docs/:id` and `/api/docs/:id/text` need, when a secret is set, a token for that
  * document (`Authorization: Bearer T` or `?token=T`; either role may read): none or an invalid
  * one answers 401, one for another document 403. A document that cannot be read from storage
- * answers 503, never an empty text.
+ * answers 503, never an empty text. A rich document is projected with the server's schema
+ * (server/rich-projection.ts): its ProseMirror JSON as `doc` and its text with blocks on lines
+ * of their own; one that schema cannot project answers 422 with the reason.
  */
 import express, { type Request, type Response } from 'express'
+import type { Schema } from 'prosemirror-model'
 import { verifyToken } from './auth.ts'
 import { CapacityError, type DocumentRegistry } from './documents.ts'
 import type { Logger } from './log.ts'
 import type { ServerMetrics } from './metrics.ts'
-import { demoBundle, demoPage } from './demo-bundle.ts'
+import { demoBundle, demoPage, demoStyles } from './demo-bundle.ts'
 import { parseDocId } from './ws-endpoint.ts'
+import { ProjectionError, documentView, type DocumentView } from './rich-projection.ts'
 
 /** What the routes need. */
 export interface HttpContext {
@@ -20,6 +24,8 @@ export interface HttpContext {
   readonly secret: string | undefined
   readonly log: Logger
   readonly metrics: ServerMetrics
+  /** The schema rich documents are projected with for REST reads. */
+  readonly schema: Schema
 }
 
 function tokenOf(req: Request): string | null {
@@ -46,6 +52,10 @@ export function createHttpApp(ctx: HttpContext): express.Express {
 
   app.get('/', (_req, res) => {
     res.type('html').send(demoPage())
+  })
+
+  app.get('/demo.css', (_req, res) => {
+    res.type('text/css').send(demoStyles())
   })
 
   app.get('/demo.js', async (_req, res) => {
@@ -83,16 +93,32 @@ export function createHttpApp(ctx: HttpContext): express.Express {
     }
   }
 
-  app.get('/api/docs/:id', async (req, res) => {
+  const viewDoc = async (
+    req: Request,
+    res: Response,
+  ): Promise<(DocumentView & { id: string }) | null> => {
     const entry = await readDoc(req, res)
-    if (entry === null) return
-    res.json({ id: entry.id, version: entry.doc.version(), text: entry.doc.toString() })
+    if (entry === null) return null
+    try {
+      return { id: entry.id, ...documentView(entry.doc, ctx.schema) }
+    } catch (err) {
+      if (!(err instanceof ProjectionError)) throw err
+      ctx.log.warn({ doc: entry.id, err }, 'REST projection failed')
+      res.status(422).json({ error: err.message })
+      return null
+    }
+  }
+
+  app.get('/api/docs/:id', async (req, res) => {
+    const view = await viewDoc(req, res)
+    if (view === null) return
+    res.json(view)
   })
 
   app.get('/api/docs/:id/text', async (req, res) => {
-    const entry = await readDoc(req, res)
-    if (entry === null) return
-    res.type('text/plain; charset=utf-8').send(entry.doc.toString())
+    const view = await viewDoc(req, res)
+    if (view === null) return
+    res.type('text/plain; charset=utf-8').send(view.text)
   })
 
   return app
