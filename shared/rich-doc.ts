@@ -296,6 +296,43 @@ export class RichDoc {
     return { doc: r.doc, step }
   }
 
+  /**
+   * The id of the token at position `pos` of `doc` (a cursor there sits before it), which
+   * follows that token through concurrent edits; null at the end of the content. A position
+   * on a node the projection made up anchors to the next real token. RangeError outside
+   * `[0, doc.content.size]`. O(1) when the projection is exact, else O(tokens).
+   */
+  anchorAt(pos: number): { agent: string; seq: number } | null {
+    const size = this.doc.content.size
+    if (!Number.isInteger(pos) || pos < 0 || pos > size)
+      throw new RangeError(`anchor position ${pos} is outside [0, ${size}]`)
+    const r = this.raw(pos)
+    if (r >= this.sepPos) return null
+    return { agent: this.ids.agent(r), seq: this.ids.seq(r) }
+  }
+
+  /**
+   * Where an anchor's token is now in `doc` (where it was, if deleted: the same on every
+   * replica holding the same events); the end of the content for null; null when this
+   * replica does not hold that token's event (or it is not a token). O(runs) in the core.
+   */
+  positionOf(anchor: { readonly agent: string; readonly seq: number } | null): number | null {
+    const size = this.doc.content.size
+    if (anchor === null) return size
+    const at = this.inner.positionOf(anchor)
+    if (at === null) return null
+    // The separator and the records after it are not tokens of the document.
+    if (at > this.sepPos) return null
+    if (at === this.sepPos) {
+      const sep = this.inner.anchorAt(at)!
+      if (sep.agent === anchor.agent && sep.seq === anchor.seq) return null
+    }
+    const rawOf = this.proj.rawOf
+    if (rawOf === null) return Math.min(at, size)
+    for (let p = 0; p < rawOf.length; p++) if (rawOf[p] >= at) return p
+    return size
+  }
+
   /** Throws when the structures disagree (for tests): tokens ids, records, projection, inner doc. */
   checkInvariants(): void {
     this.inner.checkInvariants()

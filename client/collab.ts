@@ -1,0 +1,335 @@
+/**
+ * `collab(rich, { presence })`: the ProseMirror plugin that keeps an editor and a
+ * `RichDoc` in step both ways (API.md "Client").
+ *
+ * Owns: local transactions -> `rich.applySteps(tr.steps)` (one batch per transaction, in
+ * `appendTransaction`, so it also works on a bare `EditorState`); `rich` 'change' -> one
+ * remote transaction made of the change's steps (`addToHistory: false`, meta `remote`), so
+ * the selection maps through it; the local selection published to presence as token-id
+ * anchors; remote carets and selections as decorations (plugin state, built from resolved
+ * positions, mapped through local edits between presence updates).
+ *
+ * Invariant: after every transaction the editor's doc is `eq` to `rich.doc`. When a local
+ * batch is refused or `rich` shows something else, an appended remote transaction puts
+ * `rich.doc` in the editor; when a remote step does not fit, the content is replaced.
+ * Complexity: per transaction O(steps) plus an `eq` that shares unchanged nodes
+ * (O(top-level blocks)); remote cursors are resolved O(runs) each, at presence rate.
+ */
+import type { Node } from 'prosemirror-model'
+import {
+  type EditorState,
+  Plugin,
+  PluginKey,
+  type Transaction,
+  type PluginView,
+} from 'prosemirror-state'
+import type { Step } from 'prosemirror-transform'
+import { Decoration, DecorationSet, type EditorView } from 'prosemirror-view'
+import { diffSteps } from '../shared/rich-diff.ts'
+import type { RichDoc } from '../shared/rich-doc.ts'
+import type { Presence, PresenceChange } from '../shared/presence.ts'
+import type { Anchor, PresenceState } from '../shared/protocol.ts'
+import { safeColor } from './user-color.ts'
+
+/** Options of `collab`. */
+export interface CollabOptions {
+  /** Shared presence: the local selection goes there, remote ones are drawn. */
+  presence?: Presence
+  /** Called when a local batch is refused by the RichDoc (default: console.error). */
+  onError?: (err: Error) => void
+}
+
+/** A remote user's caret and selection, resolved to positions of the current doc. */
+export interface RemoteCursor {
+  readonly id: string
+  readonly name: string
+  readonly color: string
+  readonly anchor: number
+  readonly head: number
+}
+
+/** The plugin's state: remote cursors as decorations. */
+export interface CollabState {
+  readonly cursors: readonly RemoteCursor[]
+  readonly decorations: DecorationSet
+}
+
+/** Meta of the transactions this plugin dispatches. */
+export interface CollabMeta {
+  /** A change that came from the RichDoc (another replica, or a correction), not the user. */
+  readonly remote?: boolean
+  /** The origin the RichDoc reported (e.g. the link), for remote changes. */
+  readonly origin?: unknown
+  /** New remote cursors (a presence update). */
+  readonly cursors?: readonly RemoteCursor[]
+}
+
+export const collabKey = new PluginKey<CollabState>('polyphony-collab')
+
+/** Whether `tr` carries a change that came from the RichDoc rather than from the user. */
+export function isRemoteTransaction(tr: Transaction): boolean {
+  return (tr.getMeta(collabKey) as CollabMeta | undefined)?.remote === true
+}
+
+/** The remote cursors currently drawn in `state` (empty without the plugin). */
+export function remoteCursors(state: EditorState): readonly RemoteCursor[] {
+  return collabKey.getState(state)?.cursors ?? []
+}
+
+/** The part of an EditorView the binding uses (an EditorView is one). */
+export type EditorHost = Pick<EditorView, 'state' | 'dispatch'>
+
+/**
+ * The plugin binding an editor to `rich`. Create the editor's state with `doc: rich.doc`
+ * (else the content is replaced by `rich.doc` when the view mounts).
+ */
+export function collab(rich: RichDoc, opts: CollabOptions = {}): Plugin<CollabState> {
+  const presence = opts.presence
+  const onError = opts.onError ?? ((e: Error) => console.error('polyphony collab:', e))
+  // True while this plugin hands a local batch to `rich`: its 'change' is already shown.
+  const local = { applying: false }
+
+  return new Plugin<CollabState>({
+    key: collabKey,
+    state: {
+      init: () => ({ cursors: [], decorations: DecorationSet.empty }),
+      apply(tr, value, _old, next) {
+        const meta = tr.getMeta(collabKey) as CollabMeta | undefined
+        if (meta?.cursors !== undefined) return cursorState(next.doc, meta.cursors)
+        if (!tr.docChanged) return value
+        return { cursors: value.cursors, decorations: value.decorations.map(tr.mapping, tr.doc) }
+      },
+    },
+    props: {
+      decorations: (state) => collabKey.getState(state)?.decorations,
+    },
+    appendTransaction(trs, _old, next) {
+      let failed = false
+      for (const tr of trs) {
+        if (!tr.docChanged || isRemoteTransaction(tr)) continue
+        local.applying = true
+        try {
+          rich.applySteps(tr.steps)
+        } catch (e) {
+          failed = true
+          onError(e instanceof Error ? e : new Error(String(e)))
+        } finally {
+          local.applying = false
+        }
+      }
+      if (next.doc.eq(rich.doc)) return null
+      if (!failed) onError(new Error('the RichDoc shows another document: replaced'))
+      return replaceWith(next.tr, next.doc, rich.doc)
+    },
+    view: (view) => new CollabView(view, rich, presence, local),
+  })
+}
+
+/** A transaction turning `from` (the doc of `tr`) into `to`, marked remote. */
+function replaceWith(tr: Transaction, from: Node, to: Node): Transaction {
+  for (const step of diffSteps(from, to)) tr.step(step)
+  return markRemote(tr, undefined)
+}
+
+function markRemote(tr: Transaction, origin: unknown): Transaction {
+  const meta: CollabMeta = { remote: true, origin }
+  return tr.setMeta(collabKey, meta).setMeta('addToHistory', false)
+}
+
+/** The transaction showing a RichDoc change: its steps, or a content replacement when they do not fit. */
+export function remoteTransaction(
+  state: EditorState,
+  steps: readonly Step[],
+  target: Node,
+  origin: unknown,
+): Transaction {
+  let tr = state.tr
+  let fits = true
+  for (const step of steps) {
+    if (tr.maybeStep(step).failed !== null) {
+      fits = false
+      break
+    }
+  }
+  if (!fits || !tr.doc.eq(target)) {
+    tr = state.tr
+    for (const step of diffSteps(state.doc, target)) tr.step(step)
+  }
+  return markRemote(tr, origin)
+}
+
+/** The plugin's view: subscriptions to the RichDoc and presence. */
+class CollabView implements PluginView {
+  private readonly unsubscribe: (() => void)[] = []
+  /** Remote states whose anchors this replica cannot resolve yet (their events are on the way). */
+  private unresolved = false
+  private published: { anchor: number; head: number; doc: Node } | null = null
+
+  constructor(
+    private readonly host: EditorHost,
+    private readonly rich: RichDoc,
+    private readonly presence: Presence | undefined,
+    private readonly local: { applying: boolean },
+  ) {
+    this.unsubscribe.push(rich.on('change', (steps, origin) => this.onChange(steps, origin)))
+    if (presence) this.unsubscribe.push(presence.on('change', (c) => this.onPresence(c)))
+    // Not while the view is still constructing its plugin views: right after.
+    queueMicrotask(() => this.start())
+  }
+
+  private destroyed = false
+
+  private start(): void {
+    if (this.destroyed) return
+    const host = this.host
+    if (!host.state.doc.eq(this.rich.doc))
+      host.dispatch(replaceWith(host.state.tr, host.state.doc, this.rich.doc))
+    if (this.presence) {
+      this.refreshCursors()
+      this.publish()
+    }
+  }
+
+  update(): void {
+    this.publish()
+  }
+
+  destroy(): void {
+    this.destroyed = true
+    for (const off of this.unsubscribe.splice(0)) off()
+    const p = this.presence
+    const state = p?.getLocal()
+    if (p && state?.selection) {
+      const { selection: _gone, ...rest } = state
+      p.setLocal(rest)
+    }
+  }
+
+  private onChange(steps: Step[], origin: unknown): void {
+    if (this.local.applying) return
+    const state = this.host.state
+    this.host.dispatch(remoteTransaction(state, steps, this.rich.doc, origin))
+    if (this.unresolved) this.refreshCursors()
+  }
+
+  private onPresence(c: PresenceChange): void {
+    const own = this.presence!.id
+    const others = (ids: readonly string[]) => ids.some((id) => id !== own)
+    if (others(c.added) || others(c.updated) || others(c.removed)) this.refreshCursors()
+  }
+
+  /** Resolves every remote selection against the current doc and redraws. */
+  private refreshCursors(): void {
+    const presence = this.presence!
+    const doc = this.host.state.doc
+    const cursors: RemoteCursor[] = []
+    this.unresolved = false
+    for (const [id, state] of presence.getStates()) {
+      if (id === presence.id || !state.selection) continue
+      const anchor = this.resolve(state.selection.anchor, doc)
+      const head = this.resolve(state.selection.head, doc)
+      if (anchor === null || head === null) {
+        this.unresolved = true
+        continue
+      }
+      cursors.push({
+        id,
+        name: displayName(state, id),
+        color: safeColor(state.color, state.name ?? id),
+        anchor,
+        head,
+      })
+    }
+    const meta: CollabMeta = { cursors }
+    this.host.dispatch(this.host.state.tr.setMeta(collabKey, meta).setMeta('addToHistory', false))
+  }
+
+  private resolve(anchor: Anchor, doc: Node): number | null {
+    let pos: number | null
+    try {
+      pos = this.rich.positionOf(anchor)
+    } catch {
+      return null // a malformed anchor from the wire: not drawn
+    }
+    return pos === null ? null : Math.min(pos, doc.content.size)
+  }
+
+  /** Publishes the local selection as anchors when it moved (or the doc changed under it). */
+  private publish(): void {
+    const presence = this.presence
+    if (!presence) return
+    const { selection, doc } = this.host.state
+    const last = this.published
+    if (
+      last &&
+      last.doc === doc &&
+      last.anchor === selection.anchor &&
+      last.head === selection.head
+    )
+      return
+    if (!doc.eq(this.rich.doc)) return // mid-correction: positions would not match
+    this.published = { anchor: selection.anchor, head: selection.head, doc }
+    const sel = {
+      anchor: this.rich.anchorAt(selection.anchor),
+      head: this.rich.anchorAt(selection.head),
+    }
+    const prev = presence.getLocal()?.selection
+    if (prev && sameAnchor(prev.anchor, sel.anchor) && sameAnchor(prev.head, sel.head)) return
+    presence.setLocal({ ...presence.getLocal(), selection: sel })
+  }
+}
+
+function sameAnchor(a: Anchor, b: Anchor): boolean {
+  return a === b || (a !== null && b !== null && a.agent === b.agent && a.seq === b.seq)
+}
+
+function displayName(state: PresenceState, id: string): string {
+  const name = (state.name ?? state.user ?? '').trim() || `guest ${id.slice(0, 4)}`
+  return name.length > 40 ? name.slice(0, 39) + '…' : name
+}
+
+/** Decorations for `cursors` on `doc`: a caret widget with a name label, a highlight for a range. */
+function cursorState(doc: Node, cursors: readonly RemoteCursor[]): CollabState {
+  const decos: Decoration[] = []
+  for (const c of cursors) {
+    const from = Math.min(c.anchor, c.head)
+    const to = Math.max(c.anchor, c.head)
+    if (from < to)
+      decos.push(
+        Decoration.inline(
+          from,
+          to,
+          { class: 'pp-remote-selection', style: `background-color: ${withAlpha(c.color, 0.25)}` },
+          { id: c.id },
+        ),
+      )
+    decos.push(
+      Decoration.widget(c.head, () => caretElement(c), {
+        key: `pp-caret:${c.id}:${c.color}:${c.name}`,
+        side: -1,
+        ignoreSelection: true,
+        id: c.id,
+      }),
+    )
+  }
+  return { cursors, decorations: DecorationSet.create(doc, decos) }
+}
+
+/** The caret: a coloured bar with the user's name above it (text only, never HTML). */
+function caretElement(c: RemoteCursor): HTMLElement {
+  const caret = document.createElement('span')
+  caret.className = 'pp-remote-caret'
+  caret.contentEditable = 'false'
+  caret.style.borderColor = c.color
+  const label = document.createElement('span')
+  label.className = 'pp-remote-label'
+  label.style.backgroundColor = c.color
+  label.textContent = c.name
+  caret.append('\u2060', label, '\u2060')
+  return caret
+}
+
+/** `color` (a safe #hex or hsl/rgb colour) at opacity `alpha`. */
+function withAlpha(color: string, alpha: number): string {
+  return `color-mix(in srgb, ${color} ${Math.round(alpha * 100)}%, transparent)`
+}
