@@ -1,9 +1,12 @@
 /**
- * Randomized structural fuzz of RichDoc: 3 replicas apply random transforms
+ * Randomized structural fuzz of RichDoc: 3 to 5 replicas apply random transforms
  * (typing, deleting ranges across blocks, split, join, wrap, lift, marks,
  * attrs, block type and node replacement) and exchange their updates in random
  * order (reordered, duplicated, some held back); after a full exchange every
- * replica must show an equal, valid document. FUZZ_SEED replays one seed,
+ * replica must show an equal, valid document, and anchors taken along the way
+ * (`anchorAt`) must resolve to the same position everywhere (`positionOf`); a
+ * position's anchor resolves back to it, or past a node the projection made up.
+ * FUZZ_SEED replays one seed,
  * RICH_FUZZ_ROUNDS sets the number of seeds.
  */
 import { test } from 'uvu'
@@ -131,9 +134,23 @@ function randomEdit(rng: Rng, d: RichDoc): boolean {
   return true
 }
 
+/** Anchors a random position of `d` and checks it resolves back to it (or later: made-up nodes). */
+function takeAnchor(rng: Rng, d: RichDoc, where: () => string): ReturnType<RichDoc['anchorAt']> {
+  const size = d.doc.content.size
+  const pos = rng.int(0, size)
+  const anchor = d.anchorAt(pos)
+  const back = d.positionOf(anchor)
+  assert.ok(
+    back !== null && back >= pos && back <= size,
+    `${where()}: anchor of ${pos} resolves to ${back}`,
+  )
+  return anchor
+}
+
 function run(seed: number): void {
   const rng = new Rng(seed)
-  const reps = ['a', 'b', 'c'].map((agent) => new RichDoc(schema, agent))
+  const n = 3 + (seed % 3)
+  const reps = ['a', 'b', 'c', 'd', 'e'].slice(0, n).map((agent) => new RichDoc(schema, agent))
   const inbox: Uint8Array[][] = reps.map(() => [])
   reps.forEach((r, i) =>
     r.on('update', (u, origin) => {
@@ -142,9 +159,10 @@ function run(seed: number): void {
     }),
   )
   const where = () => `seed ${seed} (replay: FUZZ_SEED=${seed} npx tsx test/rich-fuzz.test.ts)`
+  const anchors: ReturnType<RichDoc['anchorAt']>[] = []
   try {
     for (let step = 0; step < 60; step++) {
-      const i = rng.int(0, 2)
+      const i = rng.int(0, n - 1)
       if (rng.chance(0.6)) randomEdit(rng, reps[i])
       if (rng.chance(0.4) && inbox[i].length > 0) {
         // Deliver one queued update, not necessarily the oldest; sometimes twice.
@@ -154,9 +172,10 @@ function run(seed: number): void {
         reps[i].applyUpdate(u, 'net')
       }
       reps[i].doc.check()
+      if (rng.chance(0.15)) anchors.push(takeAnchor(rng, reps[i], where))
       if (step % 15 === 14) reps[i].checkInvariants()
     }
-    for (let i = 0; i < 3; i++) for (const u of rng.shuffle(inbox[i])) reps[i].applyUpdate(u, 'net')
+    for (let i = 0; i < n; i++) for (const u of rng.shuffle(inbox[i])) reps[i].applyUpdate(u, 'net')
     for (const x of reps)
       for (const y of reps) if (x !== y) y.applyUpdate(x.encodeUpdate(y.version()), 'net')
   } catch (e) {
@@ -170,10 +189,19 @@ function run(seed: number): void {
       `${where()}: ${r.agent} ${r.doc}\n vs ${reps[0].agent} ${reps[0].doc}`,
     )
   }
-  reps[seed % 3].checkInvariants()
+  for (const anchor of anchors) {
+    const at = reps[0].positionOf(anchor)
+    assert.ok(
+      at !== null && at >= 0 && at <= reps[0].doc.content.size,
+      `${where()}: anchor at ${at}`,
+    )
+    for (const r of reps)
+      assert.is(r.positionOf(anchor), at, `${where()}: anchor ${JSON.stringify(anchor)}`)
+  }
+  reps[seed % n].checkInvariants()
 }
 
-test('3 replicas, random structural edits, random delivery: equal and valid documents', () => {
+test('3 to 5 replicas, random structural edits, random delivery: equal and valid documents, anchors agree', () => {
   const fixed = process.env.FUZZ_SEED
   if (fixed !== undefined) return run(Number(fixed))
   const rounds = Number(process.env.RICH_FUZZ_ROUNDS ?? 40)

@@ -1,0 +1,116 @@
+/**
+ * RichDoc anchors (`anchorAt` / `positionOf`): positions anchored to token ids, as
+ * presence uses them for cursors and selections. Round trips, concurrent edits before
+ * and around the anchor (text, splits, wraps), deleted tokens, unknown events, bad input.
+ */
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import type { Node } from 'prosemirror-model'
+import { Transform, findWrapping } from 'prosemirror-transform'
+import { RichDoc } from '../shared/rich-doc.ts'
+import { richSchema as schema } from '../shared/rich-schema.ts'
+
+const N = schema.nodes
+const txt = (s: string) => schema.text(s)
+
+function edit(d: RichDoc, f: (tr: Transform) => unknown): void {
+  const tr = new Transform(d.doc)
+  f(tr)
+  d.applySteps(tr.steps)
+}
+
+function sync(...docs: RichDoc[]): Node {
+  for (const a of docs)
+    for (const b of docs) if (a !== b) b.applyUpdate(a.encodeUpdate(b.version()))
+  for (const d of docs) assert.ok(d.doc.eq(docs[0].doc))
+  return docs[0].doc
+}
+
+/** The position of the first occurrence of `text` in `doc`. */
+function find(doc: Node, text: string): number {
+  let at = -1
+  doc.descendants((n, pos) => {
+    if (at < 0 && n.isText) {
+      const i = n.text!.indexOf(text)
+      if (i >= 0) at = pos + i
+    }
+    return at < 0
+  })
+  assert.ok(at >= 0, `${text} not in ${doc}`)
+  return at
+}
+
+test('every position round-trips; the end anchors to null', () => {
+  const d = new RichDoc(schema, 'a')
+  edit(d, (tr) => tr.insert(1, txt('hello')).split(4).insert(0, N.horizontal_rule.create()))
+  const size = d.doc.content.size
+  for (let p = 0; p <= size; p++) assert.is(d.positionOf(d.anchorAt(p)), p, `position ${p}`)
+  assert.is(d.anchorAt(size), null)
+  assert.is(d.positionOf(null), size)
+})
+
+test('an anchor follows its character through concurrent text and structure edits', () => {
+  const a = new RichDoc(schema, 'a')
+  const b = new RichDoc(schema, 'b')
+  edit(a, (tr) => tr.insert(1, txt('hello world')))
+  sync(a, b)
+  const w = a.anchorAt(find(a.doc, 'world'))
+  // b edits before the anchor: text, a split, a wrap in a blockquote.
+  edit(b, (tr) => tr.insert(1, txt('>> ')))
+  edit(b, (tr) => tr.split(find(tr.doc, 'hello') + 2))
+  edit(b, (tr) => {
+    const range = tr.doc.resolve(1).blockRange(tr.doc.resolve(tr.doc.content.size - 1))!
+    tr.wrap(range, findWrapping(range, N.blockquote)!)
+  })
+  // a types right at the anchor, concurrently.
+  edit(a, (tr) => tr.insert(find(tr.doc, 'world'), txt('big ')))
+  const doc = sync(a, b)
+  for (const d of [a, b]) {
+    const at = d.positionOf(w)!
+    assert.is(doc.textBetween(at, at + 5), 'world', `${doc} at ${at}`)
+  }
+})
+
+test('a deleted token resolves to where it was, the same on every replica', () => {
+  const a = new RichDoc(schema, 'a')
+  const b = new RichDoc(schema, 'b')
+  edit(a, (tr) => tr.insert(1, txt('abcdef')))
+  sync(a, b)
+  const d = a.anchorAt(find(a.doc, 'd'))
+  edit(b, (tr) => tr.delete(find(tr.doc, 'c'), find(tr.doc, 'e')))
+  edit(a, (tr) => tr.insert(1, txt('X')))
+  const doc = sync(a, b)
+  assert.is(doc.textContent, 'Xabef')
+  assert.is(a.positionOf(d), find(doc, 'e'))
+  assert.is(b.positionOf(d), find(doc, 'e'))
+})
+
+test('an anchor from an event this replica lacks resolves to null; bad positions throw', () => {
+  const a = new RichDoc(schema, 'a')
+  const b = new RichDoc(schema, 'b')
+  edit(a, (tr) => tr.insert(1, txt('abc')))
+  const anchor = a.anchorAt(2)
+  assert.is(b.positionOf(anchor), null)
+  assert.is(b.positionOf({ agent: 'nobody', seq: 3 }), null)
+  sync(a, b)
+  assert.is(b.positionOf(anchor), 2)
+  for (const bad of [-1, a.doc.content.size + 1, 1.5, NaN])
+    assert.throws(() => a.anchorAt(bad), RangeError, `anchorAt(${bad})`)
+})
+
+test('ids of the separator and records are not positions', () => {
+  const a = new RichDoc(schema, 'a')
+  edit(a, (tr) => tr.insert(1, txt('ab')).addMark(1, 3, schema.marks.strong.create()))
+  const seen = new Set<number>()
+  for (let p = 0; p < a.doc.content.size; p++) seen.add(a.anchorAt(p)!.seq)
+  const events = a.version()['a']
+  const size = a.doc.content.size
+  for (let seq = 0; seq < events; seq++) {
+    const at = a.positionOf({ agent: 'a', seq })
+    if (seen.has(seq)) assert.ok(at !== null && at <= size)
+    else assert.ok(at === null || (at >= 0 && at <= size), `seq ${seq} -> ${at}`)
+  }
+  assert.is(a.positionOf({ agent: '~genesis', seq: 2 }), null) // the genesis separator
+})
+
+test.run()
