@@ -97,7 +97,12 @@ export function collab(rich: RichDoc, opts: CollabOptions = {}): Plugin<CollabSt
         const meta = tr.getMeta(collabKey) as CollabMeta | undefined
         if (meta?.cursors !== undefined) return cursorState(next.doc, meta.cursors)
         if (!tr.docChanged) return value
-        return { cursors: value.cursors, decorations: value.decorations.map(tr.mapping, tr.doc) }
+        const cursors = value.cursors.map((c) => ({
+          ...c,
+          anchor: tr.mapping.map(c.anchor, -1),
+          head: tr.mapping.map(c.head, -1),
+        }))
+        return { cursors, decorations: value.decorations.map(tr.mapping, tr.doc) }
       },
     },
     props: {
@@ -146,7 +151,13 @@ export function remoteTransaction(
   let tr = state.tr
   let fits = true
   for (const step of steps) {
-    if (tr.maybeStep(step).failed !== null) {
+    let failed: string | null
+    try {
+      failed = tr.maybeStep(step).failed
+    } catch {
+      failed = 'out of range' // positions past this doc's end throw instead of failing
+    }
+    if (failed !== null) {
       fits = false
       break
     }
