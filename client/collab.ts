@@ -99,8 +99,8 @@ export function collab(rich: RichDoc, opts: CollabOptions = {}): Plugin<CollabSt
         if (!tr.docChanged) return value
         const cursors = value.cursors.map((c) => ({
           ...c,
-          anchor: tr.mapping.map(c.anchor, -1),
-          head: tr.mapping.map(c.head, -1),
+          anchor: tr.mapping.map(c.anchor, 1),
+          head: tr.mapping.map(c.head, 1),
         }))
         return { cursors, decorations: value.decorations.map(tr.mapping, tr.doc) }
       },
@@ -219,8 +219,16 @@ class CollabView implements PluginView {
   private onChange(steps: Step[], origin: unknown): void {
     if (this.local.applying) return
     const state = this.host.state
-    this.host.dispatch(remoteTransaction(state, steps, this.rich.doc, origin))
-    if (this.unresolved) this.refreshCursors()
+    const tr = remoteTransaction(state, steps, this.rich.doc, origin)
+    // Remote carets are re-read from their anchors: mapping would guess wrong where the
+    // change inserted text at a caret (and a caret may wait for this change's events).
+    if (this.presence && (this.unresolved || remoteCursors(state).length > 0 || this.hasRemote()))
+      tr.setMeta(collabKey, {
+        remote: true,
+        origin,
+        cursors: this.cursors(tr.doc),
+      } satisfies CollabMeta)
+    this.host.dispatch(tr)
   }
 
   private onPresence(c: PresenceChange): void {
@@ -231,8 +239,21 @@ class CollabView implements PluginView {
 
   /** Resolves every remote selection against the current doc and redraws. */
   private refreshCursors(): void {
+    const meta: CollabMeta = { cursors: this.cursors(this.host.state.doc) }
+    this.host.dispatch(this.host.state.tr.setMeta(collabKey, meta).setMeta('addToHistory', false))
+  }
+
+  /** Whether presence holds a selection of someone else. */
+  private hasRemote(): boolean {
     const presence = this.presence!
-    const doc = this.host.state.doc
+    for (const [id, state] of presence.getStates())
+      if (id !== presence.id && state.selection) return true
+    return false
+  }
+
+  /** The remote selections resolved in `doc` (which must be `rich.doc`); notes unresolved ones. */
+  private cursors(doc: Node): RemoteCursor[] {
+    const presence = this.presence!
     const cursors: RemoteCursor[] = []
     this.unresolved = false
     for (const [id, state] of presence.getStates()) {
@@ -251,8 +272,7 @@ class CollabView implements PluginView {
         head,
       })
     }
-    const meta: CollabMeta = { cursors }
-    this.host.dispatch(this.host.state.tr.setMeta(collabKey, meta).setMeta('addToHistory', false))
+    return cursors
   }
 
   private resolve(anchor: Anchor, doc: Node): number | null {
@@ -317,7 +337,8 @@ function cursorState(doc: Node, cursors: readonly RemoteCursor[]): CollabState {
     decos.push(
       Decoration.widget(c.head, () => caretElement(c), {
         key: `pp-caret:${c.id}:${c.color}:${c.name}`,
-        side: -1,
+        // Maps like the anchor: text inserted at the caret goes before its token.
+        side: 1,
         ignoreSelection: true,
         id: c.id,
       }),

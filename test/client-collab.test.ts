@@ -9,7 +9,7 @@
  */
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import type { Node } from 'prosemirror-model'
+import { Fragment, Slice, type Node } from 'prosemirror-model'
 import { EditorState, TextSelection } from 'prosemirror-state'
 import { findWrapping, liftTarget, ReplaceStep } from 'prosemirror-transform'
 import { RichDoc } from '../shared/rich-doc.ts'
@@ -240,6 +240,18 @@ test('presence: a caret whose events have not arrived yet is drawn once they do'
   for (const u of held) b.applyUpdate(u, 'late')
   assert.is(remoteCursors(eb.state).length, 1)
   assert.is(remoteCursors(eb.state)[0].head, 2)
+  // A caret at the end of the paragraph anchors to its closing token, which B has: drawn
+  // at once, then moved when the text typed before it arrives (not left where it was).
+  pa.setLocal({ name: 'Cy', selection: { anchor: c.anchorAt(4), head: c.anchorAt(4) } })
+  flush()
+  assert.is(remoteCursors(eb.state)[0].head, 4)
+  held.length = 0
+  c.applySteps([new ReplaceStep(4, 4, new Slice(Fragment.from(schema.text(' more')), 0, 0))])
+  for (const u of held) b.applyUpdate(u, 'late')
+  assert.is(b.doc.textContent, 'new more')
+  assert.is(remoteCursors(eb.state)[0].head, 9)
+  const caret = collabKey.getState(eb.state)!.decorations.find()[0]
+  assert.is(caret.from, 9)
   eb.destroy()
 })
 
