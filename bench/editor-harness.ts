@@ -125,6 +125,15 @@ export function macrotask(): Promise<void> {
   })
 }
 
+/** The clock, and what the environment does around the timed regions. */
+export interface RunHooks {
+  now: () => number
+  /** Runs before each timed region (the page forces style and layout). */
+  settle?: () => void
+  /** Called with true when counted keystrokes begin (after the warm-up), false when they end. */
+  counting?: (on: boolean) => Promise<void>
+}
+
 function checkEqual(sides: readonly Side[], where: string): void {
   const ref: Node = sides[0]!.local.state.doc
   for (const s of sides)
@@ -140,16 +149,16 @@ function checkEqual(sides: readonly Side[], where: string): void {
  * Replays `script` through every side, timing each keystroke. Keystrokes before the second
  * `goto` (the first typing run) warm up and are not counted. Yields to the event loop after
  * every keystroke, so the browser can render and collect garbage between keystrokes, as it
- * would between a person's. `settle` runs before each timed region (the page forces style and
- * layout there): a browser lays out between a person's keystrokes, so a dispatch starts with
+ * would between a person's. `hooks.settle` runs before each timed region (the page forces style
+ * and layout there): a browser lays out between a person's keystrokes, so a dispatch starts with
  * nothing pending, and no side pays for the layout of another side's last change.
  */
 export async function runScript(
   sides: readonly Side[],
   script: readonly Key[],
-  now: () => number,
-  settle: () => void = () => {},
+  hooks: RunHooks,
 ): Promise<RunResult> {
+  const { now, settle = () => {} } = hooks
   const samples: Record<string, SideSamples> = {}
   for (const s of sides) samples[s.name] = { local: [], remote: [], bytes: [] }
   const keys: string[] = []
@@ -161,6 +170,7 @@ export async function runScript(
     if (key.t === 'goto') {
       if (runs > 0) checkEqual(sides, `after typing run ${runs}`)
       runs++
+      if (runs === 2) await hooks.counting?.(true)
       for (const s of sides) {
         s.local.dispatch(keystrokeTr(s.local.state, key))
         s.deliver(s.take())
@@ -193,6 +203,7 @@ export async function runScript(
     }
     await macrotask()
   }
+  await hooks.counting?.(false)
   checkEqual(sides, 'at the end')
   return { samples, keys, warmup }
 }

@@ -6,6 +6,8 @@
  * anywhere on the stack, counted once per sample (recursion does not double count). Both as a
  * share of the busy samples (idle, program and GC reported apart). Functions are keyed by
  * name and source location, so the report names them as the bundle or the source does.
+ * `within` keeps only the samples whose stack (function names, innermost first) it accepts:
+ * the runner uses it to split the timed local dispatches from the remote deliveries.
  */
 
 export interface CpuProfile {
@@ -29,10 +31,13 @@ const SPECIAL = new Set(['(idle)', '(program)', '(garbage collector)', '(root)']
 export function summarizeProfile(
   p: CpuProfile,
   top = 15,
+  within: (names: readonly string[]) => boolean = () => true,
 ): { bySelf: ProfileRow[]; byTotal: ProfileRow[]; busy: number; idle: number; gc: number } {
   const parent = new Map<number, number>()
   const key = new Map<number, string>()
+  const name = new Map<number, string>()
   for (const n of p.nodes) {
+    name.set(n.id, n.callFrame.functionName)
     for (const c of n.children ?? []) parent.set(c, n.id)
     const f = n.callFrame
     const file = f.url.split('/').pop() ?? ''
@@ -56,6 +61,10 @@ export function summarizeProfile(
       idle++
       continue
     }
+    const names: string[] = []
+    for (let n: number | undefined = id; n !== undefined; n = parent.get(n))
+      names.push(name.get(n)!)
+    if (!within(names)) continue
     if (k === '(garbage collector)') gc++
     busy++
     self.set(k, (self.get(k) ?? 0) + 1)
