@@ -1,90 +1,141 @@
 /**
- * The plain-text demo: a <textarea> bound to a TextDoc replicated with the server by `connect`.
- * Local input becomes one delete + one insert (the changed middle between common prefix and
- * suffix); remote changes rewrite the textarea and map the selection through the ops.
+ * The demo page (served at `/`): `?doc=NAME` opens document NAME; without it a new readable
+ * name goes into the URL (history.replaceState) so the address bar is the link to share.
+ * `&token=T` is passed to the server when it has a secret; `&split=1` opens the split view.
+ *
+ * Invariants: the page's first `.ProseMirror` element is the first pane's editor (API.md:
+ * `GET /?doc=NAME`); the split view's pane comes after it in the DOM. The presence list is
+ * what the first pane's link knows (everyone on the document, itself and the split pane
+ * marked). `window.polyphonyDemo` exposes the panes for tests and curious users.
  */
-import { connect, type ConnectionStatus } from '../client/connection.ts'
-import type { TextOp } from '../shared/text-doc.ts'
+import { safeColor } from '../client/user-color.ts'
+import type { PresenceState } from '../shared/presence.ts'
+import { colorFor, randomDocName, randomUserName } from './names.ts'
+import { mountPane, type Pane } from './pane.ts'
+
+function byId<T extends HTMLElement>(id: string): T {
+  const el = document.getElementById(id)
+  if (el === null) throw new Error(`demo page: #${id} missing`)
+  return el as T
+}
 
 const params = new URLSearchParams(location.search)
-const docId = params.get('doc') || 'welcome'
+let docId = (params.get('doc') ?? '').trim()
+if (docId.length === 0) {
+  docId = randomDocName()
+  params.set('doc', docId)
+  history.replaceState(null, '', `${location.pathname}?${params}`)
+}
 const token = params.get('token') ?? undefined
-const area = document.getElementById('editor') as HTMLTextAreaElement
-const status = document.getElementById('status') as HTMLElement
-document.getElementById('doc')!.textContent = docId
+const url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host
 
-const wsBase = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host
-const conn = connect({ url: wsBase, docId, token })
-const doc = conn.doc
-let shown = doc.toString()
-area.value = shown
+const panesEl = byId<HTMLElement>('panes')
+const template = byId<HTMLTemplateElement>('pane-template')
+const people = byId<HTMLUListElement>('people')
+const splitSwitch = byId<HTMLInputElement>('split-switch')
+const shareInput = byId<HTMLInputElement>('share-url')
+const copyButton = byId<HTMLButtonElement>('copy-link')
+byId('doc-name').textContent = docId
+document.title = `${docId} · Polyphony`
 
-const label: Record<ConnectionStatus, string> = {
-  connecting: 'connecting…',
-  connected: 'connected, syncing…',
-  synced: 'synced: every edit you made is stored on the server',
-  offline: 'offline: keep typing, your edits are sent when the server is back',
-  refused: 'refused by the server',
+/** The link to share: this document, never the token (each person needs their own). */
+function shareLink(): string {
+  return `${location.origin}${location.pathname}?doc=${encodeURIComponent(docId)}`
 }
-conn.on('status', (s, reason) => {
-  status.dataset.status = s
-  status.textContent = label[s] + (s === 'refused' && reason ? ` (${reason})` : '')
-  if (s === 'refused') area.disabled = true
-})
-conn.on('error', (err) => {
-  if (err.codeName === 'READ_ONLY') {
-    status.textContent = 'read-only: your edits are not accepted by the server'
-    area.readOnly = true
-  }
-})
-area.disabled = false
+shareInput.value = shareLink()
+shareInput.addEventListener('focus', () => shareInput.select())
 
-area.addEventListener('input', () => {
-  const next = area.value
-  let start = 0
-  const max = Math.min(shown.length, next.length)
-  while (start < max && shown.charCodeAt(start) === next.charCodeAt(start)) start++
-  let endOld = shown.length
-  let endNew = next.length
-  while (
-    endOld > start &&
-    endNew > start &&
-    shown.charCodeAt(endOld - 1) === next.charCodeAt(endNew - 1)
-  ) {
-    endOld--
-    endNew--
+copyButton.addEventListener('click', async () => {
+  let copied = false
+  try {
+    await navigator.clipboard.writeText(shareLink())
+    copied = true
+  } catch {
+    // No clipboard API (plain http on another host): select it for Ctrl-C instead.
+    shareInput.focus()
+    shareInput.select()
   }
-  // Never split a surrogate pair.
-  if (start > 0 && /[\uD800-\uDBFF]/.test(shown[start - 1]!)) start--
-  if (endOld < shown.length && /[\uDC00-\uDFFF]/.test(shown[endOld]!)) {
-    endOld++
-    endNew++
-  }
-  shown = next
-  if (endOld > start) doc.delete(start, endOld - start)
-  if (endNew > start) doc.insert(start, next.slice(start, endNew))
+  copyButton.textContent = copied ? 'Copied' : 'Press Ctrl-C'
+  copyButton.classList.toggle('done', copied)
+  setTimeout(() => {
+    copyButton.textContent = 'Copy link'
+    copyButton.classList.remove('done')
+  }, 1600)
 })
 
-/**
- * Maps a caret through remote ops. A remote insert exactly at the caret stays
- * after it: the caret keeps following what this user typed, so two people
- * typing at one place each keep a contiguous run instead of interleaving.
- */
-function mapPos(pos: number, ops: readonly TextOp[]): number {
-  for (const op of ops) {
-    if ('insert' in op) {
-      if (op.index < pos) pos += op.insert.length
-    } else if (op.index < pos) {
-      pos -= Math.min(op.delete, pos - op.index)
+const NAME_KEY = 'polyphony-demo-name'
+const firstName = sessionStorage.getItem(NAME_KEY) ?? randomUserName()
+const panes: Pane[] = []
+
+const first = mountPane(panesEl, template, {
+  url,
+  docId,
+  token,
+  name: firstName,
+  color: colorFor(firstName),
+  onRename: (name) => sessionStorage.setItem(NAME_KEY, name),
+})
+panes.push(first)
+
+function renderPeople(): void {
+  const split = panes[1]
+  const rows: [string, PresenceState][] = [...first.presence.getStates()]
+  rows.sort(([a], [b]) => {
+    const rank = (id: string) => (id === first.presence.id ? 0 : id === split?.presence.id ? 1 : 2)
+    return rank(a) - rank(b) || a.localeCompare(b)
+  })
+  const items = rows.map(([id, state]) => {
+    const name = (state.name ?? state.user ?? 'guest').trim() || 'guest'
+    const li = document.createElement('li')
+    li.className = 'person'
+    li.dataset.presenceId = id
+    const swatch = document.createElement('span')
+    swatch.className = 'swatch'
+    swatch.style.background = safeColor(state.color, name)
+    swatch.textContent = name[0]!.toUpperCase()
+    const label = document.createElement('span')
+    label.className = 'name'
+    label.textContent = name
+    li.append(swatch, label)
+    const note =
+      id === first.presence.id ? 'you' : id === split?.presence.id ? 'you, split view' : null
+    if (note !== null) {
+      const you = document.createElement('span')
+      you.className = 'you'
+      you.textContent = `(${note})`
+      li.append(you)
     }
-  }
-  return pos
+    return li
+  })
+  people.replaceChildren(...items)
 }
+first.presence.on('change', renderPeople)
+renderPeople()
 
-doc.on('change', (ops, origin) => {
-  if (origin === undefined) return // our own typing: the textarea already shows it
-  const { selectionStart, selectionEnd } = area
-  shown = doc.toString()
-  area.value = shown
-  area.setSelectionRange(mapPos(selectionStart, ops), mapPos(selectionEnd, ops))
-})
+function setSplit(on: boolean): void {
+  splitSwitch.checked = on
+  panesEl.classList.toggle('split', on)
+  if (on && panes.length === 1) {
+    const avoid = [first.presence.getLocal()?.name ?? firstName]
+    const name = randomUserName(avoid)
+    const color = colorFor(name, [first.presence.getLocal()?.color ?? ''])
+    panes.push(mountPane(panesEl, template, { url, docId, token, name, color }))
+  } else if (!on && panes.length > 1) {
+    panes.pop()!.destroy()
+  }
+  if (on) params.set('split', '1')
+  else params.delete('split')
+  history.replaceState(null, '', `${location.pathname}?${params}`)
+  renderPeople()
+}
+splitSwitch.addEventListener('change', () => setSplit(splitSwitch.checked))
+if (params.get('split') === '1') setSplit(true)
+
+first.view.focus()
+
+declare global {
+  interface Window {
+    polyphonyDemo: { readonly docId: string; readonly panes: readonly Pane[] }
+  }
+}
+window.polyphonyDemo = { docId, panes }

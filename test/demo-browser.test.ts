@@ -1,101 +1,188 @@
 /**
- * The demo page in a real browser (Debian's chromium through playwright-core):
- * two pages edit one document at the same time, both end equal to the
- * server's text, and a page opened later loads what was written. Saves a
- * screenshot to test/output/demo.png.
+ * The demo page in a real browser (Debian's chromium through playwright-core): a new document
+ * name in the URL, the share link and its copy button, the first `.ProseMirror` being that
+ * document's editor, the presence list (names, colours, renaming seen by another browser),
+ * the split view (a second editor of the document as another user), and `?token=` against a
+ * server with a secret. Screenshots: test/output/demo.png (split view), demo-narrow.png.
  *
- * Without /usr/bin/chromium the test says so and skips, except under CI
- * (CI=true), where a missing browser fails.
+ * Without /usr/bin/chromium the test says so and skips, except under CI (CI=true), where a
+ * missing browser fails.
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { dirname, join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { chromium, type BrowserContext, type Page } from 'playwright-core'
-import { restText, startServer, type TestServer } from './support/server-harness.ts'
+import type { Page } from 'playwright-core'
+import { signToken } from '../server/auth.ts'
+import { startServer } from './support/server-harness.ts'
+import {
+  OUTPUT,
+  editorJson,
+  haveChromium,
+  launchBrowser,
+  paneSettled,
+  paneStatus,
+  sameJson,
+  serverDoc,
+  until,
+} from './support/browser.ts'
 
-const CHROMIUM = '/usr/bin/chromium'
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
-const OUTPUT = join(ROOT, 'test', 'output')
-
-/** Chromium with a fresh profile directory of its own. */
-async function launch(): Promise<{ browser: BrowserContext; profile: string }> {
-  const profile = mkdtempSync(join(tmpdir(), 'polyphony-chromium-'))
-  const browser = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--no-first-run',
-    ],
-  })
-  return { browser, profile }
+/** Names in the page's presence list, with their notes (e.g. "(you)"). */
+function people(page: Page): Promise<string[]> {
+  return page.locator('#people .person').allTextContents()
 }
 
-async function editorText(page: Page): Promise<string> {
-  return page.locator('.ProseMirror').first().inputValue()
+/** How many distinct colours the presence list shows. */
+async function colours(page: Page): Promise<number> {
+  const all = await page
+    .locator('#people .swatch')
+    .evaluateAll((els) => els.map((e) => getComputedStyle(e).backgroundColor))
+  return new Set(all).size
 }
 
-async function until(what: string, pred: () => Promise<boolean>, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms
-  while (Date.now() < end) {
-    if (await pred()) return
-    await new Promise((r) => setTimeout(r, 50))
-  }
-  throw new Error(`timed out waiting for ${what}`)
-}
-
-if (!existsSync(CHROMIUM)) {
-  if (process.env.CI === 'true') {
-    test('demo in a real browser', () => {
-      assert.unreachable(`${CHROMIUM} is missing: CI must install Debian's chromium`)
-    })
-  } else {
-    console.log(`  demo-browser: ${CHROMIUM} not found, skipping (apt-get install chromium)`)
-    test('demo in a real browser (skipped: no chromium)', () => {})
-  }
-} else {
-  test('two browser pages type at once and converge with the server', async () => {
-    const srv: TestServer = await startServer()
-    const { browser, profile } = await launch()
+if (haveChromium(test, 'demo-browser')) {
+  test('demo: new name in the URL, share link, presence, rename, split view', async () => {
+    const srv = await startServer()
+    const [ann, bob] = await Promise.all([launchBrowser(), launchBrowser()])
     try {
-      const doc = 'browser-' + Date.now().toString(36)
-      const url = `${srv.httpUrl}/?doc=${doc}`
-      const [p1, p2] = [await browser.newPage(), await browser.newPage()]
-      await Promise.all([p1.goto(url), p2.goto(url)])
-      for (const p of [p1, p2]) await p.locator('.ProseMirror').first().waitFor()
-      await until('both pages synced', async () => {
-        const s = await Promise.all([p1, p2].map((p) => p.textContent('body')))
-        return s.every((t) => t !== null && t.includes('synced'))
+      await ann.context.grantPermissions(['clipboard-read', 'clipboard-write'], {
+        origin: srv.httpUrl,
       })
-      // Type at the same time in both pages.
-      await p1.locator('.ProseMirror').first().click()
-      await p2.locator('.ProseMirror').first().click()
-      await Promise.all([
-        p1.keyboard.type('alpha beta ', { delay: 5 }),
-        p2.keyboard.type('gamma delta ', { delay: 5 }),
-      ])
-      await until('pages and server equal', async () => {
-        const [a, b] = await Promise.all([editorText(p1), editorText(p2)])
-        const server = await restText(srv.httpUrl, doc)
-        return a === b && b === server && a.length === 'alpha beta gamma delta '.length
+      const a = await ann.page()
+      await a.goto(`${srv.httpUrl}/`)
+      await a.locator('.ProseMirror').first().waitFor()
+      // A readable random name went into the URL, so the address is the link to share.
+      const docId = new URL(a.url()).searchParams.get('doc') ?? ''
+      assert.match(docId, /^[a-z]+-[a-z]+-\d{2}$/)
+      assert.is(await a.locator('#doc-name').textContent(), docId)
+      const link = `${srv.httpUrl}/?doc=${docId}`
+      assert.is(await a.locator('#share-url').inputValue(), link)
+      await a.locator('#copy-link').click()
+      await until('copied', async () => (await a.locator('#copy-link').textContent()) === 'Copied')
+      assert.is(await a.evaluate(() => navigator.clipboard.readText()), link)
+
+      // The page's first .ProseMirror is that document's editor, and it works.
+      assert.ok(
+        await a.evaluate(
+          () => document.querySelector('.ProseMirror') === window.polyphonyDemo.panes[0]!.view.dom,
+        ),
+      )
+      await until('synced', () => paneSettled(a))
+      assert.is(await paneStatus(a), 'synced')
+      assert.is(await a.locator('.pane .status-text').first().textContent(), 'Synced')
+      await a.locator('.ProseMirror').first().click()
+      await a.keyboard.type('Welcome to the demo.')
+      await until(
+        'stored',
+        async () => (await serverDoc(srv.httpUrl, docId)).text === 'Welcome to the demo.',
+      )
+
+      // Presence: ann's own name, then bob joins through the shared link.
+      const annName = await a.locator('.user-name').first().inputValue()
+      assert.ok(annName.length > 0)
+      assert.equal(await people(a), [`${annName[0]}${annName}(you)`])
+      const b = await bob.page()
+      await b.goto(link)
+      await b.locator('.ProseMirror').first().waitFor()
+      await until('bob synced', () => paneSettled(b))
+      assert.ok(sameJson(await editorJson(b), await editorJson(a)))
+      const bobName = await b.locator('.user-name').first().inputValue()
+      await until('ann sees bob', async () => (await people(a)).some((p) => p.includes(bobName)))
+      await until('bob sees ann', async () => (await people(b)).some((p) => p.includes(annName)))
+      // Colours: the swatch of each person is their presence colour, distinct from each other.
+      await until('two distinct colours', async () => (await colours(a)) === 2)
+
+      // Renaming is seen by the other browser, in the list and on the caret label.
+      await b.locator('.ProseMirror').first().click()
+      await b.keyboard.press('End')
+      await b.locator('.user-name').first().fill('Bob the Builder')
+      await until('ann sees the new name', async () =>
+        (await people(a)).some((p) => p.startsWith('BBob the Builder')),
+      )
+      await until(
+        'caret label renamed',
+        async () =>
+          (await a.locator('.pp-remote-label', { hasText: 'Bob the Builder' }).count()) === 1,
+      )
+
+      // Split view: a second editor of the same document as another user, side by side.
+      await a.locator('label:has(#split-switch)').click()
+      await a.locator('.ProseMirror').nth(1).waitFor()
+      assert.match(new URL(a.url()).search, /split=1/)
+      assert.is(new URL(a.url()).searchParams.get('doc'), docId)
+      await until('split pane synced', () => paneSettled(a, 1))
+      const splitName = await a.locator('.user-name').nth(1).inputValue()
+      assert.is.not(splitName, annName)
+      await until('split user listed', async () =>
+        (await people(a)).some((p) => p === `${splitName[0]}${splitName}(you, split view)`),
+      )
+      await until('three people, three colours', async () => (await colours(a)) === 3)
+      const boxes = await a
+        .locator('.pane')
+        .evaluateAll((els) => els.map((e) => e.getBoundingClientRect().toJSON() as DOMRect))
+      assert.ok(boxes[1]!.left >= boxes[0]!.right - 1, 'side by side')
+      assert.ok(Math.abs(boxes[1]!.top - boxes[0]!.top) < 1, 'on one row')
+      await a.locator('.ProseMirror').nth(1).click()
+      await a.keyboard.press('ControlOrMeta+End')
+      await a.keyboard.press('Enter')
+      await a.keyboard.type('Typed in the split view.')
+      await until('all editors equal', async () => {
+        const [j0, j1, jb] = await Promise.all([editorJson(a, 0), editorJson(a, 1), editorJson(b)])
+        return sameJson(j0, j1) && sameJson(j0, jb)
       })
-      const text = await editorText(p1)
-      for (const word of ['alpha', 'beta', 'gamma', 'delta']) assert.ok(text.includes(word), text)
-      // A page opened now loads the document.
-      const p3 = await browser.newPage()
-      await p3.goto(url)
-      await until('late page loaded', async () => (await editorText(p3)) === text)
+      await until('bob sees the split user', async () =>
+        (await people(b)).some((p) => p.includes(splitName)),
+      )
+      await a.locator('.ProseMirror').first().click()
+      await until('stored', async () => (await paneSettled(a, 1)) && (await paneSettled(a, 0)))
       mkdirSync(OUTPUT, { recursive: true })
-      await p1.screenshot({ path: join(OUTPUT, 'demo.png') })
+      await a.screenshot({ path: join(OUTPUT, 'demo.png') })
+      await a.setViewportSize({ width: 700, height: 1000 })
+      await a.screenshot({ path: join(OUTPUT, 'demo-narrow.png'), fullPage: true })
+
+      // Turning the split view off closes that editor and its user leaves the list.
+      await a.locator('label:has(#split-switch)').click()
+      await until('split pane gone', async () => (await a.locator('.ProseMirror').count()) === 1)
+      assert.is(await a.evaluate(() => window.polyphonyDemo.panes.length), 1)
+      await until('split user left', async () =>
+        (await people(b)).every((p) => !p.includes(splitName)),
+      )
+      const server = await serverDoc(srv.httpUrl, docId)
+      assert.is(server.text, 'Welcome to the demo.\nTyped in the split view.')
+    } finally {
+      await Promise.all([ann.close(), bob.close()])
+      await srv.stop()
+    }
+  })
+
+  test('demo: ?token= against a server with a secret; none is refused clearly', async () => {
+    const secret = 'demo-secret'
+    const srv = await startServer({ secret })
+    const browser = await launchBrowser()
+    try {
+      const docId = 'secret-notes'
+      const token = signToken(secret, { doc: docId, role: 'write', user: 'ann' }, 600)
+      const page = await browser.page()
+      await page.goto(`${srv.httpUrl}/?doc=${docId}&token=${encodeURIComponent(token)}`)
+      await page.locator('.ProseMirror').first().waitFor()
+      await until('synced with the token', () => paneSettled(page))
+      // The share link never carries the token.
+      assert.is(await page.locator('#share-url').inputValue(), `${srv.httpUrl}/?doc=${docId}`)
+      await page.locator('.ProseMirror').first().click()
+      await page.keyboard.type('only with a token')
+      await until('stored', () => paneSettled(page))
+      const res = await fetch(`${srv.httpUrl}/api/docs/${docId}/text`, {
+        headers: { authorization: `Bearer ${token}` },
+      })
+      assert.is(await res.text(), 'only with a token')
+
+      const other = await browser.context.newPage()
+      await other.goto(`${srv.httpUrl}/?doc=${docId}`)
+      await until('refused without a token', async () => (await paneStatus(other)) === 'refused')
+      assert.match((await other.locator('.pane .status-text').textContent()) ?? '', /^Refused: /)
+      assert.is(await other.locator('.ProseMirror').getAttribute('contenteditable'), 'false')
     } finally {
       await browser.close()
-      rmSync(profile, { recursive: true, force: true })
       await srv.stop()
     }
   })

@@ -142,7 +142,12 @@ test('health, metrics, demo page and bundle', async () => {
     }
     a.close()
     const page = await (await fetch(`${ts.httpUrl}/?doc=x`)).text()
-    assert.match(page, /class="ProseMirror"/)
+    assert.match(page, /id="panes"/)
+    assert.match(page, /src="\/demo.js"/)
+    const css = await fetch(`${ts.httpUrl}/demo.css`)
+    assert.is(css.status, 200)
+    assert.match(css.headers.get('content-type') ?? '', /text\/css/)
+    assert.match(await css.text(), /\.ProseMirror/)
     const js = await fetch(`${ts.httpUrl}/demo.js`)
     assert.is(js.status, 200)
     const body = await js.text()
