@@ -23,7 +23,7 @@ import {
   type Transaction,
   type PluginView,
 } from 'prosemirror-state'
-import type { Step } from 'prosemirror-transform'
+import type { Mappable, Mapping, Step } from 'prosemirror-transform'
 import { Decoration, DecorationSet, type EditorView } from 'prosemirror-view'
 import { diffSteps } from '../shared/rich-diff.ts'
 import type { RichDoc } from '../shared/rich-doc.ts'
@@ -62,6 +62,11 @@ export interface CollabMeta {
   readonly origin?: unknown
   /** New remote cursors (a presence update). */
   readonly cursors?: readonly RemoteCursor[]
+  /**
+   * For remote changes: positions before -> after that follow every surviving token (the
+   * steps may replace a whole range after a concurrent merge). Undo history maps through it.
+   */
+  readonly mapping?: Mappable
 }
 
 export const collabKey = new PluginKey<CollabState>('polyphony-collab')
@@ -136,17 +141,23 @@ function replaceWith(tr: Transaction, from: Node, to: Node): Transaction {
   return markRemote(tr, undefined)
 }
 
-function markRemote(tr: Transaction, origin: unknown): Transaction {
-  const meta: CollabMeta = { remote: true, origin }
+function markRemote(tr: Transaction, origin: unknown, mapping?: Mapping): Transaction {
+  const meta: CollabMeta = { remote: true, origin, mapping }
   return tr.setMeta(collabKey, meta).setMeta('addToHistory', false)
 }
 
-/** The transaction showing a RichDoc change: its steps, or a content replacement when they do not fit. */
+/**
+ * The transaction showing a RichDoc change: its steps, or a content replacement when they
+ * do not fit. With the change's token `mapping`, the selection maps through that (so a
+ * caret in text that a concurrent merge replaced as a whole stays by its characters).
+ * Stored marks (a toggled bold waiting for typing) survive.
+ */
 export function remoteTransaction(
   state: EditorState,
   steps: readonly Step[],
   target: Node,
   origin: unknown,
+  mapping?: Mapping,
 ): Transaction {
   let tr = state.tr
   let fits = true
@@ -166,7 +177,16 @@ export function remoteTransaction(
     tr = state.tr
     for (const step of diffSteps(state.doc, target)) tr.step(step)
   }
-  return markRemote(tr, origin)
+  if (mapping && !(steps.length === 1 && mapping.maps.length === 1)) {
+    try {
+      const sel = state.selection.map(tr.doc, mapping)
+      if (!sel.eq(tr.selection)) tr.setSelection(sel)
+    } catch {
+      // the mapping does not describe this editor's doc (it had diverged): keep tr's own
+    }
+  }
+  if (state.storedMarks) tr.setStoredMarks(state.storedMarks)
+  return markRemote(tr, origin, mapping)
 }
 
 /** The plugin's view: subscriptions to the RichDoc and presence. */
@@ -182,7 +202,9 @@ class CollabView implements PluginView {
     private readonly presence: Presence | undefined,
     private readonly local: { applying: boolean },
   ) {
-    this.unsubscribe.push(rich.on('change', (steps, origin) => this.onChange(steps, origin)))
+    this.unsubscribe.push(
+      rich.on('change', (steps, origin, mapping) => this.onChange(steps, origin, mapping)),
+    )
     if (presence) this.unsubscribe.push(presence.on('change', (c) => this.onPresence(c)))
     // Not while the view is still constructing its plugin views: right after.
     queueMicrotask(() => this.start())
@@ -216,16 +238,17 @@ class CollabView implements PluginView {
     }
   }
 
-  private onChange(steps: Step[], origin: unknown): void {
+  private onChange(steps: Step[], origin: unknown, mapping: Mapping): void {
     if (this.local.applying) return
     const state = this.host.state
-    const tr = remoteTransaction(state, steps, this.rich.doc, origin)
+    const tr = remoteTransaction(state, steps, this.rich.doc, origin, mapping)
     // Remote carets are re-read from their anchors: mapping would guess wrong where the
     // change inserted text at a caret (and a caret may wait for this change's events).
     if (this.presence && (this.unresolved || remoteCursors(state).length > 0 || this.hasRemote()))
       tr.setMeta(collabKey, {
         remote: true,
         origin,
+        mapping,
         cursors: this.cursors(tr.doc),
       } satisfies CollabMeta)
     this.host.dispatch(tr)

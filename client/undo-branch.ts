@@ -201,9 +201,20 @@ function applyAll(tr: Transform, steps: readonly Step[]): void {
   }
 }
 
+/**
+ * One item for two consecutive own steps of one event (typing, backspacing), when both
+ * inverted steps only delete or only insert: a merged replace would tie the restored text
+ * to the start of the deleted range, which concurrent inserts may later separate.
+ */
 function mergeItems(last: Item, next: Item): Item | null {
   if (!last.step || !next.step || next.selection) return null
-  const step = next.step.merge(last.step)
+  const a = last.step
+  const b = next.step
+  if (!(a instanceof ReplaceStep) || !(b instanceof ReplaceStep)) return null
+  const deletes = (s: ReplaceStep) => s.slice.size === 0
+  const inserts = (s: ReplaceStep) => s.from === s.to
+  if (!((deletes(a) && deletes(b)) || (inserts(a) && inserts(b)))) return null
+  const step = b.merge(a)
   return step ? { map: step.getMap().invert(), step, selection: last.selection } : null
 }
 
@@ -220,20 +231,30 @@ function cutOffEvents(items: Item[], n: number): Item[] {
 
 /**
  * An own inverted step mapped through `mapping`: as `Step.map`, except that a replace
- * deleting own content deletes only the parts that are still own content (text others
+ * deleting own content deletes exactly the parts that are still own content (text others
  * inserted inside it is kept), as one delete per part, last part first, the first part
  * carrying the replacement. Empty when the step vanished.
  */
 export function mapOwnStep(step: Step, mapping: Mapping): Step[] {
   if (step instanceof ReplaceStep && step.to > step.from) {
+    // Exact where plain mapping guesses: its ends may have been deleted (and others' text
+    // typed at them), while own content between them survives.
     const parts = mapOwnRange(step.from, step.to, mapping)
-    if (parts.length > 1) {
+    if (parts.length > 0) {
       const steps: Step[] = []
       for (let k = parts.length - 1; k > 0; k--)
         steps.push(new ReplaceStep(parts[k][0], parts[k][1], Slice.empty))
       steps.push(new ReplaceStep(parts[0][0], parts[0][1], step.slice))
       return steps
     }
+    // None of the own content is left: nothing to delete (what lies between the mapped
+    // ends now is other people's); only a replacement comes back, where the range was.
+    if (step.slice.size === 0) return []
+    const from = mapping.mapResult(step.from, 1)
+    const to = mapping.mapResult(step.to, -1)
+    if (from.deletedAcross && to.deletedAcross) return []
+    const at = Math.min(from.pos, to.pos)
+    return [new ReplaceStep(at, at, step.slice)]
   }
   const mapped = step.map(mapping)
   return mapped ? [mapped] : []

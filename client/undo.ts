@@ -20,7 +20,8 @@ import {
   type Transaction,
 } from 'prosemirror-state'
 import { keymap } from 'prosemirror-keymap'
-import type { StepMap, Mapping } from 'prosemirror-transform'
+import { type StepMap, Mapping } from 'prosemirror-transform'
+import { collabKey, type CollabMeta } from './collab.ts'
 import { Branch } from './undo-branch.ts'
 
 /** Options of `undoHistory`. */
@@ -87,6 +88,18 @@ function applyTransaction(
   if (tr.getMeta(closeKey)) hist = new UndoState(hist.done, hist.undone, null, 0)
   if (tr.steps.length === 0) return hist
   const appended = tr.getMeta('appendedTransaction') as Transaction | undefined
+  if (tr.getMeta('addToHistory') === false) {
+    // Not ours (remote) or not to be undone: later undos map through it. A remote change
+    // comes with the mapping that follows tokens, exact where its steps replace a range.
+    const remote = tr.getMeta(collabKey) as CollabMeta | undefined
+    const mapping = remote?.mapping instanceof Mapping ? remote.mapping : tr.mapping
+    return new UndoState(
+      hist.done.addMaps(mapping.maps),
+      hist.undone.addMaps(mapping.maps),
+      mapRanges(hist.prevRanges, mapping),
+      hist.prevTime,
+    )
+  }
   const appendedMeta = appended?.getMeta(undoKey) as UndoMeta | undefined
   if (appendedMeta) {
     // A change appended to an undo or redo belongs to the same event.
@@ -104,27 +117,16 @@ function applyTransaction(
           hist.prevTime,
         )
   }
-  if (tr.getMeta('addToHistory') !== false) {
-    const time = tr.time || 0
-    const newGroup =
-      hist.prevTime === 0 ||
-      (!appended && (hist.prevTime < time - delay || !isAdjacentTo(tr, hist.prevRanges)))
-    const prevRanges = appended
-      ? mapRanges(hist.prevRanges, tr.mapping)
-      : rangesFor(tr.mapping.maps)
-    return new UndoState(
-      hist.done.addTransform(tr, newGroup ? state.selection.getBookmark() : undefined, depth),
-      Branch.empty,
-      prevRanges,
-      time,
-    )
-  }
-  // Not ours (remote) or not to be undone: later undos map through it.
+  const time = tr.time || 0
+  const newGroup =
+    hist.prevTime === 0 ||
+    (!appended && (hist.prevTime < time - delay || !isAdjacentTo(tr, hist.prevRanges)))
+  const prevRanges = appended ? mapRanges(hist.prevRanges, tr.mapping) : rangesFor(tr.mapping.maps)
   return new UndoState(
-    hist.done.addMaps(tr.mapping.maps),
-    hist.undone.addMaps(tr.mapping.maps),
-    mapRanges(hist.prevRanges, tr.mapping),
-    hist.prevTime,
+    hist.done.addTransform(tr, newGroup ? state.selection.getBookmark() : undefined, depth),
+    Branch.empty,
+    prevRanges,
+    time,
   )
 }
 

@@ -36,6 +36,7 @@ import {
   ReplaceStep,
   Step,
   Transform,
+  Mapping,
 } from 'prosemirror-transform'
 import { TextDoc, type VersionVector } from './text-doc.ts'
 import { CausalMirror } from './rich-causal.ts'
@@ -64,6 +65,7 @@ import {
 import { tokenMarks } from './rich-marks.ts'
 import { TokenIds } from './rich-ids.ts'
 import { diffSteps } from './rich-diff.ts'
+import { mergeMapping, projectionMap } from './rich-mapping.ts'
 
 /** The agent of the genesis event every RichDoc of a schema shares. */
 export const GENESIS_AGENT = '~genesis'
@@ -84,7 +86,7 @@ export class RichDoc {
   private collected: [Uint8Array, unknown][] = []
   private readonly emitter = new Emitter<{
     update: [update: Uint8Array, origin: unknown]
-    change: [steps: Step[], origin: unknown]
+    change: [steps: Step[], origin: unknown, mapping: Mapping]
   }>()
 
   /** An empty document of `schema` (`topNodeType.createAndFill()`); a random agent when omitted. */
@@ -134,7 +136,16 @@ export class RichDoc {
   }
 
   on(event: 'update', handler: (update: Uint8Array, origin: unknown) => void): () => void
-  on(event: 'change', handler: (steps: Step[], origin: unknown) => void): () => void
+  /**
+   * 'change': how `doc` changed, as steps from the old doc to the new one, and a mapping
+   * of positions that follows each token (after a concurrent merge the steps may replace
+   * a whole range, while the mapping keeps surviving content's positions exact: use it
+   * for selections, cursors and undo history).
+   */
+  on(
+    event: 'change',
+    handler: (steps: Step[], origin: unknown, mapping: Mapping) => void,
+  ): () => void
   on(event: 'update' | 'change', handler: (...args: never[]) => void): () => void {
     if (event !== 'update' && event !== 'change')
       throw new TypeError(`unknown event ${String(event)}`)
@@ -197,7 +208,8 @@ export class RichDoc {
     }
     const after = this.doc
     const changes = after.eq(d) ? steps.slice() : diffSteps(before, after)
-    if (changes.length > 0) this.emitter.emit('change', changes, undefined)
+    if (changes.length > 0)
+      this.emitter.emit('change', changes, undefined, new Mapping(changes.map((c) => c.getMap())))
     this.emitter.emit('update', this.inner.encodeUpdate(vv), undefined)
   }
 
@@ -208,11 +220,14 @@ export class RichDoc {
   applyUpdate(update: Uint8Array, origin?: unknown): void {
     this.collected = []
     const before = this.doc
+    const rawBefore = this.proj.rawOf
+    const sepBefore = this.sepPos
     const mark = this.mirror.mark()
     const identity = this.isIdentity()
     const changes = this.records.changes
     const inits = this.records.initLog.length
     this.captured = []
+    this.captureLost = false
     try {
       this.inner.applyUpdate(update, origin)
     } finally {
@@ -226,14 +241,27 @@ export class RichDoc {
     const fast =
       identity && this.records.changes === changes ? this.remoteFast(before, mark, inits) : null
     let steps: Step[]
+    let mapping: Mapping | null = null
     if (fast !== null) {
       this.proj = { doc: fast.doc, rawOf: null }
       steps = [fast.step]
     } else {
       this.proj = this.computeProjection()
       steps = diffSteps(before, this.doc)
+      if (steps.length > 0 && !this.captureLost && this.emitter.has('change')) {
+        const from = rawBefore === null ? null : projectionMap(rawBefore, sepBefore)
+        const rawAfter = this.proj.rawOf
+        const to = rawAfter === null ? null : projectionMap(rawAfter, this.sepPos)
+        mapping = mergeMapping(from, this.lastCaptured, to)
+      }
     }
-    if (steps.length > 0) this.emitter.emit('change', steps, origin)
+    if (steps.length > 0)
+      this.emitter.emit(
+        'change',
+        steps,
+        origin,
+        mapping ?? new Mapping(steps.map((x) => x.getMap())),
+      )
     for (const [u, o] of got) this.emitter.emit('update', u, o)
   }
 
@@ -640,6 +668,7 @@ export class RichDoc {
       }
     }
     if (fresh) {
+      this.captureLost = true
       const text = this.inner.toString()
       this.sepPos = Math.max(0, text.indexOf(SEP))
       this.tokenText = null
@@ -670,6 +699,9 @@ export class RichDoc {
 
   private lastCaptured: ({ index: number; insert: string } | { index: number; delete: number })[] =
     []
+
+  /** Set when a merge restarted token tracking from scratch: its ops are not all captured. */
+  private captureLost = false
 
   /** The document's tokens (the inner content before `SEP`), read when a full projection needs them. */
   private tokens(): string {

@@ -1,14 +1,16 @@
 /**
  * RichDoc anchors (`anchorAt` / `positionOf`): positions anchored to token ids, as
  * presence uses them for cursors and selections. Round trips, concurrent edits before
- * and around the anchor (text, splits, wraps), deleted tokens, unknown events, bad input.
+ * and around the anchor (text, splits, wraps), deleted tokens, unknown events, bad input;
+ * and the mapping a remote change reports, which must agree with the anchors.
  */
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import type { Node } from 'prosemirror-model'
-import { Transform, findWrapping } from 'prosemirror-transform'
+import { type Mappable, Transform, canSplit, findWrapping, liftTarget } from 'prosemirror-transform'
 import { RichDoc } from '../shared/rich-doc.ts'
 import { richSchema as schema } from '../shared/rich-schema.ts'
+import { Rng } from './support/rng.ts'
 
 const N = schema.nodes
 const txt = (s: string) => schema.text(s)
@@ -111,6 +113,66 @@ test('ids of the separator and records are not positions', () => {
     else assert.ok(at === null || (at >= 0 && at <= size), `seq ${seq} -> ${at}`)
   }
   assert.is(a.positionOf({ agent: '~genesis', seq: 2 }), null) // the genesis separator
+})
+
+test("a remote change's mapping follows tokens: surviving positions map where their anchors resolve", () => {
+  const base = Date.now() % 100000
+  let checked = 0
+  for (let seed = base; seed < base + 40; seed++) {
+    const rng = new Rng(seed)
+    const reps = ['a', 'b', 'c'].map((x) => new RichDoc(schema, x))
+    const inbox: Uint8Array[][] = reps.map(() => [])
+    reps.forEach((r, i) =>
+      r.on('update', (u, o) => {
+        if (o === undefined) reps.forEach((_, j) => j !== i && inbox[j].push(u))
+      }),
+    )
+    for (let step = 0; step < 50; step++) {
+      const i = rng.int(0, 2)
+      const d = reps[i]
+      const doc = d.doc
+      const size = doc.content.size
+      const a = rng.int(0, size)
+      const b = Math.min(size, a + rng.int(0, 8))
+      const tr = new Transform(doc)
+      try {
+        const k = rng.int(0, 5)
+        if (k <= 1 && doc.resolve(a).parent.inlineContent) tr.insert(a, txt('xy'))
+        else if (k === 2) tr.delete(a, b)
+        else if (k === 3 && canSplit(doc, a)) tr.split(a)
+        else if (k >= 4) {
+          const range = doc.resolve(a).blockRange(doc.resolve(b))
+          const target = range && liftTarget(range)
+          const wrap = range && findWrapping(range, N.blockquote)
+          if (k === 4 && range && wrap) tr.wrap(range, wrap)
+          if (k === 5 && range && target !== null && target !== undefined) tr.lift(range, target)
+        }
+        if (tr.steps.length > 0) d.applySteps(tr.steps)
+      } catch {
+        // a transform this document refuses
+      }
+      if (inbox[i].length === 0 || !rng.chance(0.5)) continue
+      const old = d.doc
+      const anchors = Array.from({ length: old.content.size + 1 }, (_, p) => d.anchorAt(p))
+      let mapping: Mappable | null = null
+      const off = d.on('change', (_steps, _origin, m) => (mapping = m))
+      d.applyUpdate(inbox[i].splice(rng.int(0, inbox[i].length - 1), 1)[0], 'net')
+      off()
+      if (mapping === null) continue
+      const m: Mappable = mapping
+      for (let p = 0; p <= old.content.size; p++) {
+        const r = m.mapResult(p, 1)
+        if (r.deletedAfter) continue // a deleted token: "where it was" has several answers
+        assert.is(
+          r.pos,
+          d.positionOf(anchors[p]),
+          `seed ${seed}: position ${p} of ${old} in ${d.doc}`,
+        )
+        checked++
+      }
+    }
+  }
+  assert.ok(checked > 1000, `only ${checked} positions checked`)
 })
 
 test.run()
