@@ -158,6 +158,49 @@ export function diff(cg: CausalGraph, a: Frontier, b: Frontier): { aOnly: Ranges
 }
 
 /**
+ * The versions of `lvs` that are not ancestors of others among them (the
+ * frontier of their union), ascending. One walk back from the newest to the
+ * oldest of them, consuming whole entries: cost is proportional to the events
+ * between them, not to the number of pairs.
+ */
+export function dominators(cg: CausalGraph, lvs: readonly LV[]): LV[] {
+  if (lvs.length <= 1) return lvs.slice()
+  const queue = new NumHeap()
+  const items = queue.items
+  // Each queued number is LV * 2 + 1 for an input, LV * 2 for an ancestor reached by the walk;
+  // an input pops before an ancestor at the same LV, which then marks it dominated.
+  let inputs = 0
+  let oldest = Infinity
+  for (const lv of lvs) {
+    queue.push(lv * 2 + 1)
+    inputs++
+    if (lv < oldest) oldest = lv
+  }
+  const out: LV[] = []
+  while (inputs > 0) {
+    const x = queue.pop()
+    const isInput = x % 2 === 1
+    const lv = (x - (x % 2)) / 2
+    if (isInput) inputs--
+    let reached = !isInput
+    while (items.length > 0 && items[0] >= lv * 2) {
+      if (queue.pop() % 2 === 1) inputs--
+      else reached = true
+    }
+    if (isInput && !reached) out.push(lv)
+    if (inputs === 0) break
+    // Everything below `lv` in its entry is its ancestor: dominated or merely reached.
+    const entry = cg.entries[findEntry(cg, lv)]
+    while (items.length > 0 && items[0] >= entry.start * 2) {
+      if (queue.pop() % 2 === 1) inputs--
+    }
+    if (inputs === 0) break
+    for (const p of entry.parents) if (p >= oldest) queue.push(p * 2)
+  }
+  return out.reverse()
+}
+
+/**
  * The greatest version `common` that every event of `a` and `b` since it
  * descends from, and the events after it (in either history) as ascending
  * ranges. Replaying those ranges on top of `common` reproduces both versions.

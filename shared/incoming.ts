@@ -13,7 +13,7 @@ import {
   rawToLv,
   rawToLvSpan,
 } from './causal-graph.ts'
-import { diff } from './graph-diff.ts'
+import { dominators } from './graph-diff.ts'
 import { type OpLog, type OpRun, opsIn } from './oplog.ts'
 import type { DecodedUpdate, OpSpan } from './encoding.ts'
 import { type IncomingSpan, sameOp, sliceOp } from './pending.ts'
@@ -21,12 +21,7 @@ import { DecodeError } from './varint.ts'
 
 /** Sorted, deduplicated, and without parents that are ancestors of other parents. */
 export function minimalFrontier(cg: CausalGraph, lvs: LV[]): LV[] {
-  if (lvs.length <= 1) return lvs
-  const sorted = [...new Set(lvs)].sort((a, b) => a - b)
-  if (sorted.length <= 1) return sorted
-  return sorted.filter(
-    (lv) => !sorted.some((other) => other !== lv && diff(cg, [lv], [other]).aOnly.length === 0),
-  )
+  return lvs.length <= 1 ? lvs : dominators(cg, lvs)
 }
 
 /** Rejects an incoming span whose first `known` events differ from ours (RELIABILITY D3). */

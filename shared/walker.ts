@@ -72,7 +72,12 @@ export class Merge {
     private readonly base: LV,
     private prepare: Frontier,
     private processed: LV,
-  ) {}
+  ) {
+    this.probed = processed
+  }
+
+  /** The graph's size when `run` last looked for a fresh, smaller conflict zone. */
+  private probed: LV
 
   /**
    * Applies events `firstNew ..` (already in `cg` and `log`) to a document at
@@ -151,14 +156,15 @@ export class Merge {
     emit: Emit,
   ): Merge {
     if (kept !== null) {
-      // A fresh walk pays off when its zone is not much larger than what `kept` must catch up on.
-      const budget = 2 * (cg.next - kept.processed) + 256
-      const fresh = findConflicting(cg, docVersion, cg.heads, budget)
-      if (fresh === null) {
-        if (kept.continue(cg, log, firstNew, emit)) return kept
-      } else {
-        return Merge.start(cg, log, docVersion, firstNew, emit, fresh)
+      // A fresh walk pays off once its zone is much smaller than the kept tree (concurrency
+      // has died down). Probing costs up to the budget, so probe only after the graph grew
+      // by an eighth of the tree since the last probe: amortized O(1) per event.
+      if (8 * (cg.next - kept.probed) >= kept.size) {
+        kept.probed = cg.next
+        const fresh = findConflicting(cg, docVersion, cg.heads, kept.size >> 1)
+        if (fresh !== null) return Merge.start(cg, log, docVersion, firstNew, emit, fresh)
       }
+      if (kept.continue(cg, log, firstNew, emit)) return kept
     }
     return Merge.start(cg, log, docVersion, firstNew, emit)
   }
