@@ -23,7 +23,7 @@ import {
   type Transaction,
   type PluginView,
 } from 'prosemirror-state'
-import type { Mappable, Mapping, Step } from 'prosemirror-transform'
+import { type Mappable, Mapping, type Step, Transform } from 'prosemirror-transform'
 import { Decoration, DecorationSet, type EditorView } from 'prosemirror-view'
 import { diffSteps } from '../shared/rich-diff.ts'
 import type { RichDoc } from '../shared/rich-doc.ts'
@@ -92,7 +92,7 @@ export function collab(rich: RichDoc, opts: CollabOptions = {}): Plugin<CollabSt
   const presence = opts.presence
   const onError = opts.onError ?? ((e: Error) => console.error('polyphony collab:', e))
   // True while this plugin hands a local batch to `rich`: its 'change' is already shown.
-  const local = { applying: false }
+  const local: BindingFlags = { applying: false, remote: null }
 
   return new Plugin<CollabState>({
     key: collabKey,
@@ -115,11 +115,17 @@ export function collab(rich: RichDoc, opts: CollabOptions = {}): Plugin<CollabSt
     },
     appendTransaction(trs, _old, next) {
       let failed = false
+      let rebased = false
       for (const tr of trs) {
         if (!tr.docChanged || isRemoteTransaction(tr)) continue
         local.applying = true
         try {
-          rich.applySteps(tr.steps)
+          if (local.remote) {
+            // Read from the DOM while a remote change is being shown: made on the doc
+            // before it, so rebased over it; the editor then gets the RichDoc's doc.
+            rich.applySteps(rebase(tr.steps, local.remote, rich.doc))
+            rebased = true
+          } else rich.applySteps(tr.steps)
         } catch (e) {
           failed = true
           onError(e instanceof Error ? e : new Error(String(e)))
@@ -128,11 +134,41 @@ export function collab(rich: RichDoc, opts: CollabOptions = {}): Plugin<CollabSt
         }
       }
       if (next.doc.eq(rich.doc)) return null
-      if (!failed) onError(new Error('the RichDoc shows another document: replaced'))
+      if (!failed && !rebased) onError(new Error('the RichDoc shows another document: replaced'))
       return replaceWith(next.tr, next.doc, rich.doc)
     },
     view: (view) => new CollabView(view, rich, presence, local),
   })
+}
+
+/** State shared by the plugin and its view. */
+interface BindingFlags {
+  /** True while the plugin hands a local batch to the RichDoc (its 'change' is already shown). */
+  applying: boolean
+  /** The mapping of a remote change the RichDoc already holds but the editor does not show yet. */
+  remote: Mapping | null
+}
+
+/**
+ * `steps` (made one after another on the doc before `over`) rebased over `over`, onto
+ * `doc` (the doc after it); steps that no longer apply are dropped (prosemirror-collab's
+ * rebase, with position maps only).
+ */
+function rebase(steps: readonly Step[], over: Mapping, doc: Node): Step[] {
+  const mapping = new Mapping()
+  for (let i = steps.length - 1; i >= 0; i--) mapping.appendMap(steps[i].getMap().invert())
+  mapping.appendMapping(over)
+  const tr = new Transform(doc)
+  const out: Step[] = []
+  for (let i = 0, mapFrom = steps.length; i < steps.length; i++) {
+    const mapped = steps[i].map(mapping.slice(mapFrom))
+    mapFrom--
+    if (mapped && tr.maybeStep(mapped).failed === null) {
+      mapping.appendMap(mapped.getMap(), mapFrom)
+      out.push(mapped)
+    }
+  }
+  return out
 }
 
 /** A transaction turning `from` (the doc of `tr`) into `to`, marked remote. */
@@ -200,7 +236,7 @@ class CollabView implements PluginView {
     private readonly host: EditorHost,
     private readonly rich: RichDoc,
     private readonly presence: Presence | undefined,
-    private readonly local: { applying: boolean },
+    private readonly local: BindingFlags,
   ) {
     this.unsubscribe.push(
       rich.on('change', (steps, origin, mapping) => this.onChange(steps, origin, mapping)),
@@ -240,8 +276,17 @@ class CollabView implements PluginView {
 
   private onChange(steps: Step[], origin: unknown, mapping: Mapping): void {
     if (this.local.applying) return
+    const before = this.host.state.doc
+    this.readDom(mapping)
     const state = this.host.state
-    const tr = remoteTransaction(state, steps, this.rich.doc, origin, mapping)
+    // When reading the DOM brought a local edit, the editor already shows the RichDoc.
+    const tr = remoteTransaction(
+      state,
+      state.doc === before ? steps : [],
+      this.rich.doc,
+      origin,
+      state.doc === before ? mapping : undefined,
+    )
     // Remote carets are re-read from their anchors: mapping would guess wrong where the
     // change inserted text at a caret (and a caret may wait for this change's events).
     if (this.presence && (this.unresolved || remoteCursors(state).length > 0 || this.hasRemote()))
@@ -258,6 +303,22 @@ class CollabView implements PluginView {
     const own = this.presence!.id
     const others = (ids: readonly string[]) => ids.some((id) => id !== own)
     if (others(c.added) || others(c.updated) || others(c.removed)) this.refreshCursors()
+  }
+
+  /**
+   * Lets the view read what the DOM holds and it has not read yet (a caret moved by the
+   * arrow keys is only read on 'selectionchange'), so the remote transaction maps that
+   * selection instead of writing the old one back into the DOM. Not while composing.
+   */
+  private readDom(mapping: Mapping): void {
+    const view = this.host as { composing?: boolean; domObserver?: { flush?: () => void } }
+    if (view.composing || typeof view.domObserver?.flush !== 'function') return
+    this.local.remote = mapping
+    try {
+      view.domObserver.flush()
+    } finally {
+      this.local.remote = null
+    }
   }
 
   /** Resolves every remote selection against the current doc and redraws. */

@@ -135,6 +135,56 @@ test('a batch the RichDoc refuses leaves the editor showing the RichDoc, with an
   assert.is(a.doc.textContent, 'ok!')
 })
 
+/** Gives `e` a DOM observer whose next flush dispatches `pending` (what the DOM held unread). */
+function pendingDom(e: HeadlessEditor, pending: () => void): { flushes: number } {
+  const seen = { flushes: 0 }
+  let todo: (() => void) | null = pending
+  ;(e as unknown as { domObserver: { flush(): void } }).domObserver = {
+    flush() {
+      seen.flushes++
+      const run = todo
+      todo = null
+      run?.()
+    },
+  }
+  return seen
+}
+
+test('a caret the view has not read from the DOM yet is read before a remote change, then mapped', () => {
+  const a = new RichDoc(schema, 'a')
+  const b = new RichDoc(schema, 'b')
+  wire(a, b)
+  const ea = editorOn(a)
+  const eb = editorOn(b)
+  ea.dispatch(ea.state.tr.insertText('hello world', 1))
+  eb.dispatch(eb.state.tr.setSelection(TextSelection.create(eb.state.doc, 3)))
+  // B pressed End: the DOM caret is at 12, the view has not read it yet.
+  const seen = pendingDom(eb, () =>
+    eb.dispatch(eb.state.tr.setSelection(TextSelection.create(eb.state.doc, 12))),
+  )
+  ea.dispatch(ea.state.tr.insertText('>> ', 1))
+  assert.is(seen.flushes, 1)
+  assert.is(eb.state.selection.head, 15, 'the caret read from the DOM, mapped')
+})
+
+test('text typed but not read yet when a remote change arrives is rebased over it', () => {
+  const a = new RichDoc(schema, 'a')
+  const b = new RichDoc(schema, 'b')
+  wire(a, b)
+  const errors: Error[] = []
+  const ea = editorOn(a)
+  const eb = editorOn(b, undefined, (e) => errors.push(e))
+  ea.dispatch(ea.state.tr.insertText('hello world', 1))
+  const end = eb.state.doc.content.size - 1
+  pendingDom(eb, () => eb.dispatch(eb.state.tr.insertText('!', end)))
+  ea.dispatch(ea.state.tr.insertText('>> ', 1).split(9))
+  assert.equal(errors, [])
+  assert.ok(eb.state.doc.eq(b.doc))
+  assert.ok(ea.state.doc.eq(eb.state.doc), `${ea.state.doc} vs ${eb.state.doc}`)
+  assert.is(ea.state.doc.textContent, '>> hello world!')
+  assert.is(ea.state.doc.childCount, 2)
+})
+
 /** Two editors with presence over a simulated link, on virtual time. */
 function presencePair() {
   const clock = new VirtualClock()
