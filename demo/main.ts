@@ -111,6 +111,11 @@ function renderPeople(): void {
 }
 first.presence.on('change', renderPeople)
 renderPeople()
+// While the first editor's link is down its presence list is what it knew before.
+const presenceBox = people.closest<HTMLElement>('.presence')!
+first.connection.on('status', (s) => {
+  presenceBox.dataset.stale = String(s !== 'synced' && s !== 'connected')
+})
 
 function setSplit(on: boolean): void {
   splitSwitch.checked = on

@@ -86,7 +86,7 @@ export function mountPane(
     const saving = s === 'synced' && !connection.allAcknowledged
     status.dataset.saving = String(saving)
     let text = saving ? 'Saving…' : STATUS_TEXT[s]
-    if (s === 'offline') text = connection.online ? 'Offline, reconnecting…' : 'Offline'
+    if (s === 'offline') text = connection.online ? 'Offline, reconnecting…' : 'Working offline'
     if (s === 'refused') text = `Refused: ${reason ?? 'by the server'}`
     if (connection.readOnly && s !== 'refused') text += ' · read-only'
     statusText.textContent = text
