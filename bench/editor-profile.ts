@@ -6,7 +6,8 @@
  * anywhere on the stack, counted once per sample (recursion does not double count). Both as a
  * share of the busy samples (idle, program and GC reported apart). Functions are keyed by
  * name and source location, so the report names them as the bundle or the source does.
- * `within` keeps only the samples whose stack (function names, innermost first) it accepts:
+ * `locate` names a function's place from its script URL and 0-based line (the runner maps bundle
+ * lines to the bundled module; anonymous functions also show their script line). `within` keeps only the samples whose stack (function names, innermost first) it accepts:
  * the runner uses it to split the timed local dispatches from the remote deliveries.
  */
 
@@ -32,6 +33,7 @@ export function summarizeProfile(
   p: CpuProfile,
   top = 15,
   within: (names: readonly string[]) => boolean = () => true,
+  locate: (url: string, line: number) => string = (url) => url.split('/').pop() ?? '',
 ): { bySelf: ProfileRow[]; byTotal: ProfileRow[]; busy: number; idle: number; gc: number } {
   const parent = new Map<number, number>()
   const key = new Map<number, string>()
@@ -40,14 +42,14 @@ export function summarizeProfile(
     name.set(n.id, n.callFrame.functionName)
     for (const c of n.children ?? []) parent.set(c, n.id)
     const f = n.callFrame
-    const file = f.url.split('/').pop() ?? ''
+    const where = locate(f.url, f.lineNumber)
     key.set(
       n.id,
-      f.functionName === ''
-        ? `(anonymous) ${file}:${f.lineNumber + 1}`
-        : SPECIAL.has(f.functionName)
-          ? f.functionName
-          : `${f.functionName} ${file}:${f.lineNumber + 1}`,
+      SPECIAL.has(f.functionName)
+        ? f.functionName
+        : f.functionName === ''
+          ? `(anonymous) ${where} @${f.lineNumber + 1}`
+          : `${f.functionName} ${where}`,
     )
   }
   const self = new Map<string, number>()
@@ -98,4 +100,33 @@ export function profileTable(rows: readonly ProfileRow[]): string {
     '| --- | --- | --- |',
     ...rows.map((r) => `| \`${r.fn.replace(/\|/g, '\\|')}\` | ${pct(r.self)} | ${pct(r.total)} |`),
   ].join('\n')
+}
+
+/**
+ * Maps lines of an unminified esbuild bundle to the module they come from (esbuild starts each
+ * module with a `// path` comment): `locate(url, line)` for `summarizeProfile`. Packages are
+ * named by package (`prosemirror-view`), our files by path (`shared/rich-doc.ts`).
+ */
+export function bundleLocator(js: string): (url: string, line: number) => string {
+  const starts: [number, string][] = []
+  js.split('\n').forEach((l, i) => {
+    const m = /^\/\/ (\S+\.(?:ts|js|mjs|cjs))$/.exec(l)
+    if (m) starts.push([i, m[1]!])
+  })
+  return (url, line) => {
+    if (!url.endsWith('.js') || starts.length === 0) return url.split('/').pop() ?? ''
+    let lo = 0
+    for (let hi = starts.length - 1; lo < hi;) {
+      const mid = (lo + hi + 1) >> 1
+      if (starts[mid]![0] <= line) lo = mid
+      else hi = mid - 1
+    }
+    const path = starts[lo]![1]
+    const pkg = /^node_modules\/((?:@[^/]+\/)?[^/]+)\/(.*)$/.exec(path)
+    if (!pkg) return path
+    const rest = pkg[2]!.replace(/^(dist|src)\//, '')
+    return /^(index|[^/]*\.m?js)$/.test(rest) && !rest.includes('plugin')
+      ? pkg[1]!
+      : `${pkg[1]}/${rest}`
+  }
 }

@@ -24,7 +24,7 @@ import { polyphonySide } from './editor-ours.ts'
 import { yjsSide } from './editor-yjs.ts'
 import { plainSide } from './editor-plain.ts'
 import { bytesLine, kindTable, mainTable, summary } from './editor-report.ts'
-import { type CpuProfile, profileTable, summarizeProfile } from './editor-profile.ts'
+import { type CpuProfile, bundleLocator, profileTable, summarizeProfile } from './editor-profile.ts'
 import type { PageOptions, PageResult } from './editor-page.ts'
 
 const CHROMIUM = '/usr/bin/chromium'
@@ -79,6 +79,7 @@ async function nodeRun(): Promise<RunResult> {
 async function bundle(): Promise<string> {
   const esbuild = await import('esbuild')
   const built = await esbuild.build({
+    absWorkingDir: ROOT,
     entryPoints: [join(ROOT, 'bench', 'editor-page.ts')],
     bundle: true,
     format: 'esm',
@@ -136,6 +137,7 @@ function evaluate(page: Page, o: PageOptions): Promise<PageResult> {
 async function browserRun(): Promise<{ result: PageResult; profiles: string }> {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found (apt-get install chromium)`)
   const js = await bundle()
+  const locate = bundleLocator(js)
   const { server, url } = await serve(js)
   const profileDir = mkdtempSync(join(tmpdir(), 'polyphony-bench-chromium-'))
   const browser = await chromium.launchPersistentContext(profileDir, {
@@ -180,7 +182,7 @@ async function browserRun(): Promise<{ result: PageResult; profiles: string }> {
         const all = summarizeProfile(profile)
         profiles += `\nGC: ${((100 * all.gc) / all.busy).toFixed(1)} % of the busy samples.\n`
         for (const [what, within] of parts) {
-          const s = summarizeProfile(profile, 14, within)
+          const s = summarizeProfile(profile, 14, within, locate)
           profiles +=
             `\n${what}: ${s.busy} samples of 0.1 ms. Share of them with the function on the ` +
             'stack (total), and the top functions by self time:\n\n' +
