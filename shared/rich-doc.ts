@@ -24,7 +24,7 @@
  * no formatting op exists). Everything else re-projects, O(tokens). Ids of new
  * remote tokens come from the core's anchors, O(runs) each.
  */
-import { type Node, type Schema, Mark, type Attrs, Fragment, Slice } from 'prosemirror-model'
+import { type Node, type Schema, Mark, type Attrs, Slice } from 'prosemirror-model'
 import {
   AddMarkStep,
   AddNodeMarkStep,
@@ -65,6 +65,7 @@ import {
 import { tokenMarks } from './rich-marks.ts'
 import { TokenIds } from './rich-ids.ts'
 import { diffSteps } from './rich-diff.ts'
+import { tokenSlice } from './rich-slice.ts'
 import { mergeMapping, projectionMap } from './rich-mapping.ts'
 
 /** The agent of the genesis event every RichDoc of a schema shares. */
@@ -282,9 +283,6 @@ export class RichDoc {
     if (op.index > before.content.size) return null
     let step: Step
     if ('insert' in op) {
-      const $from = before.resolve(op.index)
-      if (!$from.parent.inlineContent) return null
-      if (RESERVED.test(op.insert)) return null
       const n = op.insert.length
       const agent = this.ids.agent(op.index)
       const seq = this.ids.seq(op.index)
@@ -294,22 +292,13 @@ export class RichDoc {
       const log = this.records.initLog
       for (let k = inits; k < log.length; k++)
         if (log[k][0] !== agent || log[k][1] < seq || log[k][2] > seq + n) return null
-      const parent = $from.parent.type
-      const nodes: Node[] = []
-      let start = 0
-      let marks: readonly Mark[] = []
-      for (let k = 0; k <= n; k++) {
-        const m =
-          k < n
-            ? this.records.initMarks(agent, seq + k).filter((x) => parent.allowsMarkType(x.type))
-            : null
-        if (k > 0 && (m === null || !sameMarks(m, marks))) {
-          nodes.push(this.schema.text(op.insert.slice(start, k), marks))
-          start = k
-        }
-        if (m !== null) marks = m
-      }
-      step = new ReplaceStep(op.index, op.index, new Slice(Fragment.from(nodes), 0, 0))
+      // Characters typed, or structure (Enter is CLOSE, OPEN): the slice those tokens make.
+      const slice = tokenSlice(this.schema, before.resolve(op.index), op.insert, {
+        node: (k) => this.records.node(agent, seq + k),
+        marks: (k) => this.records.initMarks(agent, seq + k),
+      })
+      if (slice === null) return null
+      step = new ReplaceStep(op.index, op.index, slice)
     } else {
       if (this.records.markOps.length > 0 || this.records.initLog.length !== inits) return null
       const end = op.index + op.delete
