@@ -74,23 +74,28 @@ export function messageKind(bytes: Uint8Array): number {
 }
 
 function frame(kind: number, body: Uint8Array): Uint8Array {
-  const w = new Writer()
-  w.byte(MAGIC_0)
-  w.byte(MAGIC_1)
-  w.byte(FORMAT)
-  w.byte(kind)
   if (body.length >= COMPRESS_FROM) {
     const packed = deflateSync(body, { level: 6 })
     if (packed.length < body.length * 0.9) {
+      const w = new Writer()
+      w.byte(MAGIC_0)
+      w.byte(MAGIC_1)
+      w.byte(FORMAT)
+      w.byte(kind)
       w.byte(FLAG_DEFLATED)
       w.uint(body.length)
       w.raw(packed)
       return w.finish()
     }
   }
-  w.byte(0)
-  w.raw(body)
-  return w.finish()
+  const out = new Uint8Array(5 + body.length)
+  out[0] = MAGIC_0
+  out[1] = MAGIC_1
+  out[2] = FORMAT
+  out[3] = kind
+  out[4] = 0
+  out.set(body, 5)
+  return out
 }
 
 function unframe(bytes: Uint8Array, expectKind: number, maxBody: number): Reader {
@@ -123,27 +128,25 @@ function unframe(bytes: Uint8Array, expectKind: number, maxBody: number): Reader
 
 export function encodeUpdate(update: DecodedUpdate): Uint8Array {
   const w = new Writer()
+  // Agents are numbered in order of first mention, span agents and parents alike.
   const agents = new Map<string, number>()
-  const agentIndex = (a: string) => {
-    let i = agents.get(a)
-    if (i === undefined) agents.set(a, (i = agents.size))
-    return i
-  }
-  const spans = new Writer()
-  spans.uint(update.spans.length)
   for (const s of update.spans) {
-    spans.uint(agentIndex(s.agent))
-    spans.uint(s.seq)
-    spans.uint(s.len)
-    spans.uint(s.parents.length)
-    for (const [a, seq] of s.parents) {
-      spans.uint(agentIndex(a))
-      spans.uint(seq)
-    }
+    if (!agents.has(s.agent)) agents.set(s.agent, agents.size)
+    for (const [a] of s.parents) if (!agents.has(a)) agents.set(a, agents.size)
   }
   w.uint(agents.size)
   for (const a of agents.keys()) w.string(a)
-  w.raw(spans.finish())
+  w.uint(update.spans.length)
+  for (const s of update.spans) {
+    w.uint(agents.get(s.agent)!)
+    w.uint(s.seq)
+    w.uint(s.len)
+    w.uint(s.parents.length)
+    for (const [a, seq] of s.parents) {
+      w.uint(agents.get(a)!)
+      w.uint(seq)
+    }
+  }
   w.uint(update.ops.length)
   let prev = 0
   const content: string[] = []

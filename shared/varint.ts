@@ -53,7 +53,27 @@ export class Writer {
   }
 
   string(s: string): void {
-    this.bytes(encodeWtf8(s))
+    const n = s.length
+    if (n < 0x80) {
+      // Short ASCII (ids, most typing): one length byte, then the code units as bytes.
+      let i = 0
+      while (i < n && s.charCodeAt(i) < 0x80) i++
+      if (i === n) {
+        this.reserve(n + 1)
+        const buf = this.buf
+        buf[this.pos++] = n
+        for (let j = 0; j < n; j++) buf[this.pos++] = s.charCodeAt(j)
+        return
+      }
+    }
+    if (!wellFormed(s)) return this.bytes(encodeWtf8(s))
+    // Encode in place after room for the longest length prefix, then close the gap.
+    this.reserve(n * 3 + 8)
+    const at = this.pos
+    const { written } = utf8Encoder.encodeInto(s, this.buf.subarray(at + 8))
+    this.uint(written)
+    this.buf.copyWithin(this.pos, at + 8, at + 8 + written)
+    this.pos += written
   }
 
   finish(): Uint8Array {
