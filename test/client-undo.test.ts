@@ -237,6 +237,18 @@ test(`more than ${MAX_MAP_ITEMS} remote changes (history compaction): undo still
   same(a, b, ['first  second|', ...other])
 })
 
+test('history depth: old events are dropped in batches; the kept ones still undo exactly', () => {
+  const rich = new RichDoc(schema, 'solo')
+  const e = headlessEditor(rich.doc, [collab(rich), undoHistory({ depth: 5 })])
+  for (let i = 0; i < 40; i++) type(e, e.state.doc.content.size - 1, String(i % 10))
+  const depth = undoDepth(e.state)
+  assert.ok(depth >= 5 && depth <= 26, `depth ${depth}`)
+  const before = e.state.doc.textContent
+  while (undo(e.state, e.dispatch));
+  assert.is(e.state.doc.textContent, before.slice(0, before.length - depth))
+  assert.ok(e.state.doc.eq(rich.doc))
+})
+
 /** A random own edit: lowercase text for `a`, uppercase for `b`, deletes, splits. */
 function randomEdit(rng: Rng, e: HeadlessEditor, upper: boolean): void {
   const doc = e.state.doc
