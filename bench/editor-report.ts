@@ -131,3 +131,35 @@ export function summary(r: RunResult): string {
     return `${f.key} p99 ours ${ms(op)} ms, y-pm ${ms(yp)} ms, ours/y-pm ${ratio(op, yp)}`
   }).join('; ')
 }
+
+/** All repetitions' samples together (keystroke kinds repeated alike). */
+export function pooled(rs: readonly RunResult[]): RunResult {
+  const samples: Record<string, SideSamples> = {}
+  for (const name of Object.keys(rs[0]!.samples))
+    samples[name] = {
+      local: rs.flatMap((r) => r.samples[name]!.local),
+      remote: rs.flatMap((r) => r.samples[name]!.remote),
+      bytes: rs.flatMap((r) => r.samples[name]!.bytes),
+    }
+  return { samples, keys: rs.flatMap((r) => r.keys), warmup: rs[0]!.warmup }
+}
+
+/**
+ * Each keystroke's minimum over the repetitions (the script is deterministic, so keystroke i
+ * is the same edit on the same document every time): what a keystroke costs when no other
+ * process preempts it. A cost that hits the same keystroke every time (a slow path, a GC the
+ * keystroke always triggers) stays.
+ */
+export function minimum(rs: readonly RunResult[]): RunResult {
+  const samples: Record<string, SideSamples> = {}
+  for (const name of Object.keys(rs[0]!.samples)) {
+    const min = (f: 'local' | 'remote') =>
+      rs[0]!.samples[name]![f].map((_, i) => Math.min(...rs.map((r) => r.samples[name]![f][i]!)))
+    samples[name] = {
+      local: min('local'),
+      remote: min('remote'),
+      bytes: rs[0]!.samples[name]!.bytes,
+    }
+  }
+  return { samples, keys: rs[0]!.keys, warmup: rs[0]!.warmup }
+}
