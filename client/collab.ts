@@ -20,6 +20,7 @@ import {
   type EditorState,
   Plugin,
   PluginKey,
+  type Selection,
   type Transaction,
   type PluginView,
 } from 'prosemirror-state'
@@ -133,6 +134,8 @@ export function collab(rich: RichDoc, opts: CollabOptions = {}): Plugin<CollabSt
           local.applying = false
         }
       }
+      // While a remote change waits to be shown, the editor lags the RichDoc on purpose.
+      if (local.remote && !rebased) return null
       if (next.doc.eq(rich.doc)) return null
       if (!failed && !rebased) onError(new Error('the RichDoc shows another document: replaced'))
       return replaceWith(next.tr, next.doc, rich.doc)
@@ -184,8 +187,9 @@ function markRemote(tr: Transaction, origin: unknown, mapping?: Mapping): Transa
 
 /**
  * The transaction showing a RichDoc change: its steps, or a content replacement when they
- * do not fit. With the change's token `mapping`, the selection maps through that (so a
- * caret in text that a concurrent merge replaced as a whole stays by its characters).
+ * do not fit. With the change's token `mapping`, the selection (`selection`: the state's,
+ * or one just read from the DOM) maps through that, so a caret in text that a concurrent
+ * merge replaced as a whole stays by its characters.
  * Stored marks (a toggled bold waiting for typing) survive.
  */
 export function remoteTransaction(
@@ -194,6 +198,7 @@ export function remoteTransaction(
   target: Node,
   origin: unknown,
   mapping?: Mapping,
+  selection: Selection = state.selection,
 ): Transaction {
   let tr = state.tr
   let fits = true
@@ -213,9 +218,12 @@ export function remoteTransaction(
     tr = state.tr
     for (const step of diffSteps(state.doc, target)) tr.step(step)
   }
-  if (mapping && !(steps.length === 1 && mapping.maps.length === 1)) {
+  if (
+    mapping &&
+    (selection !== state.selection || steps.length !== 1 || mapping.maps.length !== 1)
+  ) {
     try {
-      const sel = state.selection.map(tr.doc, mapping)
+      const sel = selection.map(tr.doc, mapping)
       if (!sel.eq(tr.selection)) tr.setSelection(sel)
     } catch {
       // the mapping does not describe this editor's doc (it had diverged): keep tr's own
@@ -277,15 +285,17 @@ class CollabView implements PluginView {
   private onChange(steps: Step[], origin: unknown, mapping: Mapping): void {
     if (this.local.applying) return
     const before = this.host.state.doc
-    this.readDom(mapping)
+    const domSelection = this.readDom(mapping)
     const state = this.host.state
     // When reading the DOM brought a local edit, the editor already shows the RichDoc.
+    const same = state.doc === before
     const tr = remoteTransaction(
       state,
-      state.doc === before ? steps : [],
+      same ? steps : [],
       this.rich.doc,
       origin,
-      state.doc === before ? mapping : undefined,
+      same ? mapping : undefined,
+      same ? (domSelection ?? undefined) : undefined,
     )
     // Remote carets are re-read from their anchors: mapping would guess wrong where the
     // change inserted text at a caret (and a caret may wait for this change's events).
@@ -306,19 +316,41 @@ class CollabView implements PluginView {
   }
 
   /**
-   * Lets the view read what the DOM holds and it has not read yet (a caret moved by the
-   * arrow keys is only read on 'selectionchange'), so the remote transaction maps that
-   * selection instead of writing the old one back into the DOM. Not while composing.
+   * What the DOM holds that the view has not read yet (a caret moved by the arrow keys is
+   * only read on 'selectionchange'), so the remote transaction maps that selection instead
+   * of writing the old one back into the DOM. The view's read is captured, not dispatched
+   * (the editor would show a doc the RichDoc has left): a selection is returned; an edit
+   * (rare: typed text not read yet) is dispatched and rebased over the remote change.
+   * Not while composing.
    */
-  private readDom(mapping: Mapping): void {
-    const view = this.host as { composing?: boolean; domObserver?: { flush?: () => void } }
-    if (view.composing || typeof view.domObserver?.flush !== 'function') return
-    this.local.remote = mapping
+  private readDom(mapping: Mapping): Selection | null {
+    const view = this.host as EditorHost & {
+      composing?: boolean
+      domObserver?: { flush?: () => void }
+    }
+    if (view.composing || typeof view.domObserver?.flush !== 'function') return null
+    const captured: Transaction[] = []
+    const own = Object.getOwnPropertyDescriptor(view, 'dispatch')
+    Object.defineProperty(view, 'dispatch', {
+      value: (tr: Transaction) => captured.push(tr),
+      configurable: true,
+      writable: true,
+    })
     try {
       view.domObserver.flush()
     } finally {
+      if (own) Object.defineProperty(view, 'dispatch', own)
+      else delete (view as { dispatch?: unknown }).dispatch
+    }
+    if (captured.length === 0) return null
+    if (!captured.some((tr) => tr.docChanged)) return captured[captured.length - 1].selection
+    this.local.remote = mapping
+    try {
+      for (const tr of captured) view.dispatch(tr)
+    } finally {
       this.local.remote = null
     }
+    return null
   }
 
   /** Resolves every remote selection against the current doc and redraws. */

@@ -170,14 +170,18 @@ test('a caret the view has not read from the DOM yet is read before a remote cha
 test('text typed but not read yet when a remote change arrives is rebased over it', () => {
   const a = new RichDoc(schema, 'a')
   const b = new RichDoc(schema, 'b')
-  wire(a, b)
+  // a -> b at once; b -> a later, as a network would (not from inside a's own edit).
+  a.on('update', (u, origin) => origin === undefined && b.applyUpdate(u, 'net'))
+  const toA: Uint8Array[] = []
+  b.on('update', (u, origin) => origin === undefined && toA.push(u))
   const errors: Error[] = []
-  const ea = editorOn(a)
+  const ea = editorOn(a, undefined, (e) => errors.push(e))
   const eb = editorOn(b, undefined, (e) => errors.push(e))
   ea.dispatch(ea.state.tr.insertText('hello world', 1))
   const end = eb.state.doc.content.size - 1
   pendingDom(eb, () => eb.dispatch(eb.state.tr.insertText('!', end)))
   ea.dispatch(ea.state.tr.insertText('>> ', 1).split(9))
+  for (const u of toA.splice(0)) a.applyUpdate(u, 'net')
   assert.equal(errors, [])
   assert.ok(eb.state.doc.eq(b.doc))
   assert.ok(ea.state.doc.eq(eb.state.doc), `${ea.state.doc} vs ${eb.state.doc}`)
@@ -372,7 +376,8 @@ test('randomized: 3 editors, random edits and delivery; every editor equals its 
         if (origin === undefined) docs.forEach((_, j) => j !== i && inbox[j].push(u))
       }),
     )
-    const editors = docs.map((d) => editorOn(d))
+    const errors: Error[] = []
+    const editors = docs.map((d) => editorOn(d, undefined, (e) => errors.push(e)))
     try {
       for (let step = 0; step < 80; step++) {
         const i = rng.int(0, 2)
@@ -387,6 +392,7 @@ test('randomized: 3 editors, random edits and delivery; every editor equals its 
     } catch (e) {
       throw new Error(`${where}: ${(e as Error).stack}`)
     }
+    assert.equal(errors.map(String), [], `${where}: the binding reported errors`)
     for (const e of editors) {
       assert.ok(
         e.state.doc.eq(editors[0].state.doc),
