@@ -4,16 +4,17 @@
  *
  * Owns: local transactions -> `rich.applySteps(tr.steps)` (one batch per transaction, in
  * `appendTransaction`, so it also works on a bare `EditorState`); `rich` 'change' -> one
- * remote transaction made of the change's steps (`addToHistory: false`, meta `remote`), so
- * the selection maps through it; the local selection published to presence as token-id
- * anchors; remote carets and selections as decorations (plugin state, built from resolved
- * positions, mapped through local edits between presence updates).
+ * remote transaction made of the change's steps (`addToHistory: false`, meta `remote` with
+ * the change's token mapping), the selection mapped through that mapping (after reading a
+ * selection the DOM holds unread), stored marks kept; the local selection published to
+ * presence as token-id anchors; remote carets and selections as decorations (plugin state,
+ * resolved from anchors on every presence or remote change, mapped through local edits).
  *
  * Invariant: after every transaction the editor's doc is `eq` to `rich.doc`. When a local
  * batch is refused or `rich` shows something else, an appended remote transaction puts
  * `rich.doc` in the editor; when a remote step does not fit, the content is replaced.
  * Complexity: per transaction O(steps) plus an `eq` that shares unchanged nodes
- * (O(top-level blocks)); remote cursors are resolved O(runs) each, at presence rate.
+ * (O(top-level blocks)); per remote change, O(runs) per remote caret shown.
  */
 import type { Node } from 'prosemirror-model'
 import {
@@ -92,7 +93,6 @@ export type EditorHost = Pick<EditorView, 'state' | 'dispatch'>
 export function collab(rich: RichDoc, opts: CollabOptions = {}): Plugin<CollabState> {
   const presence = opts.presence
   const onError = opts.onError ?? ((e: Error) => console.error('polyphony collab:', e))
-  // True while this plugin hands a local batch to `rich`: its 'change' is already shown.
   const local: BindingFlags = { applying: false, remote: null }
 
   return new Plugin<CollabState>({
