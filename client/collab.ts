@@ -26,12 +26,15 @@ import {
   type PluginView,
 } from 'prosemirror-state'
 import { type Mappable, Mapping, type Step, Transform } from 'prosemirror-transform'
-import { Decoration, DecorationSet, type EditorView } from 'prosemirror-view'
+import { DecorationSet, type EditorView } from 'prosemirror-view'
 import { diffSteps } from '../shared/rich-diff.ts'
 import type { RichDoc } from '../shared/rich-doc.ts'
 import type { Presence, PresenceChange } from '../shared/presence.ts'
-import type { Anchor, PresenceState } from '../shared/protocol.ts'
+import type { Anchor } from '../shared/protocol.ts'
 import { safeColor } from './user-color.ts'
+import { cursorDecorations, displayName, type RemoteCursor } from './cursors.ts'
+
+export type { RemoteCursor } from './cursors.ts'
 
 /** Options of `collab`. */
 export interface CollabOptions {
@@ -39,15 +42,6 @@ export interface CollabOptions {
   presence?: Presence
   /** Called when a local batch is refused by the RichDoc (default: console.error). */
   onError?: (err: Error) => void
-}
-
-/** A remote user's caret and selection, resolved to positions of the current doc. */
-export interface RemoteCursor {
-  readonly id: string
-  readonly name: string
-  readonly color: string
-  readonly anchor: number
-  readonly head: number
 }
 
 /** The plugin's state: remote cursors as decorations. */
@@ -101,7 +95,8 @@ export function collab(rich: RichDoc, opts: CollabOptions = {}): Plugin<CollabSt
       init: () => ({ cursors: [], decorations: DecorationSet.empty }),
       apply(tr, value, _old, next) {
         const meta = tr.getMeta(collabKey) as CollabMeta | undefined
-        if (meta?.cursors !== undefined) return cursorState(next.doc, meta.cursors)
+        if (meta?.cursors !== undefined)
+          return { cursors: meta.cursors, decorations: cursorDecorations(next.doc, meta.cursors) }
         if (!tr.docChanged) return value
         const cursors = value.cursors.map((c) => ({
           ...c,
@@ -428,56 +423,4 @@ class CollabView implements PluginView {
 
 function sameAnchor(a: Anchor, b: Anchor): boolean {
   return a === b || (a !== null && b !== null && a.agent === b.agent && a.seq === b.seq)
-}
-
-function displayName(state: PresenceState, id: string): string {
-  const name = (state.name ?? state.user ?? '').trim() || `guest ${id.slice(0, 4)}`
-  return name.length > 40 ? name.slice(0, 39) + '…' : name
-}
-
-/** Decorations for `cursors` on `doc`: a caret widget with a name label, a highlight for a range. */
-function cursorState(doc: Node, cursors: readonly RemoteCursor[]): CollabState {
-  const decos: Decoration[] = []
-  for (const c of cursors) {
-    const from = Math.min(c.anchor, c.head)
-    const to = Math.max(c.anchor, c.head)
-    if (from < to)
-      decos.push(
-        Decoration.inline(
-          from,
-          to,
-          { class: 'pp-remote-selection', style: `background-color: ${withAlpha(c.color, 0.25)}` },
-          { id: c.id },
-        ),
-      )
-    decos.push(
-      Decoration.widget(c.head, () => caretElement(c), {
-        key: `pp-caret:${c.id}:${c.color}:${c.name}`,
-        // Maps like the anchor: text inserted at the caret goes before its token.
-        side: 1,
-        ignoreSelection: true,
-        id: c.id,
-      }),
-    )
-  }
-  return { cursors, decorations: DecorationSet.create(doc, decos) }
-}
-
-/** The caret: a coloured bar with the user's name above it (text only, never HTML). */
-function caretElement(c: RemoteCursor): HTMLElement {
-  const caret = document.createElement('span')
-  caret.className = 'pp-remote-caret'
-  caret.contentEditable = 'false'
-  caret.style.borderColor = c.color
-  const label = document.createElement('span')
-  label.className = 'pp-remote-label'
-  label.style.backgroundColor = c.color
-  label.textContent = c.name
-  caret.append('\u2060', label, '\u2060')
-  return caret
-}
-
-/** `color` (a safe #hex or hsl/rgb colour) at opacity `alpha`. */
-function withAlpha(color: string, alpha: number): string {
-  return `color-mix(in srgb, ${color} ${Math.round(alpha * 100)}%, transparent)`
 }
