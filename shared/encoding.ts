@@ -9,9 +9,14 @@
  * one WTF-8 string. Decoding builds plain objects and checks every count,
  * index and length against the rest of the message before returning, so a bad
  * message throws `DecodeError` before anything is touched.
+ *
+ * A snapshot is sectioned (FLAG_SECTIONED): version and heads, the text (deflated on its
+ * own when that pays), then the history as a framed update, all under one CRC-32 that
+ * also covers the frame's flags. Loading inflates the text alone; the history stays
+ * bytes until a merge needs it. The first layout (the whole body deflated) still loads.
  */
 import { deflateSync, inflateSync } from 'fflate'
-import { DecodeError, Reader, Writer } from './varint.ts'
+import { DecodeError, Reader, Writer, decodeWtf8, encodeWtf8 } from './varint.ts'
 import { DEL, INS } from './oplog.ts'
 import { seal, unseal } from './crc32.ts'
 
@@ -21,6 +26,12 @@ const FORMAT = 1
 export const KIND_UPDATE = 1
 export const KIND_SNAPSHOT = 2
 const FLAG_DEFLATED = 1
+/**
+ * Snapshots only: the body is not deflated as a whole; its text is a section of its own
+ * (deflated when that pays) and the history, already a framed update, is stored as it is.
+ * Loading then inflates the text alone and checksums the stored bytes, not the inflated ones.
+ */
+const FLAG_SECTIONED = 2
 /** Bodies smaller than this are not worth compressing. */
 const COMPRESS_FROM = 512
 /** Deflate cannot expand more than this; a larger claimed size is a lie. */
@@ -73,8 +84,8 @@ export function messageKind(bytes: Uint8Array): number {
   return bytes[3]
 }
 
-function frame(kind: number, body: Uint8Array): Uint8Array {
-  if (body.length >= COMPRESS_FROM) {
+function frame(kind: number, body: Uint8Array, flags = 0): Uint8Array {
+  if (body.length >= COMPRESS_FROM && !(flags & FLAG_SECTIONED)) {
     const packed = deflateSync(body, { level: 6 })
     if (packed.length < body.length * 0.9) {
       const w = new Writer()
@@ -82,7 +93,7 @@ function frame(kind: number, body: Uint8Array): Uint8Array {
       w.byte(MAGIC_1)
       w.byte(FORMAT)
       w.byte(kind)
-      w.byte(FLAG_DEFLATED)
+      w.byte(flags | FLAG_DEFLATED)
       w.uint(body.length)
       w.raw(packed)
       return w.finish()
@@ -93,25 +104,13 @@ function frame(kind: number, body: Uint8Array): Uint8Array {
   out[1] = MAGIC_1
   out[2] = FORMAT
   out[3] = kind
-  out[4] = 0
+  out[4] = flags
   out.set(body, 5)
   return out
 }
 
-function unframe(bytes: Uint8Array, expectKind: number, maxBody: number): Reader {
-  if (!(bytes instanceof Uint8Array)) throw new TypeError('expected a Uint8Array')
-  const r = new Reader(bytes)
-  if (r.byte('magic') !== MAGIC_0 || r.byte('magic') !== MAGIC_1)
-    throw new DecodeError('not a Polyphony message (bad magic bytes)')
-  const format = r.byte('format version')
-  if (format !== FORMAT) throw new DecodeError(`unsupported format version ${format}`)
-  const kind = r.byte('message kind')
-  if (kind !== expectKind) throw new DecodeError(`expected message kind ${expectKind}, got ${kind}`)
-  const flags = r.byte('flags')
-  if (flags & ~FLAG_DEFLATED) throw new DecodeError(`unknown flags ${flags}`)
-  if (!(flags & FLAG_DEFLATED)) return new Reader(r.rest())
-  const size = r.uint('uncompressed size')
-  const packed = r.rest()
+/** Inflates `packed`, which claims to hold `size` bytes, within `maxBody`. */
+function inflate(packed: Uint8Array, size: number, maxBody: number): Uint8Array {
   if (size > packed.length * MAX_DEFLATE_RATIO + 1024)
     throw new DecodeError(`compressed body claims ${size} bytes from ${packed.length}`)
   if (size > maxBody) throw new DecodeError(`body of ${size} bytes exceeds the limit of ${maxBody}`)
@@ -123,7 +122,29 @@ function unframe(bytes: Uint8Array, expectKind: number, maxBody: number): Reader
   }
   if (body.length !== size)
     throw new DecodeError(`compressed body is ${body.length} bytes, header says ${size}`)
-  return new Reader(body)
+  return body
+}
+
+/** Checks the header; the body (inflated when the frame says so) and the frame's flags. */
+function unframe(
+  bytes: Uint8Array,
+  expectKind: number,
+  maxBody: number,
+  allowedFlags = FLAG_DEFLATED,
+): { body: Reader; flags: number } {
+  if (!(bytes instanceof Uint8Array)) throw new TypeError('expected a Uint8Array')
+  const r = new Reader(bytes)
+  if (r.byte('magic') !== MAGIC_0 || r.byte('magic') !== MAGIC_1)
+    throw new DecodeError('not a Polyphony message (bad magic bytes)')
+  const format = r.byte('format version')
+  if (format !== FORMAT) throw new DecodeError(`unsupported format version ${format}`)
+  const kind = r.byte('message kind')
+  if (kind !== expectKind) throw new DecodeError(`expected message kind ${expectKind}, got ${kind}`)
+  const flags = r.byte('flags')
+  if (flags & ~allowedFlags) throw new DecodeError(`unknown flags ${flags}`)
+  if (!(flags & FLAG_DEFLATED)) return { body: new Reader(r.rest()), flags }
+  const size = r.uint('uncompressed size')
+  return { body: new Reader(inflate(r.rest(), size, maxBody)), flags }
 }
 
 export function encodeUpdate(update: DecodedUpdate): Uint8Array {
@@ -163,7 +184,7 @@ export function encodeUpdate(update: DecodedUpdate): Uint8Array {
 
 /** Decodes and validates an update; `maxBody` caps its decompressed size. */
 export function decodeUpdate(bytes: Uint8Array, maxBody = MAX_UPDATE_BODY): DecodedUpdate {
-  const r = unframe(bytes, KIND_UPDATE, maxBody)
+  const r = unframe(bytes, KIND_UPDATE, maxBody).body
   const agentCount = r.count('agent count')
   const agents: string[] = []
   for (let i = 0; i < agentCount; i++) agents.push(r.string('agent id'))
@@ -244,14 +265,36 @@ export function encodeSnapshot(snap: DecodedSnapshot): Uint8Array {
     w.uint(index.get(agent)!)
     w.uint(seq)
   }
-  w.string(snap.text)
+  // The text section: a flag, then the WTF-8 bytes, deflated (after their size) when that pays.
+  const text = encodeWtf8(snap.text)
+  const packed = text.length >= COMPRESS_FROM ? deflateSync(text, { level: 6 }) : null
+  if (packed !== null && packed.length < text.length * 0.9) {
+    w.byte(FLAG_DEFLATED)
+    w.uint(text.length)
+    w.bytes(packed)
+  } else {
+    w.byte(0)
+    w.bytes(text)
+  }
   w.raw(snap.history)
-  // A checksum over the whole body: corrupted storage fails loudly on load.
-  return frame(KIND_SNAPSHOT, seal(w.finish()))
+  // A checksum over the whole stored body: corrupted storage fails loudly on load.
+  // The frame's flags are covered too: a flipped flag cannot select the other layout unnoticed.
+  return frame(KIND_SNAPSHOT, seal(w.finish(), Uint8Array.of(FLAG_SECTIONED)), FLAG_SECTIONED)
 }
 
 export function decodeSnapshot(bytes: Uint8Array): DecodedSnapshot {
-  const r = new Reader(unseal(unframe(bytes, KIND_SNAPSHOT, MAX_SNAPSHOT_BODY).rest(), 'snapshot'))
+  const { body, flags } = unframe(
+    bytes,
+    KIND_SNAPSHOT,
+    MAX_SNAPSHOT_BODY,
+    FLAG_DEFLATED | FLAG_SECTIONED,
+  )
+  const sectioned = (flags & FLAG_SECTIONED) !== 0
+  if (sectioned && flags & FLAG_DEFLATED)
+    throw new DecodeError('a sectioned snapshot is never deflated as a whole')
+  const r = new Reader(
+    unseal(body.rest(), 'snapshot', sectioned ? Uint8Array.of(FLAG_SECTIONED) : undefined),
+  )
   const n = r.count('agent count', 2)
   const version: [string, number][] = []
   const seen = new Set<string>()
@@ -272,6 +315,18 @@ export function decodeSnapshot(bytes: Uint8Array): DecodedSnapshot {
     if (seq >= version[a][1]) throw new DecodeError(`head seq ${seq} beyond the version`)
     heads.push([version[a][0], seq])
   }
-  const text = r.string('snapshot text')
+  let text: string
+  if (!sectioned) {
+    text = r.string('snapshot text') // the first layout: the whole body was deflated
+  } else {
+    const textFlags = r.byte('text flags')
+    if (textFlags & ~FLAG_DEFLATED) throw new DecodeError(`unknown text flags ${textFlags}`)
+    if (textFlags & FLAG_DEFLATED) {
+      const size = r.uint('text size')
+      text = decodeWtf8(inflate(r.bytes('snapshot text'), size, MAX_SNAPSHOT_BODY), 'snapshot text')
+    } else {
+      text = r.string('snapshot text')
+    }
+  }
   return { text, version, heads, history: r.rest().slice() }
 }

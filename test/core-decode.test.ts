@@ -14,6 +14,8 @@ import { versionEntries } from './support/reference.ts'
 import type { CategoryResult } from './fuzz/decode-mutations.ts'
 import { encodeUpdate as encodeRaw, type EventSpan, type OpSpan } from '../shared/encoding.ts'
 import { DEL, INS } from '../shared/oplog.ts'
+import { crc32 } from '../shared/crc32.ts'
+import { deflateSync, inflateSync } from 'fflate'
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const SCRIPT = resolve(ROOT, 'test/fuzz/decode-mutations.ts')
@@ -350,24 +352,94 @@ test('applyUpdate refuses a non-Uint8Array with an Error and changes nothing', (
 })
 
 test('E10: corrupted save() bytes never load into a wrong document silently', () => {
+  const short = new TextDoc('a')
+  short.insert(0, 'The quick brown fox jumps over the lazy dog')
+  short.delete(4, 6)
+  // A longer one too, whose text section is deflated.
+  const long = new TextDoc('b')
+  for (let i = 0; i < 200; i++) long.insert(long.length >> 1, `line ${i} of the document\n`)
+  long.delete(100, 500)
+  for (const doc of [short, long]) {
+    const bytes = doc.save()
+    let refused = 0
+    for (let i = 0; i < bytes.length; i++) {
+      const bad = bytes.slice()
+      bad[i] ^= 0xff
+      try {
+        const d = TextDoc.load(bad)
+        d.checkInvariants()
+        assert.is(d.toString(), doc.toString(), `flipped byte ${i} loaded another text`)
+      } catch (e) {
+        assert.instance(e, Error)
+        refused++
+      }
+    }
+    assert.is(refused, bytes.length, 'every corruption is detected')
+  }
+})
+
+test('a snapshot of the first layout (whole body deflated) still loads', () => {
   const doc = new TextDoc('a')
-  doc.insert(0, 'The quick brown fox jumps over the lazy dog')
-  doc.delete(4, 6)
+  for (let i = 0; i < 100; i++) doc.insert(doc.length, `sentence ${i}. `)
+  doc.delete(10, 30)
+  // Take the sections apart and store them the first way: one sealed body, deflated whole.
   const bytes = doc.save()
-  let refused = 0
-  for (let i = 0; i < bytes.length; i++) {
-    const bad = bytes.slice()
-    bad[i] ^= 0xff
-    try {
-      const d = TextDoc.load(bad)
-      d.checkInvariants()
-      assert.is(d.length, d.toString().length)
-    } catch (e) {
-      assert.instance(e, Error)
-      refused++
+  assert.is(bytes[4], 2, 'current snapshots are sectioned')
+  const sealed = bytes.subarray(5)
+  const body = sealed.subarray(4)
+  const r = { pos: 0 }
+  const uint = () => {
+    let n = 0
+    let mul = 1
+    for (;;) {
+      const b = body[r.pos++]!
+      n += (b & 0x7f) * mul
+      if (b < 0x80) return n
+      mul *= 0x80
     }
   }
-  assert.ok(refused > 0, 'some corruptions are detected')
+  const agents = uint()
+  for (let i = 0; i < agents; i++) {
+    const idLength = uint()
+    r.pos += idLength
+    uint()
+  }
+  const heads = uint()
+  for (let i = 0; i < 2 * heads; i++) uint()
+  const header = body.slice(0, r.pos)
+  assert.is(body[r.pos++], 1, 'the text section is deflated')
+  const size = uint()
+  const packedLen = uint()
+  const text = inflateSync(body.subarray(r.pos, r.pos + packedLen))
+  assert.is(text.length, size)
+  const history = body.subarray(r.pos + packedLen)
+  const lenPrefix: number[] = []
+  for (let n = text.length; ; n = Math.floor(n / 0x80)) {
+    if (n < 0x80) {
+      lenPrefix.push(n)
+      break
+    }
+    lenPrefix.push((n % 0x80) | 0x80)
+  }
+  const old = new Uint8Array([...header, ...lenPrefix, ...text, ...history])
+  const oldSealed = new Uint8Array(old.length + 4)
+  new DataView(oldSealed.buffer).setUint32(0, crc32(old))
+  oldSealed.set(old, 4)
+  const packed = deflateSync(oldSealed)
+  const sizeVarint: number[] = []
+  for (let n = oldSealed.length; ; n = Math.floor(n / 0x80)) {
+    if (n < 0x80) {
+      sizeVarint.push(n)
+      break
+    }
+    sizeVarint.push((n % 0x80) | 0x80)
+  }
+  const first = new Uint8Array([...bytes.subarray(0, 4), 1, ...sizeVarint, ...packed])
+  const loaded = TextDoc.load(first)
+  assert.is(loaded.toString(), doc.toString())
+  assert.equal(loaded.version(), doc.version())
+  loaded.insert(0, 'more ')
+  loaded.checkInvariants()
 })
 
 test.run()
