@@ -7,10 +7,11 @@
  * tombstones exactly), then kept up to date by local edits and by remote
  * events that were not concurrent (both insert before the tombstones that
  * follow their left neighbour, as the walk would); a concurrent merge drops it
- * and the next use rebuilds it. Runs of
- * consecutive LVs are one record; lookups scan the runs, O(runs), which is
- * fine for what uses it (presence, at a bounded rate) and costs nothing to
- * documents that never ask.
+ * and the next use rebuilds it. Runs of consecutive LVs are one record.
+ * Positional lookups and edits walk from a finger left at the last one, so
+ * typing costs the distance from the previous edit, not O(runs); `positionOf`
+ * (presence, at a bounded rate) scans the runs. Documents that never ask pay
+ * nothing.
  */
 import type { LV } from './causal-graph.ts'
 
@@ -22,19 +23,43 @@ interface Run {
 
 export class IdIndex {
   private readonly runs: Run[]
+  /** A finger into `runs`: `before` visible characters precede run `at`. Edits are local, so
+   * lookups start from the last one and cost the distance moved, not the number of runs. */
+  private at = 0
+  private before = 0
 
   constructor(runs: Run[]) {
     this.runs = runs
   }
 
+  /**
+   * Moves the finger to the visible run holding visible character `c` and returns its index,
+   * or `runs.length` when `c` is at or past the end (the finger then rests on the last run).
+   */
+  private seek(c: number): number {
+    const runs = this.runs
+    let i = this.at
+    let before = this.before
+    while (i > 0 && before > c) {
+      i--
+      if (!runs[i].deleted) before -= runs[i].len
+    }
+    for (; i < runs.length; i++) {
+      const r = runs[i]
+      if (r.deleted) continue
+      if (c < before + r.len) break
+      before += r.len
+    }
+    this.at = i
+    this.before = before
+    return i
+  }
+
   /** The LV of the visible character at `pos`, or -1 at or past the end. */
   lvAt(pos: number): LV {
-    for (const r of this.runs) {
-      if (r.deleted) continue
-      if (pos < r.len) return r.lv + pos
-      pos -= r.len
-    }
-    return -1
+    if (pos < 0) return -1
+    const i = this.seek(pos)
+    return i === this.runs.length ? -1 : this.runs[i].lv + (pos - this.before)
   }
 
   /** The position of character `lv`: where it is, or where it was when deleted; -1 if unknown. */
@@ -51,18 +76,19 @@ export class IdIndex {
   insert(pos: number, lv: LV, len: number): void {
     const runs = this.runs
     let i = 0
-    for (; i < runs.length && pos > 0; i++) {
+    if (pos > 0) {
+      // The run holding the character left of the insert: split it, or insert right after it
+      // (before the tombstones that follow it).
+      i = this.seek(pos - 1)
+      if (i === runs.length) throw new RangeError(`id index: insert at ${pos} past the end`)
       const r = runs[i]
-      if (r.deleted) continue
-      if (pos < r.len) {
-        // Split the run: the new characters go in its middle.
-        runs.splice(i + 1, 0, { lv: r.lv + pos, len: r.len - pos, deleted: false })
-        r.len = pos
-        pos = 0
-        i++
-        break
-      }
-      pos -= r.len
+      const off = pos - this.before
+      if (off < r.len) runs.splice(i + 1, 0, { lv: r.lv + off, len: r.len - off, deleted: false })
+      r.len = off
+      i++
+    } else {
+      this.at = 0
+      this.before = 0
     }
     const prev = runs[i - 1]
     if (prev !== undefined && !prev.deleted && prev.lv + prev.len === lv) prev.len += len
@@ -72,7 +98,10 @@ export class IdIndex {
   /** The visible characters `pos .. pos+len` were deleted. */
   delete(pos: number, len: number): void {
     const runs = this.runs
-    for (let i = 0; i < runs.length && len > 0; i++) {
+    if (len <= 0) return
+    const start = this.seek(pos)
+    pos -= this.before
+    for (let i = start; i < runs.length && len > 0; i++) {
       const r = runs[i]
       if (r.deleted) continue
       if (pos >= r.len) {

@@ -64,4 +64,35 @@ test('random edits: every surviving anchored character is found again', () => {
   }
 })
 
+test('the index kept up by edits equals one rebuilt from the history (ids and tombstones)', () => {
+  const rng = new Rng(Number(process.env.FUZZ_SEED ?? 11))
+  const a = new TextDoc('a')
+  const b = new TextDoc('b')
+  a.insert(0, 'seed text')
+  b.applyUpdate(a.encodeUpdate())
+  a.anchorAt(0) // build both indexes now, so that the edits below keep them up
+  b.anchorAt(0)
+  const deleted: { agent: string; seq: number }[] = []
+  for (let step = 0; step < 600; step++) {
+    // Local edits near and far from the last one, and non-concurrent remote ones.
+    const [d, o] = rng.chance(0.5) ? [a, b] : [b, a]
+    if (rng.chance(0.6) || d.length < 2)
+      d.insert(rng.int(0, d.length), 'xyzuvw'.slice(0, rng.int(1, 5)))
+    else {
+      const pos = rng.int(0, d.length - 2)
+      const n = rng.int(1, Math.min(4, d.length - pos))
+      deleted.push(d.anchorAt(pos)!)
+      d.delete(pos, n)
+    }
+    o.applyUpdate(d.encodeUpdate(o.version()))
+    if (step % 50 !== 49) continue
+    const rebuilt = TextDoc.load(a.save())
+    for (const doc of [a, b]) {
+      for (let p = 0; p <= doc.length; p++)
+        assert.equal(doc.anchorAt(p), rebuilt.anchorAt(p), `step ${step} pos ${p}`)
+      for (const x of deleted) assert.is(doc.positionOf(x), rebuilt.positionOf(x), `step ${step}`)
+    }
+  }
+})
+
 test.run()
