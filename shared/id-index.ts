@@ -4,14 +4,16 @@
  * character ids that cursors and selections anchor to.
  *
  * Built on first use from a walk over the whole history (which also places
- * tombstones exactly), then kept up to date by local edits and by remote
- * events that were not concurrent (both insert before the tombstones that
- * follow their left neighbour, as the walk would); a concurrent merge drops it
- * and the next use rebuilds it. Runs of consecutive LVs are one record.
- * Positional lookups and edits walk from a finger left at the last one, so
- * typing costs the distance from the previous edit, not O(runs); `positionOf`
- * (presence, at a bounded rate) scans the runs. Documents that never ask pay
- * nothing.
+ * tombstones exactly), then kept up to date by every transformed op: local
+ * edits and remote events insert before the tombstones that follow their left
+ * neighbour, as the walk would for events that were not concurrent. After a
+ * concurrent merge every visible character's id is still exact, but a
+ * tombstone may sit on the wrong side of a concurrent insert; the owner
+ * (text-doc.ts) rebuilds the index when the position of a deleted character is
+ * asked for then. Runs of consecutive LVs are one record. Positional lookups
+ * and edits walk from a finger left at the last one, so typing costs the
+ * distance from the previous edit, not O(runs); `find` (presence, at a bounded
+ * rate) scans the runs. Documents that never ask pay nothing.
  */
 import type { LV } from './causal-graph.ts'
 
@@ -62,14 +64,15 @@ export class IdIndex {
     return i === this.runs.length ? -1 : this.runs[i].lv + (pos - this.before)
   }
 
-  /** The position of character `lv`: where it is, or where it was when deleted; -1 if unknown. */
-  positionOf(lv: LV): number {
+  /** Where character `lv` is (or was, when deleted), and whether it is deleted; null if unknown. */
+  find(lv: LV): { pos: number; deleted: boolean } | null {
     let pos = 0
     for (const r of this.runs) {
-      if (lv >= r.lv && lv < r.lv + r.len) return r.deleted ? pos : pos + (lv - r.lv)
+      if (lv >= r.lv && lv < r.lv + r.len)
+        return r.deleted ? { pos, deleted: true } : { pos: pos + (lv - r.lv), deleted: false }
       if (!r.deleted) pos += r.len
     }
-    return -1
+    return null
   }
 
   /** Characters `lv .. lv+len` were inserted at visible position `pos`. */

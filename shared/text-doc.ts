@@ -95,6 +95,13 @@ export class TextDoc {
   private merge: Merge | null = null
   /** Position <-> character id map, built on first use (anchors). */
   private ids: IdIndex | null = null
+  /**
+   * False after a concurrent merge: the index was kept up through the merge's transformed
+   * ops, so every visible character's id is exact, but a tombstone next to a concurrent
+   * insert may sit on the other side of it than the walk would put it. Only the position
+   * of a deleted character depends on that; asking for one rebuilds the index.
+   */
+  private tombstonesExact = true
   private lazy: LazyHistory | null = null
   private readonly emitter = new Emitter<{
     update: [update: Uint8Array, origin: unknown]
@@ -249,21 +256,26 @@ export class TextDoc {
   /**
    * Where an anchor's character is now; the end of the document for null; null
    * when this replica does not have that character; where it was if deleted
-   * (the same on every replica that has the same events). The first call after
-   * a concurrent merge rebuilds the index with a walk over the history.
+   * (the same on every replica that has the same events). Asking for a deleted
+   * character after a concurrent merge rebuilds the index with a walk over the history.
    */
   positionOf(anchor: { agent: string; seq: number } | null): number | null {
     if (anchor === null) return this.length
     this.loadHistory()
     const lv = rawToLv(this.cg, String(anchor.agent), Number(anchor.seq))
     if (lv < 0) return null
-    const pos = this.idIndex().positionOf(lv)
-    return pos < 0 ? null : pos
+    let found = this.idIndex().find(lv)
+    if (found !== null && found.deleted && !this.tombstonesExact) {
+      this.ids = null
+      found = this.idIndex().find(lv)
+    }
+    return found === null ? null : found.pos
   }
 
   private idIndex(): IdIndex {
     if (this.ids !== null) return this.ids
     this.loadHistory()
+    this.tombstonesExact = true
     const noop = { insert() {}, delete() {} }
     const walk = this.cg.next === 0 ? null : Merge.start(this.cg, this.log, [], 0, noop)
     return (this.ids = new IdIndex(walk === null ? [] : walk.characters()))
@@ -446,9 +458,8 @@ export class TextDoc {
     }
     if (lv < cg.next) {
       this.merge = Merge.run(this.merge, cg, this.log, version, lv, emit)
-      // Tombstones next to concurrent inserts are ordered by the walk, not by positions:
-      // rebuild the id index (exactly) on its next use.
-      this.ids = null
+      // The id index followed the transformed ops; tombstones may be out of the walk's order.
+      this.tombstonesExact = false
     }
     // At a critical version (one head) the next merge's zone is short: drop the walk.
     if (cg.heads.length === 1 || (this.merge !== null && this.merge.size > MAX_KEPT_MERGE))
