@@ -215,12 +215,12 @@ export class TextDoc {
         return
       }
       this.loadHistory()
-      this.integrate(decodeUpdate(snap.history, MAX_SNAPSHOT_BODY), origin)
+      this.integrate(decodeUpdate(snap.history, MAX_SNAPSHOT_BODY), origin, snap.history)
       return
     }
     const decoded = decodeUpdate(update)
     this.loadHistory()
-    this.integrate(decoded, origin)
+    this.integrate(decoded, origin, update)
   }
 
   /** The whole document: content, version and history. */
@@ -345,18 +345,25 @@ export class TextDoc {
     return { spans, ops }
   }
 
-  /** Adds what is new in `update` (and what it releases from the pending buffer), then applies it. */
-  private integrate(update: DecodedUpdate, origin: unknown): void {
+  /**
+   * Adds what is new in `update` (and what it releases from the pending buffer), then applies
+   * it. `bytes`, the update as received, is announced as is when it held exactly the new events.
+   */
+  private integrate(update: DecodedUpdate, origin: unknown, bytes?: Uint8Array): void {
     const mark = this.checkpoint()
     const firstNew = this.cg.next
     const changes: TextOp[] = []
+    let exact = bytes !== undefined
     try {
       let added = false
       for (const span of attachOps(update)) {
+        const have = this.cg.next
         const result = this.tryAdd(span)
         if (result === 'added') added = true
         else if (result === 'wait') this.pending.hold(span)
+        if (this.cg.next - have !== span.len) exact = false
       }
+      if (added && !this.pending.isEmpty) exact = false
       while (added && !this.pending.isEmpty) {
         added = false
         for (const span of this.pending.takeAll().sort((a, b) => a.seq - b.seq)) {
@@ -370,7 +377,7 @@ export class TextDoc {
       this.rollback(mark)
       throw e
     }
-    if (this.cg.next > firstNew) this.announce(firstNew, changes, origin)
+    if (this.cg.next > firstNew) this.announce(firstNew, changes, origin, exact ? bytes : undefined)
   }
 
   /** Adds the part of `span` we lack, if its parents are here; checks the part we have. */
@@ -492,12 +499,12 @@ export class TextDoc {
     this.ids = null
   }
 
-  /** Tells listeners about events `from ..` and the content changes they made. */
-  private announce(from: LV, changes: TextOp[], origin: unknown): void {
+  /** Tells listeners about events `from ..` (encoded, unless `bytes` already are) and the content changes they made. */
+  private announce(from: LV, changes: TextOp[], origin: unknown, bytes?: Uint8Array): void {
     if (this.emitter.has('change') && changes.length > 0)
       this.emitter.emit('change', changes, origin)
     if (this.emitter.has('update')) {
-      const update = encodeUpdate(this.eventsIn([[from, this.cg.next]]))
+      const update = bytes ?? encodeUpdate(this.eventsIn([[from, this.cg.next]]))
       this.emitter.emit('update', update, origin)
     }
   }

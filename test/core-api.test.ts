@@ -256,6 +256,29 @@ test('concurrent inserts at one place: lower agent (JS string order) first, neve
   }
 })
 
+test("'update' after applyUpdate passes the received bytes on when all were new, else re-encodes", () => {
+  const a = new TextDoc('a')
+  const local: Uint8Array[] = []
+  a.on('update', (u) => void local.push(u))
+  a.insert(0, 'hello')
+  a.insert(5, ' world')
+  const first = local[0]!
+  const b = new TextDoc('b')
+  b.insert(0, 'x') // not blank: the update is merged, not adopted
+  const seen: Uint8Array[] = []
+  b.on('update', (u) => void seen.push(u))
+  const both = a.encodeUpdate({ b: 1 }) // all of a's events: 'hello' and ' world'
+  b.applyUpdate(first)
+  assert.is(seen[0], first, 'all new: the same bytes')
+  b.applyUpdate(both)
+  assert.is.not(seen[1], both, 'partly known: re-encoded')
+  const c = new TextDoc('c')
+  c.applyUpdate(first)
+  c.applyUpdate(seen[1]!)
+  assert.is(c.toString(), 'hello world', 'the re-encoding holds just the new events')
+  assert.equal(c.version(), a.version())
+})
+
 test('version() is a plain JSON object of per-agent event counts', () => {
   const doc = new TextDoc('alice')
   const v0 = doc.version()
