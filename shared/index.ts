@@ -42,3 +42,4 @@ export {
 } from './channels.ts'
 export type { Replica } from './replica.ts'
 export { RichDoc } from './rich-doc.ts'
+export { richSchema } from './rich-schema.ts'
