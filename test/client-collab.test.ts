@@ -26,6 +26,7 @@ import {
 import { headlessEditor, type HeadlessEditor } from './support/headless-editor.ts'
 import { VirtualClock, simPair } from './support/netsim.ts'
 import { Rng } from './support/rng.ts'
+import { findText } from './support/find-text.ts'
 
 const N = schema.nodes
 const M = schema.marks
@@ -49,19 +50,6 @@ function wire(...docs: RichDoc[]): void {
 }
 
 const tick = () => new Promise<void>((r) => setTimeout(r, 0))
-
-function find(doc: Node, text: string): number {
-  let at = -1
-  doc.descendants((n, pos) => {
-    if (at < 0 && n.isText) {
-      const i = n.text!.indexOf(text)
-      if (i >= 0) at = pos + i
-    }
-    return at < 0
-  })
-  assert.ok(at >= 0, `${text} not in ${doc}`)
-  return at
-}
 
 test('local transactions become RichDoc events, one batch each; the other editor shows them', () => {
   const a = new RichDoc(schema, 'a')
@@ -89,7 +77,7 @@ test('a remote change is one transaction, out of the history, that maps the sele
   const ea = editorOn(a)
   const eb = editorOn(b)
   ea.dispatch(ea.state.tr.insertText('hello world', 1))
-  const w = find(eb.state.doc, 'world')
+  const w = findText(eb.state.doc, 'world')
   eb.dispatch(eb.state.tr.setSelection(TextSelection.create(eb.state.doc, w, w + 5)))
   const before = eb.log.length
   ea.dispatch(ea.state.tr.insertText('big ', 1).split(3))
@@ -217,7 +205,7 @@ test('presence: the local selection goes out as anchors; the other editor draws 
   const eb = await mount(b, pb)
   ea.dispatch(ea.state.tr.insertText('hello world', 1))
   flush()
-  const w = find(ea.state.doc, 'world')
+  const w = findText(ea.state.doc, 'world')
   ea.dispatch(ea.state.tr.setSelection(TextSelection.create(ea.state.doc, w, w + 5)))
   const sel = pa.getLocal()!.selection!
   assert.equal(sel.anchor, a.anchorAt(w))
@@ -235,7 +223,7 @@ test('presence: the local selection goes out as anchors; the other editor draws 
   assert.equal([range.from, range.to], [cursors[0].anchor, cursors[0].head])
   // B edits before and inside-adjacent: the drawn range still covers 'world'.
   eb.dispatch(eb.state.tr.insertText('>> ', 1))
-  eb.dispatch(eb.state.tr.split(find(eb.state.doc, 'world') - 1))
+  eb.dispatch(eb.state.tr.split(findText(eb.state.doc, 'world') - 1))
   const mapped = collabKey
     .getState(eb.state)!
     .decorations.find()

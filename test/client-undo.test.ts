@@ -18,6 +18,7 @@ import { closeHistory, redo, redoDepth, undo, undoDepth, undoHistory } from '../
 import { MAX_MAP_ITEMS } from '../client/undo-branch.ts'
 import { headlessEditor, type HeadlessEditor } from './support/headless-editor.ts'
 import { Rng } from './support/rng.ts'
+import { findText } from './support/find-text.ts'
 
 const M = schema.marks
 
@@ -69,19 +70,6 @@ function type(e: HeadlessEditor, pos: number, text: string): void {
   later(e, e.state.tr.insertText(text, pos))
 }
 
-function find(doc: Node, text: string): number {
-  let at = -1
-  doc.descendants((n, pos) => {
-    if (at < 0 && n.isText) {
-      const i = n.text!.indexOf(text)
-      if (i >= 0) at = pos + i
-    }
-    return at < 0
-  })
-  assert.ok(at >= 0, `${text} not in ${doc}`)
-  return at
-}
-
 const texts = (e: HeadlessEditor) => {
   const out: string[] = []
   e.state.doc.forEach((n) => out.push(n.textContent))
@@ -123,7 +111,7 @@ test('one user: grouped typing undoes at once, redo, a new change clears redo', 
 test('undoing an own insert keeps what the other typed inside and around it', () => {
   const { a, b } = pair()
   type(a, 1, 'hello')
-  type(b, find(b.state.doc, 'llo'), 'XY') // inside
+  type(b, findText(b.state.doc, 'llo'), 'XY') // inside
   type(b, 1, '[') // before
   type(b, b.state.doc.content.size - 1, ']') // after
   same(a, b, ['[heXYllo]'])
@@ -148,10 +136,10 @@ test("undo reverts only one's own change, not the other's later one", () => {
 
 test('undoing an own delete restores the text where it was, around concurrent edits', () => {
   const { a, b } = pair('abcdef')
-  later(a, a.state.tr.delete(find(a.state.doc, 'cd'), find(a.state.doc, 'cd') + 2))
+  later(a, a.state.tr.delete(findText(a.state.doc, 'cd'), findText(a.state.doc, 'cd') + 2))
   type(b, 1, 'Z')
   type(b, b.state.doc.content.size - 1, 'W')
-  later(b, b.state.tr.split(find(b.state.doc, 'b')))
+  later(b, b.state.tr.split(findText(b.state.doc, 'b')))
   same(a, b, ['Za', 'befW'])
   undo(a.state, a.dispatch)
   same(a, b, ['Za', 'bcdefW'])
@@ -161,9 +149,9 @@ test('undoing an own delete restores the text where it was, around concurrent ed
 
 test('undoing a split joins the halves and keeps text typed into both', () => {
   const { a, b } = pair('hello world')
-  later(a, a.state.tr.split(find(a.state.doc, ' world')))
-  type(b, find(b.state.doc, 'hello') + 5, 'X')
-  type(b, find(b.state.doc, ' world'), 'Y')
+  later(a, a.state.tr.split(findText(a.state.doc, ' world')))
+  type(b, findText(b.state.doc, 'hello') + 5, 'X')
+  type(b, findText(b.state.doc, ' world'), 'Y')
   same(a, b, ['helloX', 'Y world'])
   undo(a.state, a.dispatch)
   same(a, b, ['helloXY world'])
@@ -171,7 +159,7 @@ test('undoing a split joins the halves and keeps text typed into both', () => {
 
 test('undoing bold removes it, text typed inside meanwhile included; redo brings it back', () => {
   const { a, b } = pair('plain text')
-  const from = find(a.state.doc, 'plain')
+  const from = findText(a.state.doc, 'plain')
   later(a, a.state.tr.addMark(from, from + 5, M.strong.create()))
   type(b, from + 2, 'zz')
   assert.ok(b.state.doc.rangeHasMark(from, from + 7, M.strong))
@@ -185,7 +173,7 @@ test('undoing bold removes it, text typed inside meanwhile included; redo brings
 test('an own insert partly deleted by the other: undo removes what is left of it', () => {
   const { a, b } = pair('[]')
   type(a, 2, 'hello')
-  const e = find(b.state.doc, 'ell')
+  const e = findText(b.state.doc, 'ell')
   later(b, b.state.tr.delete(e, e + 3))
   same(a, b, ['[ho]'])
   undo(a.state, a.dispatch)

@@ -413,28 +413,14 @@ test('a snapshot of the first layout (whole body deflated) still loads', () => {
   const text = inflateSync(body.subarray(r.pos, r.pos + packedLen))
   assert.is(text.length, size)
   const history = body.subarray(r.pos + packedLen)
-  const lenPrefix: number[] = []
-  for (let n = text.length; ; n = Math.floor(n / 0x80)) {
-    if (n < 0x80) {
-      lenPrefix.push(n)
-      break
-    }
-    lenPrefix.push((n % 0x80) | 0x80)
-  }
-  const old = new Uint8Array([...header, ...lenPrefix, ...text, ...history])
+  const varint = (n: number): number[] =>
+    n < 0x80 ? [n] : [(n % 0x80) | 0x80, ...varint(Math.floor(n / 0x80))]
+  const old = new Uint8Array([...header, ...varint(text.length), ...text, ...history])
   const oldSealed = new Uint8Array(old.length + 4)
   new DataView(oldSealed.buffer).setUint32(0, crc32(old))
   oldSealed.set(old, 4)
   const packed = deflateSync(oldSealed)
-  const sizeVarint: number[] = []
-  for (let n = oldSealed.length; ; n = Math.floor(n / 0x80)) {
-    if (n < 0x80) {
-      sizeVarint.push(n)
-      break
-    }
-    sizeVarint.push((n % 0x80) | 0x80)
-  }
-  const first = new Uint8Array([...bytes.subarray(0, 4), 1, ...sizeVarint, ...packed])
+  const first = new Uint8Array([...bytes.subarray(0, 4), 1, ...varint(oldSealed.length), ...packed])
   const loaded = TextDoc.load(first)
   assert.is(loaded.toString(), doc.toString())
   assert.equal(loaded.version(), doc.version())

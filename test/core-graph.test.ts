@@ -68,52 +68,52 @@ test('dominators: the inputs no other input descends from, ascending, duplicates
   }
 })
 
-test('diff: exactly the events one version has and the other lacks', () => {
+/** Calls `check` with random frontiers `a` and `b` of random graphs: 60 graphs, 30 pairs each. */
+function forRandomPairs(
+  check: (cg: CausalGraph, below: Set<LV>[], a: LV[], b: LV[], seed: number) => void,
+): void {
   for (let seed = 1; seed <= 60; seed++) {
     const rng = new Rng(seed)
     const { cg, below } = randomGraph(rng, rng.int(5, 120))
-    for (let i = 0; i < 30; i++) {
-      const a = randomFrontier(rng, cg, below)
-      const b = randomFrontier(rng, cg, below)
-      const ha = history(below, a)
-      const hb = history(below, b)
-      const { aOnly, bOnly } = diff(cg, a, b)
-      assert.equal(
-        expand(aOnly),
-        [...ha].filter((x) => !hb.has(x)).sort((x, y) => x - y),
-      )
-      assert.equal(
-        expand(bOnly),
-        [...hb].filter((x) => !ha.has(x)).sort((x, y) => x - y),
-      )
-    }
+    for (let i = 0; i < 30; i++)
+      check(cg, below, randomFrontier(rng, cg, below), randomFrontier(rng, cg, below), seed)
   }
+}
+
+test('diff: exactly the events one version has and the other lacks', () => {
+  forRandomPairs((cg, below, a, b) => {
+    const ha = history(below, a)
+    const hb = history(below, b)
+    const { aOnly, bOnly } = diff(cg, a, b)
+    assert.equal(
+      expand(aOnly),
+      [...ha].filter((x) => !hb.has(x)).sort((x, y) => x - y),
+    )
+    assert.equal(
+      expand(bOnly),
+      [...hb].filter((x) => !ha.has(x)).sort((x, y) => x - y),
+    )
+  })
 })
 
 test('findConflicting: the zone since the common version covers both sides; a budget only cuts it short', () => {
-  for (let seed = 1; seed <= 60; seed++) {
-    const rng = new Rng(seed)
-    const { cg, below } = randomGraph(rng, rng.int(5, 120))
-    for (let i = 0; i < 30; i++) {
-      const a = randomFrontier(rng, cg, below)
-      const b = randomFrontier(rng, cg, below)
-      const { common, zone } = findConflicting(cg, a, b)!
-      const hc = history(below, common)
-      const union = new Set([...history(below, a), ...history(below, b)])
-      // Every event after the common version, in either history, is in the zone...
-      const after = [...union].filter((x) => !hc.has(x)).sort((x, y) => x - y)
-      const inZone = new Set(expand(zone))
-      for (const x of after) assert.ok(inZone.has(x), `seed ${seed}: ${x} missing from zone`)
-      // ...and the common version is in both histories.
-      for (const c of common) assert.ok(union.has(c) && below[a[0]!] !== undefined)
-      const hca = history(below, a)
-      const hcb = history(below, b)
-      for (const x of hc) assert.ok(hca.has(x) && hcb.has(x), `seed ${seed}: ${x} not common`)
-      // A budget only ever cuts the search short; what it returns is the same.
-      const capped = findConflicting(cg, a, b, 0)
-      if (capped !== null) assert.equal(capped, { common, zone })
-    }
-  }
+  forRandomPairs((cg, below, a, b, seed) => {
+    const { common, zone } = findConflicting(cg, a, b)!
+    const hc = history(below, common)
+    const union = new Set([...history(below, a), ...history(below, b)])
+    // Every event after the common version, in either history, is in the zone...
+    const after = [...union].filter((x) => !hc.has(x)).sort((x, y) => x - y)
+    const inZone = new Set(expand(zone))
+    for (const x of after) assert.ok(inZone.has(x), `seed ${seed}: ${x} missing from zone`)
+    // ...and the common version is in both histories.
+    for (const c of common) assert.ok(union.has(c), `seed ${seed}: ${c} in neither history`)
+    const hca = history(below, a)
+    const hcb = history(below, b)
+    for (const x of hc) assert.ok(hca.has(x) && hcb.has(x), `seed ${seed}: ${x} not common`)
+    // A budget only ever cuts the search short; what it returns is the same.
+    const capped = findConflicting(cg, a, b, 0)
+    if (capped !== null) assert.equal(capped, { common, zone })
+  })
 })
 
 test.run()

@@ -11,6 +11,7 @@ import { type Mappable, Transform, canSplit, findWrapping, liftTarget } from 'pr
 import { RichDoc } from '../shared/rich-doc.ts'
 import { richSchema as schema } from '../shared/rich-schema.ts'
 import { Rng } from './support/rng.ts'
+import { findText } from './support/find-text.ts'
 
 const N = schema.nodes
 const txt = (s: string) => schema.text(s)
@@ -28,20 +29,6 @@ function sync(...docs: RichDoc[]): Node {
   return docs[0].doc
 }
 
-/** The position of the first occurrence of `text` in `doc`. */
-function find(doc: Node, text: string): number {
-  let at = -1
-  doc.descendants((n, pos) => {
-    if (at < 0 && n.isText) {
-      const i = n.text!.indexOf(text)
-      if (i >= 0) at = pos + i
-    }
-    return at < 0
-  })
-  assert.ok(at >= 0, `${text} not in ${doc}`)
-  return at
-}
-
 test('every position round-trips; the end anchors to null', () => {
   const d = new RichDoc(schema, 'a')
   edit(d, (tr) => tr.insert(1, txt('hello')).split(4).insert(0, N.horizontal_rule.create()))
@@ -56,16 +43,16 @@ test('an anchor follows its character through concurrent text and structure edit
   const b = new RichDoc(schema, 'b')
   edit(a, (tr) => tr.insert(1, txt('hello world')))
   sync(a, b)
-  const w = a.anchorAt(find(a.doc, 'world'))
+  const w = a.anchorAt(findText(a.doc, 'world'))
   // b edits before the anchor: text, a split, a wrap in a blockquote.
   edit(b, (tr) => tr.insert(1, txt('>> ')))
-  edit(b, (tr) => tr.split(find(tr.doc, 'hello') + 2))
+  edit(b, (tr) => tr.split(findText(tr.doc, 'hello') + 2))
   edit(b, (tr) => {
     const range = tr.doc.resolve(1).blockRange(tr.doc.resolve(tr.doc.content.size - 1))!
     tr.wrap(range, findWrapping(range, N.blockquote)!)
   })
   // a types right at the anchor, concurrently.
-  edit(a, (tr) => tr.insert(find(tr.doc, 'world'), txt('big ')))
+  edit(a, (tr) => tr.insert(findText(tr.doc, 'world'), txt('big ')))
   const doc = sync(a, b)
   for (const d of [a, b]) {
     const at = d.positionOf(w)!
@@ -78,13 +65,13 @@ test('a deleted token resolves to where it was, the same on every replica', () =
   const b = new RichDoc(schema, 'b')
   edit(a, (tr) => tr.insert(1, txt('abcdef')))
   sync(a, b)
-  const d = a.anchorAt(find(a.doc, 'd'))
-  edit(b, (tr) => tr.delete(find(tr.doc, 'c'), find(tr.doc, 'e')))
+  const d = a.anchorAt(findText(a.doc, 'd'))
+  edit(b, (tr) => tr.delete(findText(tr.doc, 'c'), findText(tr.doc, 'e')))
   edit(a, (tr) => tr.insert(1, txt('X')))
   const doc = sync(a, b)
   assert.is(doc.textContent, 'Xabef')
-  assert.is(a.positionOf(d), find(doc, 'e'))
-  assert.is(b.positionOf(d), find(doc, 'e'))
+  assert.is(a.positionOf(d), findText(doc, 'e'))
+  assert.is(b.positionOf(d), findText(doc, 'e'))
 })
 
 test('an anchor from an event this replica lacks resolves to null; bad positions throw', () => {
