@@ -428,4 +428,12 @@ test('a snapshot of the first layout (whole body deflated) still loads', () => {
   loaded.checkInvariants()
 })
 
+test('crc32: the standard check value; any split continues to the same sum', () => {
+  assert.is(crc32(new TextEncoder().encode('123456789')), 0xcbf43926)
+  const bytes = new Uint8Array(1000).map((_, i) => (i * 7919 + 13) & 0xff)
+  const whole = crc32(bytes)
+  for (const cut of [0, 1, 7, 8, 9, 500, 999, 1000])
+    assert.is(crc32(bytes.subarray(cut), crc32(bytes.subarray(0, cut))), whole, `cut at ${cut}`)
+})
+
 test.run()
