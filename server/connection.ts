@@ -11,6 +11,7 @@ import type { WebSocket } from 'ws'
 import type { Channel } from '../shared/channels.ts'
 import { MSG, PROTOCOL_VERSION, closeCodeFor } from '../shared/protocol.ts'
 import { link, type Link, type LinkOptions } from '../shared/sync.ts'
+import { summarizeUpdate } from '../shared/update-summary.ts'
 import { anonymousUser, verifyToken, type TokenClaims, type TokenProblem } from './auth.ts'
 import { CLOSE } from './close-codes.ts'
 import { CapacityError, type DocumentRegistry, type LoadedDoc } from './documents.ts'
@@ -81,13 +82,6 @@ class Bucket {
   }
 }
 
-function versionTotal(entry: LoadedDoc): number {
-  const vv = entry.replica.version()
-  let n = 0
-  for (const k in vv) n += vv[k]!
-  return n
-}
-
 /** Server side of one WebSocket. Created by the endpoint after the upgrade. */
 export class ServerConnection {
   state: 'auth' | 'loading' | 'linked' | 'closed' = 'auth'
@@ -107,6 +101,8 @@ export class ServerConnection {
   private readonly messages: Bucket
   private readonly presence: Bucket
   private childLog: Logger | null = null
+  /** Events integrated from the message being delivered (the rate limit counts them). */
+  private integrated = 0
 
   constructor(
     readonly ws: WebSocket,
@@ -213,6 +209,7 @@ export class ServerConnection {
       ...this.ctx.linkTuning,
       presence: this.ctx.presenceFor(entry),
       identity: { user: claims.user ?? anonymousUser() },
+      onIntegrated: (update) => void (this.integrated += summarizeUpdate(update)?.events ?? 0),
       onError: (err) => this.log.info({ code: err.codeName, err: err.message }, 'link error'),
     })
     this.state = 'linked'
@@ -258,7 +255,7 @@ export class ServerConnection {
     }
     let pause = this.messages.take(1)
     if (type === MSG.PRESENCE) pause = Math.max(pause, this.presence.take(1))
-    const before = writing ? versionTotal(entry) : 0
+    this.integrated = 0
     const fan = this.ctx.fanoutFor(entry)
     if (fan.receivedAt === null && entry.refs > 1) {
       fan.receivedAt = performance.now()
@@ -271,7 +268,7 @@ export class ServerConnection {
       return this.close(closeCodeFor(12), 'internal error')
     }
     if (writing) {
-      const n = versionTotal(entry) - before
+      const n = this.integrated
       if (n > 0) {
         this.ctx.metrics.eventsReceived.inc(n)
         pause = Math.max(pause, this.events.take(n))

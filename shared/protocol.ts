@@ -7,23 +7,15 @@
  * `SyncError` (BAD_MESSAGE, UNSUPPORTED_VERSION, UNKNOWN_TYPE, TOO_LARGE,
  * TOO_MANY_AGENTS); it never mutates anything but the per-direction agent table,
  * and only on success. Version vectors decoded from the wire are prototype-free
- * objects, so keys like `__proto__` are plain keys.
+ * objects, so keys like `__proto__` are plain keys. Encoding and decoding cost is
+ * linear in the message: no vv is scanned beyond the entries a message names.
  */
 
-import {
-  MAX_DEFLATE_RATIO,
-  Reader,
-  WireError,
-  Writer,
-  encoder,
-  nextDict,
-  pack,
-  unpack,
-} from './sync-codec.ts'
+import { Reader, WireError, Writer, encoder, putUint, uintSize } from './sync-codec.ts'
 import type { MutableVV, VersionVector } from './replica.ts'
 
 /** The protocol version carried in the first byte of every message. */
-export const PROTOCOL_VERSION = 1
+export const PROTOCOL_VERSION = 2
 
 /** Error and close codes: one table. `fatal` codes close the link after the error is sent. */
 export const SYNC_ERRORS = {
@@ -104,33 +96,39 @@ export type Message =
       readonly have: VersionVector
       readonly durable: VersionVector
     }
-  | {
+  | ({
       readonly type: 'events'
-      readonly have: VersionVector
-      /** The sender's new ack vv; `null` when the message carries no ack. */
-      readonly ack: VersionVector | null
-      readonly update: Uint8Array
-    }
-  | { readonly type: 'ack'; readonly ack: VersionVector }
+      /** Updates to apply in order, each as `Replica.encodeUpdate` / `'update'` gives them. */
+      readonly updates: readonly Uint8Array[]
+      /** The sender waits for an acknowledgement of these events. */
+      readonly ackWanted?: boolean
+    } & Acks)
+  | ({ readonly type: 'ack' } & Acks)
   | { readonly type: 'need'; readonly have: VersionVector }
   | { readonly type: 'presence'; readonly entries: readonly PresenceEntry[] }
   | { readonly type: 'error'; readonly code: number; readonly message: string }
 
 /**
- * Per-direction state both encoder and decoder keep: the agent table and the vv
- * baselines that deltas apply to. One `WireState` for what we send, one for what we read.
+ * What an EVENTS or ACK message tells about the sender's state; every field is optional
+ * and every vv here is partial (only the entries it names; absolute counts).
+ */
+export interface Acks {
+  /** The sender has integrated (and persisted) the receiver's first n EVENTS messages. */
+  readonly ackedMessages?: number
+  /** The sender has integrated (and persisted) these events. */
+  readonly ack?: VersionVector
+  /** The sender holds these events (so the receiver need not send them). */
+  readonly have?: VersionVector
+}
+
+/**
+ * Per-direction state both encoder and decoder keep: the agent table (agent ids travel
+ * once per direction, then as small refs). One `WireState` for what we send, one for
+ * what we read.
  */
 export class WireState {
   readonly agents: string[] = []
   readonly agentIndex = new Map<string, number>()
-  /** Last announced `have` (HELLO / EVENTS). */
-  have: VersionVector = emptyVV()
-  /** Last announced ack (HELLO.durable / EVENTS / ACK). */
-  ack: VersionVector = emptyVV()
-  /** The last DICT_BYTES of update bytes carried in this direction: the deflate dictionary. */
-  dict: Uint8Array = new Uint8Array(0)
-  /** Sender side: deflate updates when that saves bytes. */
-  compress = true
   constructor(readonly maxAgents = 100_000) {}
 }
 
@@ -140,8 +138,11 @@ export function emptyVV(): MutableVV {
 }
 
 export const MAX_AGENT_BYTES = 64
-/** EVENTS flag: the update is raw-deflated against the direction's dictionary. */
-const EV_DEFLATED = 4
+/** EVENTS / ACK flags. */
+const F_ACKED_MESSAGES = 1
+const F_ACK = 2
+const F_HAVE = 4
+const F_ACK_WANTED = 8
 // ---------------------------------------------------------------- agents and vvs
 
 function checkAgent(agent: string): void {
@@ -200,6 +201,18 @@ function writeIncrements(w: Writer, st: WireState, base: VersionVector, next: Ve
   writeEntries(w, st, entries)
 }
 
+/** A partial vv as `count, (agentRef, n)*` with absolute counts n >= 1 (zero entries dropped). */
+function writePartial(w: Writer, st: WireState, vv: VersionVector): void {
+  let n = 0
+  for (const a in vv) if (vv[a]! > 0) n++
+  w.uint(n)
+  for (const a in vv) {
+    if (vv[a]! <= 0) continue
+    writeAgent(w, st, a)
+    w.uint(vv[a]!)
+  }
+}
+
 /**
  * Reads a vv relative to `base`: with `increments`, each entry adds to the base entry
  * (so a vv can only grow, by construction); otherwise entries replace base entries.
@@ -230,17 +243,52 @@ function readDelta(
   return out
 }
 
+/** Reads a partial vv written by `writePartial`. */
+function readPartial(r: Reader, st: WireState, added: string[]): VersionVector {
+  const n = r.uint()
+  if (n > r.buf.length - r.pos) r.fail(`vv count ${n} exceeds remaining bytes`)
+  const out = emptyVV()
+  for (let i = 0; i < n; i++) {
+    const a = readAgent(r, st, added)
+    const s = r.uint()
+    if (s === 0) r.fail(`zero count for ${a}`)
+    if (a in out) r.fail(`agent ${a} twice in one vv`)
+    out[a] = s
+  }
+  return out
+}
+
 export function copyVV(vv: VersionVector): MutableVV {
   const out = emptyVV()
   for (const a in vv) out[a] = vv[a]!
   return out
 }
 
+function writeAcks(w: Writer, st: WireState, msg: Acks, extra: number): void {
+  const flags =
+    extra |
+    (msg.ackedMessages !== undefined ? F_ACKED_MESSAGES : 0) |
+    (msg.ack !== undefined ? F_ACK : 0) |
+    (msg.have !== undefined ? F_HAVE : 0)
+  w.byte(flags)
+  if (msg.ackedMessages !== undefined) w.uint(msg.ackedMessages)
+  if (msg.ack !== undefined) writePartial(w, st, msg.ack)
+  if (msg.have !== undefined) writePartial(w, st, msg.have)
+}
+
+function readAcks(r: Reader, st: WireState, added: string[], flags: number): Acks {
+  const out: { -readonly [K in keyof Acks]: Acks[K] } = {}
+  if (flags & F_ACKED_MESSAGES) out.ackedMessages = r.uint()
+  if (flags & F_ACK) out.ack = readPartial(r, st, added)
+  if (flags & F_HAVE) out.have = readPartial(r, st, added)
+  return out
+}
+
 // ---------------------------------------------------------------- encode / decode
 
 /**
- * Encodes one message. `st` is the sending direction's state: agent table and the
- * baselines; it is advanced (the message must then be sent).
+ * Encodes one message. `st` is the sending direction's state (its agent table); it is
+ * advanced (the message must then be sent).
  */
 export function encodeMessage(msg: Message, st: WireState): Uint8Array {
   const w = new Writer()
@@ -256,32 +304,16 @@ export function encodeMessage(msg: Message, st: WireState): Uint8Array {
         st,
         diffEntries(msg.have, msg.durable).concat(missingEntries(msg.have, msg.durable)),
       )
-      st.have = copyVV(msg.have)
-      st.ack = copyVV(msg.durable)
       break
-    case 'events': {
+    case 'events':
       w.byte(MSG.EVENTS)
-      const ackSame =
-        msg.ack !== null &&
-        diffEntries(msg.have, msg.ack).length === 0 &&
-        missingEntries(msg.have, msg.ack).length === 0
-      const packed = st.compress ? pack(msg.update, st.dict) : null
-      w.byte((msg.ack === null ? 0 : ackSame ? 3 : 1) | (packed ? EV_DEFLATED : 0))
-      writeIncrements(w, st, st.have, msg.have)
-      st.have = maxVV(st.have, msg.have)
-      if (msg.ack !== null && !ackSame) writeIncrements(w, st, st.ack, msg.ack)
-      if (msg.ack !== null) st.ack = maxVV(st.ack, msg.ack)
-      if (packed) {
-        w.uint(msg.update.length)
-        w.bytes(packed)
-      } else w.bytes(msg.update)
-      st.dict = nextDict(st.dict, msg.update)
+      writeAcks(w, st, msg, msg.ackWanted ? F_ACK_WANTED : 0)
+      w.uint(msg.updates.length)
+      for (const u of msg.updates) w.bytes(u)
       break
-    }
     case 'ack':
       w.byte(MSG.ACK)
-      writeIncrements(w, st, st.ack, msg.ack)
-      st.ack = maxVV(st.ack, msg.ack)
+      writeAcks(w, st, msg, 0)
       break
     case 'need':
       w.byte(MSG.NEED)
@@ -299,6 +331,26 @@ export function encodeMessage(msg: Message, st: WireState): Uint8Array {
       break
   }
   return w.finish()
+}
+
+/**
+ * The bytes of an EVENTS message that names no agent (no acks, no `have`): the same for
+ * every link and direction, so a hub encodes it once and sends it to many peers.
+ */
+export function encodePlainEvents(updates: readonly Uint8Array[], ackWanted = false): Uint8Array {
+  let size = 3 + uintSize(updates.length)
+  for (const u of updates) size += uintSize(u.length) + u.length
+  const out = new Uint8Array(size)
+  out[0] = PROTOCOL_VERSION
+  out[1] = MSG.EVENTS
+  out[2] = ackWanted ? F_ACK_WANTED : 0
+  let pos = putUint(out, 3, updates.length)
+  for (const u of updates) {
+    pos = putUint(out, pos, u.length)
+    out.set(u, pos)
+    pos += u.length
+  }
+  return out
 }
 
 /** Entries of `base` missing from `next` (encoded as 0 in `next`). */
@@ -392,49 +444,35 @@ function decodeChecked(bytes: Uint8Array, st: WireState, maxBytes: number): Mess
   const type = r.byte()
   const added: string[] = []
   let msg: Message
-  let have = st.have
-  let ack = st.ack
-  let dict = st.dict
   switch (type) {
     case MSG.HELLO: {
       const flags = r.byte()
       if (flags > 1) r.fail(`bad hello flags ${flags}`)
       const id = r.string(MAX_AGENT_BYTES)
       if (id.length === 0) r.fail('empty replica id')
-      have = readDelta(r, st, added, emptyVV(), true)
-      ack = readDelta(r, st, added, have, false)
-      msg = { type: 'hello', readOnly: flags === 1, id, have, durable: ack }
+      const have = readDelta(r, st, added, emptyVV(), true)
+      const durable = readDelta(r, st, added, have, false)
+      msg = { type: 'hello', readOnly: flags === 1, id, have, durable }
       break
     }
     case MSG.EVENTS: {
       const flags = r.byte()
-      const ackFlags = flags & ~EV_DEFLATED
-      if (ackFlags !== 0 && ackFlags !== 1 && ackFlags !== 3) r.fail(`bad events flags ${flags}`)
-      have = readDelta(r, st, added, st.have, true)
-      if (ackFlags === 1) ack = readDelta(r, st, added, st.ack, true)
-      else if (ackFlags === 3) ack = maxVV(st.ack, have)
-      let update: Uint8Array
-      if (flags & EV_DEFLATED) {
-        const rawLen = r.uint()
-        const packed = r.bytes()
-        if (rawLen > maxBytes) {
-          throw new SyncError(
-            'TOO_LARGE',
-            `update inflates to ${rawLen} bytes, over limit ${maxBytes}`,
-          )
-        }
-        if (rawLen > packed.length * MAX_DEFLATE_RATIO + 64)
-          r.fail(`inflated size ${rawLen} impossible for ${packed.length} bytes`)
-        update = unpack(packed, rawLen, st.dict) ?? r.fail('corrupt deflated update')
-      } else update = r.bytes()
-      dict = nextDict(st.dict, update)
-      msg = { type: 'events', have, ack: ackFlags === 0 ? null : ack, update }
+      if (flags > 15) r.fail(`bad events flags ${flags}`)
+      const acks = readAcks(r, st, added, flags)
+      const n = r.uint()
+      if (n > bytes.length - r.pos) r.fail(`update count ${n} exceeds remaining bytes`)
+      const updates: Uint8Array[] = []
+      for (let i = 0; i < n; i++) updates.push(r.bytes())
+      msg = { type: 'events', updates, ...acks }
+      if (flags & F_ACK_WANTED) msg = { ...msg, ackWanted: true }
       break
     }
-    case MSG.ACK:
-      ack = readDelta(r, st, added, st.ack, true)
-      msg = { type: 'ack', ack }
+    case MSG.ACK: {
+      const flags = r.byte()
+      if (flags > 7) r.fail(`bad ack flags ${flags}`)
+      msg = { type: 'ack', ...readAcks(r, st, added, flags) }
       break
+    }
     case MSG.NEED:
       msg = { type: 'need', have: readDelta(r, st, added, emptyVV(), true) }
       break
@@ -458,9 +496,6 @@ function decodeChecked(bytes: Uint8Array, st: WireState, maxBytes: number): Mess
     st.agentIndex.set(a, st.agents.length)
     st.agents.push(a)
   }
-  st.have = have
-  st.ack = ack
-  st.dict = dict
   return msg
 }
 

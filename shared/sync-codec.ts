@@ -1,53 +1,37 @@
 /**
- * Byte-level codec of the sync protocol: a growable varint writer, a bounds-checked
- * reader (LEB128 up to 2^53 - 1, canonical only; strict UTF-8), and the per-direction
- * dictionary deflate of update payloads.
+ * Byte-level codec of the sync protocol: the growable varint writer (the core's), a
+ * bounds-checked reader (LEB128 up to 2^53 - 1, canonical only; strict UTF-8), and the
+ * varint helpers for messages written straight into a buffer of known size.
  *
  * Invariants: the reader never reads past its buffer and throws `WireError` (which
- * protocol.ts reports as BAD_MESSAGE) on any malformed input; `unpack` returns null
- * unless the output is exactly the announced length.
+ * protocol.ts reports as BAD_MESSAGE) on any malformed input.
  */
-import { deflateSync, inflateSync } from 'fflate'
 
 /** Malformed bytes (protocol.ts turns it into a BAD_MESSAGE SyncError). */
 export class WireError extends Error {
   override name = 'WireError'
 }
 
-/** Dictionary size: recent update bytes of this direction (agent ids, headers repeat). */
-export const DICT_BYTES = 4096
-export const MAX_DEFLATE_RATIO = 1032
-
-/**
- * Deflates `u` with dictionary `dict` (both ends hold the same one: the last
- * DICT_BYTES of updates carried so far in this direction); null when it does not pay.
- */
-export function pack(u: Uint8Array, dict: Uint8Array): Uint8Array | null {
-  if (u.length < 8) return null
-  const c = deflateSync(u, { level: 6, dictionary: dict.length ? dict : undefined })
-  return c.length + 2 < u.length ? c : null
-}
-
-export function unpack(c: Uint8Array, rawLen: number, dict: Uint8Array): Uint8Array | null {
-  try {
-    const out = inflateSync(c, {
-      out: new Uint8Array(rawLen + 1),
-      dictionary: dict.length ? dict : undefined,
-    })
-    return out.length === rawLen ? out : null
-  } catch {
-    return null
+/** Bytes of `n` as an unsigned LEB128 varint. */
+export function uintSize(n: number): number {
+  let size = 1
+  while (n >= 0x80) {
+    n = Math.floor(n / 0x80)
+    size++
   }
+  return size
 }
 
-export function nextDict(dict: Uint8Array, u: Uint8Array): Uint8Array {
-  if (u.length >= DICT_BYTES) return u.slice(u.length - DICT_BYTES)
-  const keep = Math.min(dict.length, DICT_BYTES - u.length)
-  const out = new Uint8Array(keep + u.length)
-  out.set(dict.subarray(dict.length - keep))
-  out.set(u, keep)
-  return out
+/** Writes `n` as a varint at `pos` of `buf` (which has room); returns the next position. */
+export function putUint(buf: Uint8Array, pos: number, n: number): number {
+  while (n >= 0x80) {
+    buf[pos++] = (n % 0x80) | 0x80
+    n = Math.floor(n / 0x80)
+  }
+  buf[pos++] = n
+  return pos
 }
+
 export const MAX_STRING_BYTES = 1 << 20
 
 export const encoder = new TextEncoder()

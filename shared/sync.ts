@@ -1,17 +1,21 @@
 /**
  * `link(doc, channel)`: the replication state machine of one link (PROTOCOL.md).
  *
- * Owns, per link: the wire states of both directions, `peerKnown` (a lower bound of
- * what the peer holds: its HELLO, every have/ack it announced, everything we sent),
+ * Owns, per link: the agent tables of both directions, what the peer is known to hold
+ * (a cursor in the replica's update log, shared by all its links, plus a version vector
+ * lower bound: the peer's HELLO or NEED, what it announced, the version when we last sent),
  * what the peer acknowledged, the outgoing batch throttle, the ack pipeline through
  * `persist`, and the gap timer that asks for missing events.
  *
- * Invariants: every vv we reason with is a downset, so `encodeUpdate(peerKnown)`
- * never carries events whose parents the peer lacks; a message is fully decoded
- * and validated before anything is applied; acks are cumulative and sent in
- * order, each only after the persist of every batch it covers has resolved.
- * Cost per flush: one `doc.version()` (O(agents)) and, when the peer lacks
- * something, one `doc.encodeUpdate(peerKnown)`.
+ * Invariants: the peer holds the replica's state as of the cursor plus every entry that
+ * came from the peer, so the entries after the cursor that it lacks, sent in log order,
+ * never carry events whose parents the peer lacks (and a version-vector diff, after a
+ * handshake or a NEED, is taken against a lower bound of what it holds); a message is
+ * fully decoded and validated before anything is applied; acks are cumulative and sent
+ * in order, each only after the persist of every batch it covers has resolved.
+ * Cost per flush: O(entries since the cursor); a hub encodes a multi-entry batch once for
+ * all links at the same cursor. Version vectors are scanned whole (O(agents)) only for a
+ * handshake, a NEED, a lost cursor, and until the link is synced.
  */
 
 import type { Channel } from './channels.ts'
@@ -27,10 +31,13 @@ import {
   errorName,
   maxVV,
   vvCovers,
+  type Acks,
   type Message,
 } from './protocol.ts'
 import type { Presence, PresencePort } from './presence.ts'
 import type { MutableVV, Replica, VersionVector } from './replica.ts'
+import { UpdateLog, type LogEntry, type LogReader } from './update-log.ts'
+import { summarizeUpdate } from './update-summary.ts'
 
 /** Timers and time, injectable so a simulator can run links on virtual time. */
 export interface Clock {
@@ -83,6 +90,8 @@ export interface LinkOptions {
   presence?: Presence
   /** Server-bound identity of this link's peer (overrides its presence claims). */
   identity?: Identity
+  /** Called with each batch of new events integrated from this peer, as it integrates. */
+  onIntegrated?: (update: Uint8Array) => void
   /** Called on a protocol error on this link (before it closes, for fatal codes). */
   onError?: (err: SyncError) => void
   /** Time source; default real time. */
@@ -128,10 +137,12 @@ export interface LinkStats {
 
 let nextLinkNo = 0
 
-/** Updates at least this big count as a catch-up batch (prompt ack, slower relay). */
+/** Updates at least this big count as a catch-up batch (prompt announcement, slower relay). */
 const BIG_UPDATE_BYTES = 1024
 /** A handshake owing the peer at least this many events is a big catch-up (staggered). */
 const BIG_CATCHUP_EVENTS = 256
+/** Cursor of a link that will diff version vectors at its next flush (pins no log entry). */
+const NO_CURSOR = Number.MAX_SAFE_INTEGER
 
 /** Events in `mine` that `theirs` lacks (per-agent counts). */
 function missingCount(mine: VersionVector, theirs: VersionVector): number {
@@ -147,14 +158,38 @@ function pairJitter(a: string, b: string): number {
   return h / 4294967296
 }
 
+/** Raises `into` to cover `vv` (in place, O(entries of vv)); true if anything changed. */
+function raise(into: MutableVV, vv: VersionVector): boolean {
+  let changed = false
+  for (const a in vv) {
+    if ((into[a] ?? 0) < vv[a]!) {
+      into[a] = vv[a]!
+      changed = true
+    }
+  }
+  return changed
+}
+
+function isEmpty(vv: VersionVector): boolean {
+  for (const _ in vv) return false
+  return true
+}
+
 /** Replicates `doc` over `channel` until either side closes it (API.md "Sync over any link"). */
 export function link(doc: Replica, channel: Channel, opts: LinkOptions = {}): Link {
   return new LinkImpl(doc, channel, opts)
 }
 
-class LinkImpl implements Link {
+/** An EVENTS message we sent that asked for an acknowledgement, and what it carried. */
+interface Awaiting {
+  readonly no: number
+  readonly carried: readonly VersionVector[]
+}
+
+class LinkImpl implements Link, LogReader {
   private readonly out: WireState
   private readonly inn: WireState
+  private readonly log: UpdateLog
   private readonly clock: Clock
   private readonly batchDelay: number
   private readonly relayDelay: number
@@ -170,10 +205,29 @@ class LinkImpl implements Link {
     close: [],
   }
   private peerHello: Extract<Message, { type: 'hello' }> | null = null
-  private peerKnown: MutableVV = emptyVV()
+  /** Log position: the peer holds our state as of here, plus entries that came from it. */
+  cursor = NO_CURSOR
+  /** The next flush diffs version vectors (after HELLO, NEED, or a lost log position). */
+  private needFull = true
+  /** A version the peer holds (never mutated: it may be shared with other links). */
+  private base: VersionVector = emptyVV()
+  /** `base` is exactly our version at `cursor` (a batch may then be encoded against it). */
+  private baseExact = false
+  /** Events the peer announced beyond `base`. */
+  private extra: MutableVV = emptyVV()
   private peerAcked: MutableVV = emptyVV()
-  private target: MutableVV = emptyVV()
-  private pendingAck: MutableVV | null = null
+  private target: VersionVector = emptyVV()
+  /** EVENTS messages sent / received on this link. */
+  private sentNo = 0
+  private recvNo = 0
+  private readonly awaiting: Awaiting[] = []
+  /** Stream ack to send (received EVENTS integrated and persisted), if above `ackedSent`. */
+  private ackOwed = 0
+  private ackedSent = 0
+  /** Acknowledged events to send as a vv (stored by other means; see watchDurable). */
+  private ackVVOwed: MutableVV | null = null
+  /** Announcements to send: events we hold that the peer may not know we hold. */
+  private haveOwed: MutableVV | null = null
   private lastFlush = -Infinity
   private window: number
   private flushTimer: unknown = null
@@ -182,7 +236,6 @@ class LinkImpl implements Link {
   private durableTimer: unknown = null
   private collecting: Uint8Array[] | null = null
   private persistChain: Promise<void> = Promise.resolve()
-  private unsubscribe: () => void
   private presencePort: ReturnType<Presence['attach']> | null = null
   private syncedDone = false
   private resolveSynced!: () => void
@@ -221,20 +274,8 @@ class LinkImpl implements Link {
       this.rejectSynced = rej
     })
     this.synced.catch(() => {}) // a link closing before sync is reported via 'error'/'close'
-    this.unsubscribe = doc.on('update', (update, origin) => {
-      if (origin === this && this.collecting) this.collecting.push(update)
-      // Local edits go out at once (throttled); events relayed from another link wait
-      // `relayDelayMs`, so the peer's own announcements can spare a duplicate.
-      // Events from this very peer only need an ack, which is not urgent without persist.
-      if (!(origin instanceof LinkImpl)) return this.scheduleFlush(0)
-      // A big batch (a heal, a catch-up) is announced at once on every link, and relayed
-      // only after a longer wait: peers that got it by another path say so in time.
-      const big = update.length >= BIG_UPDATE_BYTES
-      if (big) this.promptAck()
-      if (origin === this) this.scheduleFlush(this.ackDelay)
-      else this.scheduleFlush(big ? 4 * this.relayDelay : this.relayDelay)
-      this.checkSynced()
-    })
+    this.log = UpdateLog.of(doc)
+    this.log.attach(this)
     channel.onMessage((m) => this.receive(m))
     channel.onClose(() => this.shutdown())
     const have = doc.version()
@@ -256,7 +297,7 @@ class LinkImpl implements Link {
     return this.peerHello?.id
   }
   peerVersion(): VersionVector {
-    return copyVV(this.peerKnown)
+    return maxVV(this.base, this.extra)
   }
   ackedVersion(): VersionVector {
     return copyVV(this.peerAcked)
@@ -284,7 +325,7 @@ class LinkImpl implements Link {
   private shutdown(): void {
     if (this.closed) return
     this.closed = true
-    this.unsubscribe()
+    this.log.detach(this)
     if (this.flushTimer !== null) this.clock.clearTimeout(this.flushTimer)
     if (this.gapTimer !== null) this.clock.clearTimeout(this.gapTimer)
     if (this.durableTimer !== null) this.clock.clearTimeout(this.durableTimer)
@@ -300,10 +341,14 @@ class LinkImpl implements Link {
 
   private send(msg: Message): void {
     if (this.closed) return
-    const bytes = encodeMessage(msg, this.out)
+    this.sendBytes(encodeMessage(msg, this.out), msg.type === 'events')
+  }
+
+  private sendBytes(bytes: Uint8Array, events: boolean): void {
+    if (this.closed) return
     this.stats.messagesSent++
     this.stats.bytesSent += bytes.length
-    if (msg.type === 'events') this.stats.eventMessagesSent++
+    if (events) this.stats.eventMessagesSent++
     this.channel.send(bytes)
   }
 
@@ -319,6 +364,30 @@ class LinkImpl implements Link {
       this.channel.close(closeCodeFor(err.code), err.codeName)
       this.shutdown()
     }
+  }
+
+  // ------------------------------------------------------------ the replica's updates
+
+  /** A new update of the replica (UpdateLog): note it, schedule what it calls for. */
+  onEntry(entry: LogEntry): void {
+    if (this.closed) return
+    const origin = entry.origin
+    if (origin === this) {
+      this.collecting?.push(entry.bytes)
+      this.opts.onIntegrated?.(entry.bytes)
+    } else if (!(origin instanceof LinkImpl)) {
+      // Local edits go out at once (throttled).
+      this.scheduleFlush(0)
+    } else {
+      // Events relayed from another link wait `relayDelayMs`, so the peer's own
+      // announcements can spare a duplicate. A big batch (a heal, a catch-up) is
+      // announced at once, and relayed only after a longer wait: peers that got it by
+      // another path say so in time.
+      const big = entry.bytes.length >= BIG_UPDATE_BYTES
+      if (big) this.promptAnnounce(entry)
+      this.scheduleFlush(big ? 4 * this.relayDelay : this.relayDelay)
+    }
+    this.checkSynced()
   }
 
   // ------------------------------------------------------------ incoming
@@ -345,11 +414,11 @@ class LinkImpl implements Link {
     if (msg.type === 'hello') {
       if (this.peerHello) throw new SyncError('STATE', 'second HELLO on one link')
       this.peerHello = msg
-      this.peerKnown = copyVV(msg.have)
+      this.base = msg.have
       this.peerAcked = copyVV(msg.durable)
       // Events we hold that the peer lacks must be acked before `synced`; a read-only
       // peer will never take ours, so then only its state has to be merged.
-      this.target = msg.readOnly ? emptyVV() : copyVV(this.doc.version())
+      this.target = msg.readOnly ? emptyVV() : this.doc.version()
       if (this.opts.presence) {
         this.presencePort = this.opts.presence.attach({
           peerId: msg.id,
@@ -358,8 +427,8 @@ class LinkImpl implements Link {
         } satisfies PresencePort)
       }
       // A big catch-up (a healing partition reaches several links at once) is staggered
-      // per link pair, so the first batches' prompt acks can spare the later ones.
-      const lack = missingCount(this.doc.version(), msg.have)
+      // per link pair, so the first batches' prompt announcements can spare the later ones.
+      const lack = missingCount(this.target, msg.have)
       if (lack >= BIG_CATCHUP_EVENTS && !msg.readOnly) {
         this.scheduleFlush(4 * this.relayDelay * pairJitter(this.myId, msg.id))
       } else this.flush()
@@ -370,16 +439,19 @@ class LinkImpl implements Link {
     if (!this.peerHello) throw new SyncError('STATE', `${msg.type} before HELLO`)
     switch (msg.type) {
       case 'events':
-        this.peerKnown = maxVV(this.peerKnown, msg.have)
-        if (msg.ack) this.onAck(msg.ack)
-        this.onEvents(msg.update, msg.have)
+        this.onAcks(msg)
+        this.onEvents(msg.updates, msg.ackWanted === true)
         break
       case 'ack':
-        this.onAck(msg.ack)
+        this.onAcks(msg)
         break
       case 'need':
         // A flood of NEEDs costs at most one diff per batch window (the flush throttle).
-        this.peerKnown = copyVV(msg.have)
+        this.base = msg.have
+        this.baseExact = false
+        this.extra = emptyVV()
+        this.needFull = true
+        this.cursor = NO_CURSOR
         this.scheduleFlush()
         break
       case 'presence':
@@ -389,28 +461,46 @@ class LinkImpl implements Link {
     this.checkSynced()
   }
 
-  private onAck(ack: VersionVector): void {
-    this.peerAcked = maxVV(this.peerAcked, ack)
-    this.peerKnown = maxVV(this.peerKnown, ack)
-    this.emit('ack', copyVV(this.peerAcked))
+  private onAcks(msg: Acks): void {
+    let changed = false
+    if (msg.have) raise(this.extra, msg.have)
+    if (msg.ack) {
+      raise(this.extra, msg.ack)
+      if (raise(this.peerAcked, msg.ack)) changed = true
+    }
+    const n = msg.ackedMessages
+    if (n !== undefined) {
+      if (n > this.sentNo) throw new SyncError('STATE', `ack of message ${n}, ${this.sentNo} sent`)
+      while (this.awaiting.length > 0 && this.awaiting[0]!.no <= n) {
+        for (const vv of this.awaiting.shift()!.carried)
+          if (raise(this.peerAcked, vv)) changed = true
+      }
+    }
+    if (changed && this.handlers.ack.length > 0) this.emit('ack', copyVV(this.peerAcked))
   }
 
-  private onEvents(update: Uint8Array, have: VersionVector): void {
+  private onEvents(updates: readonly Uint8Array[], ackWanted: boolean): void {
+    const no = ++this.recvNo
     if (this.opts.readOnly) {
-      if (!vvCovers(this.doc.version(), have)) {
-        this.fail(new SyncError('READ_ONLY', 'this link is read-only: edits refused'))
+      const mine = updates.length > 0 ? this.doc.version() : null
+      for (const u of updates) {
+        const s = summarizeUpdate(u)
+        if (s === null || !vvCovers(mine!, s.vv)) {
+          return this.fail(new SyncError('READ_ONLY', 'this link is read-only: edits refused'))
+        }
       }
       return
     }
-    this.collecting = []
+    const batch: Uint8Array[] = (this.collecting = [])
     try {
-      this.doc.applyUpdate(update, this)
+      // Each update integrates whole or not at all; a bad one ends the link (the ones
+      // before it were valid and stay).
+      for (const u of updates) this.doc.applyUpdate(u, this)
     } catch (e) {
-      this.collecting = null
       throw new SyncError('BAD_UPDATE', (e as Error)?.message ?? String(e))
+    } finally {
+      this.collecting = null
     }
-    const batch = this.collecting
-    this.collecting = null
     const pending = this.doc.pendingCount
     if (pending > this.maxPending) {
       throw new SyncError(
@@ -419,12 +509,16 @@ class LinkImpl implements Link {
       )
     }
     if (pending > 0) this.armGapTimer()
-    const ackVV = copyVV(this.doc.version())
+    // An ack says every event of the acked messages is integrated: not while some wait.
+    const ackable = pending === 0
     const persist = this.opts.persist
-    if (!persist) return this.queueAck(ackVV)
+    if (!persist) {
+      if (ackable && ackWanted) this.queueAck(no)
+      return
+    }
     if (batch.length === 0) {
       // Nothing new, but an earlier persist may be in flight: keep acks in order.
-      this.persistChain = this.persistChain.then(() => this.queueAck(ackVV))
+      if (ackable && ackWanted) this.persistChain = this.persistChain.then(() => this.queueAck(no))
       return
     }
     this.persistChain = this.persistChain.then(async () => {
@@ -437,14 +531,14 @@ class LinkImpl implements Link {
           throw e
         }
       }
-      this.queueAck(ackVV)
+      if (ackable && ackWanted) this.queueAck(no)
     })
     this.persistChain.catch(() => {})
   }
 
-  private queueAck(ack: MutableVV): void {
-    if (this.closed) return
-    this.pendingAck = this.pendingAck ? maxVV(this.pendingAck, ack) : ack
+  private queueAck(no: number): void {
+    if (this.closed || no <= this.ackOwed) return
+    this.ackOwed = no
     // A durable ack is awaited (the peer's `synced`); a plain one can wait to ride along.
     this.scheduleFlush(this.opts.persist ? 0 : this.ackDelay)
   }
@@ -463,14 +557,19 @@ class LinkImpl implements Link {
       if (this.closed) return
       const mine = this.doc.version()
       const durable = durableOf()
+      const ack = emptyVV()
       for (const a in theirs) {
         const need = Math.min(theirs[a]!, mine[a] ?? 0)
         if ((durable[a] ?? 0) < need) {
           this.durableTimer = this.clock.setTimeout(tick, this.gapTimeout / 4)
           return
         }
+        if (need > 0) ack[a] = need
       }
-      if (!vvCovers(this.out.ack, durable)) this.scheduleFlush()
+      if (!isEmpty(ack)) {
+        this.ackVVOwed = this.ackVVOwed ? maxVV(this.ackVVOwed, ack) : ack
+        this.scheduleFlush()
+      }
     }
     tick()
   }
@@ -504,7 +603,7 @@ class LinkImpl implements Link {
     }, at - now)
   }
 
-  /** Sends what the peer lacks (one batch) and any ack due. */
+  /** Sends what the peer lacks (one batch) and any ack or announcement due. */
   private flush(): void {
     if (this.closed || !this.peerHello) return
     const now = this.clock.now()
@@ -514,29 +613,128 @@ class LinkImpl implements Link {
         ? Math.min(this.maxBatchDelay, this.window * 2)
         : this.batchDelay
     this.lastFlush = now
-    const vv = this.doc.version()
-    // Without persist, integrated = acknowledged: the ack is our version, which also
-    // tells the peer what not to send us (gossip that saves duplicates in meshes).
-    let ack = this.opts.persist ? this.pendingAck : vv
-    this.pendingAck = null
-    // Events stored by other means (other links, a snapshot) count too.
-    const durable = this.opts.durableVersion?.()
-    if (durable && this.opts.persist) ack = ack ? maxVV(ack, durable) : copyVV(durable)
-    if (ack && vvCovers(this.out.ack, ack)) ack = null
-    if (!this.peerHello.readOnly && !vvCovers(this.peerKnown, vv)) {
-      const update = this.doc.encodeUpdate(this.peerKnown)
-      this.peerKnown = maxVV(this.peerKnown, vv)
-      this.send({ type: 'events', have: vv, ack, update })
-    } else if (ack) {
-      this.send({ type: 'ack', ack })
+    let updates: Uint8Array[] = []
+    let carried: VersionVector[] = []
+    let ackWanted = !this.syncedDone
+    if (this.peerHello.readOnly) {
+      // The peer refuses our events: nothing to send, nothing to keep for it.
+      this.cursor = NO_CURSOR
+    } else {
+      let entries = this.needFull ? null : this.log.since(this.cursor)
+      if (entries === null) {
+        // Handshake, NEED, or our log position was dropped: diff version vectors.
+        const vv = this.doc.version()
+        const since = maxVV(this.base, this.extra)
+        if (!vvCovers(since, vv)) {
+          updates = [this.doc.encodeUpdate(since)]
+          carried = [vv]
+          ackWanted = true
+        }
+        this.cursor = this.log.end
+        this.base = vv
+        this.baseExact = true
+        this.extra = emptyVV()
+        this.needFull = false
+        entries = []
+      }
+      if (entries.length > 0) {
+        const picked = this.pick(entries)
+        updates = picked.updates
+        carried = picked.carried
+        ackWanted ||= picked.local
+      }
+    }
+    const acks = this.takeAcks()
+    if (updates.length > 0) {
+      const no = ++this.sentNo
+      if (ackWanted) this.awaiting.push({ no, carried })
+      if (!ackWanted && acks === null && updates.length === 1) {
+        // The same bytes for every link sending this update now: encoded once.
+        this.sendBytes(this.log.plainMessage(updates[0]!), true)
+      } else this.send({ type: 'events', updates, ackWanted, ...acks })
+    } else if (acks !== null) {
+      this.send({ type: 'ack', ...acks })
     }
   }
 
-  /** Sends our version as an ACK now (no persist only), unless the peer already has it. */
-  private promptAck(): void {
-    if (this.closed || !this.peerHello || this.opts.persist) return
+  /**
+   * The log entries after our cursor that the peer lacks, as updates to send: none if it
+   * has them all, one entry as is, or several as one update encoded against the version at
+   * our cursor (shared by every link at that cursor; events that came from the peer then
+   * ride along, which it drops as known), unless those would dominate.
+   */
+  private pick(entries: readonly LogEntry[]): {
+    updates: Uint8Array[]
+    carried: VersionVector[]
+    local: boolean
+  } {
+    const send: LogEntry[] = []
+    let fromPeer = 0
+    let skipped = false
+    let local = false
+    const announced = !isEmpty(this.extra)
+    for (const e of entries) {
+      if (e.origin === this) {
+        fromPeer++
+        continue
+      }
+      const sum = announced ? e.summary : null
+      if (sum !== null && vvCovers(this.extra, sum.vv)) {
+        // The peer has it from elsewhere; tell it we have it too.
+        this.haveOwed ??= emptyVV()
+        raise(this.haveOwed, sum.vv)
+        skipped = true
+        continue
+      }
+      send.push(e)
+      if (!(e.origin instanceof LinkImpl)) local = true
+    }
+    this.cursor = this.log.end
+    if (send.length === 0) {
+      this.baseExact = false
+      return { updates: [], carried: [], local }
+    }
+    let updates: Uint8Array[]
+    if (send.length === 1) updates = [send[0]!.bytes]
+    else if (this.baseExact && !skipped && fromPeer <= send.length) {
+      updates = [this.log.encodeSince(this.base)]
+    } else updates = send.map((e) => e.bytes)
+    // What the peer holds once it has these: our version now (a hub's replica memoises
+    // it, so links flushing together share one object and one encoding next time).
     const vv = this.doc.version()
-    if (!vvCovers(this.out.ack, vv)) this.send({ type: 'ack', ack: vv })
+    const carried: VersionVector[] = []
+    if (local || !this.syncedDone) {
+      for (const e of send) carried.push(e.summary?.vv ?? vv)
+    }
+    this.base = vv
+    this.baseExact = true
+    return { updates, carried, local }
+  }
+
+  /** The acks and announcements due now, or null. */
+  private takeAcks(): Acks | null {
+    let acks: { -readonly [K in keyof Acks]: Acks[K] } | null = null
+    if (this.ackOwed > this.ackedSent) {
+      acks = { ackedMessages: this.ackOwed }
+      this.ackedSent = this.ackOwed
+    }
+    if (this.ackVVOwed !== null) {
+      ;(acks ??= {}).ack = this.ackVVOwed
+      this.ackVVOwed = null
+    }
+    if (this.haveOwed !== null) {
+      ;(acks ??= {}).have = this.haveOwed
+      this.haveOwed = null
+    }
+    return acks
+  }
+
+  /** Announces a big batch from another link right away (no persist only). */
+  private promptAnnounce(entry: LogEntry): void {
+    if (this.closed || !this.peerHello || this.opts.persist) return
+    const sum = entry.summary
+    if (sum === null || vvCovers(this.extra, sum.vv)) return
+    this.send({ type: 'ack', have: sum.vv })
   }
 
   private checkSynced(): void {

@@ -5,7 +5,7 @@ import WebSocket from 'ws'
 import { signToken } from '../server/auth.ts'
 import { CLOSE } from '../server/close-codes.ts'
 import { Presence } from '../shared/presence.ts'
-import { WireState, decodeMessage, encodeMessage } from '../shared/protocol.ts'
+import { PROTOCOL_VERSION, WireState, decodeMessage, encodeMessage } from '../shared/protocol.ts'
 import { TextDoc } from '../shared/text-doc.ts'
 import {
   client,
@@ -53,7 +53,7 @@ test('B1/B2: no, malformed, expired, badly signed and wrong-document tokens are 
       c.close()
       // The raw close code, via the query-token path.
       const ws = await rawSocket(ts.wsUrl, 'd', token === undefined ? '' : `?token=${token}`)
-      if (token === undefined) ws.send(Buffer.from([1, 1, 0, 0, 0, 0]))
+      if (token === undefined) ws.send(Buffer.from([PROTOCOL_VERSION, 1, 0, 0, 0, 0]))
       assert.is((await closeOf(ws)).code, code, problem)
     }
     // Refused before any document is loaded.
@@ -75,7 +75,7 @@ test('a valid token works in the first frame and as ?token=; REST needs one too'
     const ws = await rawSocket(ts.wsUrl, 'd', `?token=${encodeURIComponent(token)}`)
     await waitFor(() => ws.received.length > 0, 'server HELLO on query-token socket')
     const first = ws.received[0]!
-    assert.is(first[0], 1) // protocol version
+    assert.is(first[0], PROTOCOL_VERSION)
     assert.is(first[1], 1) // HELLO
     ws.close()
     const url = `${ts.httpUrl}/api/docs/d/text`
@@ -116,7 +116,7 @@ test('B5: a read-only connection reads, its edits are refused, not applied, not 
     evil.insert(0, 'EVIL ')
     const v = evil.version()
     ws.send(encodeMessage({ type: 'hello', readOnly: false, id: 'e', have: v, durable: v }, out))
-    ws.send(encodeMessage({ type: 'events', have: v, ack: null, update: evil.encodeUpdate() }, out))
+    ws.send(encodeMessage({ type: 'events', have: v, updates: [evil.encodeUpdate()] }, out))
     const inn = new WireState()
     const seen: string[] = []
     await waitFor(() => {

@@ -13,7 +13,7 @@ import {
   backoffDelay,
   isFinalClose,
 } from '../client/connection.ts'
-import { WireState, encodeMessage } from '../shared/protocol.ts'
+import { PROTOCOL_VERSION, WireState, encodeMessage } from '../shared/protocol.ts'
 import { TextDoc } from '../shared/text-doc.ts'
 import { FaultyStorage } from './support/server-faulty-storage.ts'
 import { SqliteStorage } from '../server/storage.ts'
@@ -173,8 +173,12 @@ test('A6/A11/F1: text, empty and random frames close that link only; state uncha
       ['text frame', (ws) => ws.send('hello'), [CLOSE.UNSUPPORTED_DATA]],
       ['empty frame', (ws) => ws.send(new Uint8Array(0)), [4001]],
       ['unknown version', (ws) => ws.send(new Uint8Array([9, 1, 2, 3])), [4002]],
-      ['unknown type', (ws) => ws.send(new Uint8Array([1, 77])), [4003]],
-      ['events before hello', (ws) => ws.send(new Uint8Array([1, 2, 0, 0, 0])), [4001, 4006]],
+      ['unknown type', (ws) => ws.send(new Uint8Array([PROTOCOL_VERSION, 77])), [4003]],
+      [
+        'events before hello',
+        (ws) => ws.send(new Uint8Array([PROTOCOL_VERSION, 2, 0, 0, 0])),
+        [4001, 4006],
+      ],
       [
         'garbage update after hello',
         (ws, out) => {
@@ -185,8 +189,7 @@ test('A6/A11/F1: text, empty and random frames close that link only; state uncha
               {
                 type: 'events',
                 have: v,
-                ack: null,
-                update: new Uint8Array([80, 89, 1, 1, 0, 255, 255]),
+                updates: [new Uint8Array([80, 89, 1, 1, 0, 255, 255])],
               },
               out,
             ),
@@ -199,7 +202,7 @@ test('A6/A11/F1: text, empty and random frames close that link only; state uncha
         'text then garbage in one go',
         (ws) => {
           ws.send('x')
-          ws.send(new Uint8Array([1, 77]))
+          ws.send(new Uint8Array([PROTOCOL_VERSION, 77]))
         },
         [CLOSE.UNSUPPORTED_DATA],
       ],
@@ -271,7 +274,7 @@ test('B3: too much before authentication or while loading is refused', async () 
     const flood = await rawSocket(ts.wsUrl, 'b', `?token=${token}`)
     const out = new WireState()
     flood.send(hello(out))
-    for (let i = 0; i < 20; i++) flood.send(new Uint8Array([1, 3, 0]))
+    for (let i = 0; i < 20; i++) flood.send(new Uint8Array([PROTOCOL_VERSION, 3, 0, 0]))
     assert.is((await closeOf(flood)).code, CLOSE.BAD_REQUEST)
   } finally {
     await ts.stop()

@@ -16,12 +16,16 @@ import {
   closeCodeFor,
   decodeMessage,
   encodeMessage,
+  encodePlainEvents,
   errorName,
   type Message,
 } from '../shared/protocol.ts'
 import { Rng, seedFromEnv } from './support/rng.ts'
 
 const vv = (o: Record<string, number>) => Object.assign(Object.create(null), o)
+const V = PROTOCOL_VERSION
+/** ACK / EVENTS flag: an acknowledged partial vv follows. */
+const ACK_VV = 2
 
 function samples(): Message[] {
   return [
@@ -32,19 +36,16 @@ function samples(): Message[] {
       have: vv({ a: 3, b: 7 }),
       durable: vv({ a: 3, b: 5 }),
     },
+    { type: 'events', updates: [new Uint8Array([1, 2, 3])] },
     {
       type: 'events',
-      have: vv({ a: 4, b: 7, c: 1 }),
-      ack: null,
-      update: new Uint8Array([1, 2, 3]),
+      updates: [new Uint8Array([9]), new Uint8Array(0), new Uint8Array([4, 5])],
+      ackWanted: true,
+      ackedMessages: 2,
+      ack: vv({ a: 5, c: 1 }),
+      have: vv({ b: 7 }),
     },
-    {
-      type: 'events',
-      have: vv({ a: 5, b: 7, c: 1 }),
-      ack: vv({ a: 5, b: 7, c: 1 }),
-      update: new Uint8Array([9]),
-    },
-    { type: 'ack', ack: vv({ a: 6, b: 9, c: 1 }) },
+    { type: 'ack', ackedMessages: 3, ack: vv({ a: 6, b: 9, c: 1 }) },
     { type: 'need', have: vv({ a: 2 }) },
     {
       type: 'presence',
@@ -72,7 +73,7 @@ function encodeAll(msgs: Message[]): Uint8Array[] {
 }
 
 function snapshot(st: WireState): string {
-  return JSON.stringify([st.agents, { ...st.have }, { ...st.ack }])
+  return JSON.stringify(st.agents)
 }
 
 test('every message type round-trips, with deltas and agent interning', () => {
@@ -88,8 +89,21 @@ test('every message type round-trips, with deltas and agent interning', () => {
     )
   })
   // Agent names travel once: the ack after the hello is a few bytes only.
-  assert.ok(bytes[3]!.length <= 8, `ack is ${bytes[3]!.length} bytes`)
+  assert.ok(bytes[3]!.length <= 12, `ack is ${bytes[3]!.length} bytes`)
   assert.is(bytes[0]![0], PROTOCOL_VERSION)
+})
+
+test('plain EVENTS (no acks, no agents) encode alike for every link and direction', () => {
+  const updates = [new Uint8Array(300).fill(7), new Uint8Array([1])]
+  const plain = encodePlainEvents(updates)
+  assert.equal([...plain], [...encodeMessage({ type: 'events', updates }, new WireState())])
+  const got = decodeMessage(plain, new WireState())
+  assert.equal(got.type === 'events' ? got.updates.map((u) => [...u]) : null, [
+    [...updates[0]!],
+    [1],
+  ])
+  const wanted = decodeMessage(encodePlainEvents(updates, true), new WireState())
+  assert.is(wanted.type === 'events' && wanted.ackWanted, true)
 })
 
 test('every strict prefix of every message is rejected; the state is unchanged', () => {
@@ -115,9 +129,9 @@ test('trailing bytes, unknown type and version are precise errors', () => {
   const ack = encodeMessage({ type: 'ack', ack: vv({ a: 1 }) }, new WireState())
   const withTrail = new Uint8Array([...ack, 0])
   assert.throws(() => decodeMessage(withTrail, st), /BAD_MESSAGE: 1 trailing bytes/)
-  const badVersion = new Uint8Array([2, MSG.ACK, 0])
-  assert.throws(() => decodeMessage(badVersion, st), /UNSUPPORTED_VERSION: protocol version 2/)
-  assert.throws(() => decodeMessage(new Uint8Array([1, 99]), st), /UNKNOWN_TYPE: message type 99/)
+  const badVersion = new Uint8Array([1, MSG.ACK, 0])
+  assert.throws(() => decodeMessage(badVersion, st), /UNSUPPORTED_VERSION: protocol version 1/)
+  assert.throws(() => decodeMessage(new Uint8Array([V, 99]), st), /UNKNOWN_TYPE: message type 99/)
   assert.throws(() => decodeMessage(new Uint8Array(0), st), /BAD_MESSAGE/)
   assert.throws(
     () => decodeMessage(new Uint8Array(100), st, 50),
@@ -129,24 +143,32 @@ test('varints over 2^53, non-canonical varints and lying counts are rejected (C2
   const st = new WireState()
   const big = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f] // 2^56 - 1
   assert.throws(
-    () => decodeMessage(new Uint8Array([1, MSG.ERROR, ...big, 0]), st),
+    () => decodeMessage(new Uint8Array([V, MSG.ERROR, ...big, 0]), st),
     /varint over 2\^53/,
   )
   assert.throws(
-    () => decodeMessage(new Uint8Array([1, MSG.ERROR, 0x80, 0x00, 0]), st),
+    () => decodeMessage(new Uint8Array([V, MSG.ERROR, 0x80, 0x00, 0]), st),
     /non-canonical/,
   )
   // A vv claiming a million entries in 3 bytes.
   assert.throws(
-    () => decodeMessage(new Uint8Array([1, MSG.ACK, 0xc0, 0x84, 0x3d]), st),
+    () => decodeMessage(new Uint8Array([V, MSG.ACK, ACK_VV, 0xc0, 0x84, 0x3d]), st),
     /count 1000000 exceeds/,
   )
+  // An update list claiming a million updates.
+  assert.throws(
+    () => decodeMessage(new Uint8Array([V, MSG.EVENTS, 0, 0xc0, 0x84, 0x3d]), st),
+    /update count 1000000 exceeds/,
+  )
   // A byte string claiming more bytes than the message has.
-  const ev = new Uint8Array([1, MSG.EVENTS, 0, 0, 0xff, 0x7f])
+  const ev = new Uint8Array([V, MSG.EVENTS, 0, 1, 0xff, 0x7f])
   assert.throws(() => decodeMessage(ev, st), /runs past the end/)
+  // Unknown flag bits.
+  assert.throws(() => decodeMessage(new Uint8Array([V, MSG.EVENTS, 16, 0]), st), /bad events flags/)
+  assert.throws(() => decodeMessage(new Uint8Array([V, MSG.ACK, 8]), st), /bad ack flags/)
   // Presence with a huge count.
   assert.throws(
-    () => decodeMessage(new Uint8Array([1, MSG.PRESENCE, 0xff, 0x7f]), st),
+    () => decodeMessage(new Uint8Array([V, MSG.PRESENCE, 0xff, 0x7f]), st),
     /exceeds remaining/,
   )
 })
@@ -154,14 +176,25 @@ test('varints over 2^53, non-canonical varints and lying counts are rejected (C2
 test('agent refs: unknown refs, duplicate declarations and the agent cap are rejected', () => {
   const st = new WireState(2)
   assert.throws(
-    () => decodeMessage(new Uint8Array([1, MSG.ACK, 1, 5, 1]), st),
+    () => decodeMessage(new Uint8Array([V, MSG.ACK, ACK_VV, 1, 5, 1]), st),
     /unknown agent ref 5/,
   )
   const enc = new TextEncoder()
   const decl = (name: string) => [0, name.length, ...enc.encode(name)]
-  const twice = new Uint8Array([1, MSG.ACK, 2, ...decl('a'), 1, ...decl('a'), 2])
+  const twice = new Uint8Array([V, MSG.ACK, ACK_VV, 2, ...decl('a'), 1, ...decl('a'), 2])
   assert.throws(() => decodeMessage(twice, st), /declared twice/)
-  const three = new Uint8Array([1, MSG.ACK, 3, ...decl('a'), 1, ...decl('b'), 1, ...decl('c'), 1])
+  const three = new Uint8Array([
+    V,
+    MSG.ACK,
+    ACK_VV,
+    3,
+    ...decl('a'),
+    1,
+    ...decl('b'),
+    1,
+    ...decl('c'),
+    1,
+  ])
   assert.throws(
     () => decodeMessage(three, st),
     (e: unknown) => (e as SyncError).codeName === 'TOO_MANY_AGENTS',
@@ -169,29 +202,35 @@ test('agent refs: unknown refs, duplicate declarations and the agent cap are rej
   assert.equal(st.agents, [])
   const long = 'x'.repeat(65)
   assert.throws(
-    () => decodeMessage(new Uint8Array([1, MSG.ACK, 1, ...decl(long), 1]), st),
+    () => decodeMessage(new Uint8Array([V, MSG.ACK, ACK_VV, 1, ...decl(long), 1]), st),
     /over limit 64/,
   )
 })
 
-test('vv deltas are increments: they cannot go back, zero and overflowing ones are rejected', () => {
+test('partial vvs carry absolute counts of the named agents; zero, repeated and huge ones are rejected', () => {
   const tx = new WireState()
   const rx = new WireState()
   decodeMessage(encodeMessage({ type: 'ack', ack: vv({ a: 5 }) }, tx), rx)
-  // ref 1 = 'a': +3 -> 8
-  const m = decodeMessage(new Uint8Array([1, MSG.ACK, 1, 1, 3]), rx)
-  assert.equal(m.type === 'ack' ? { ...m.ack } : null, { a: 8 })
-  // An ack lower than the last one is not expressible: the encoder sends nothing for it.
-  const lower = encodeMessage({ type: 'ack', ack: vv({ a: 2 }) }, tx)
-  assert.equal([...lower], [1, MSG.ACK, 0])
-  assert.throws(() => decodeMessage(new Uint8Array([1, MSG.ACK, 1, 1, 0]), rx), /zero increment/)
-  const big = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f] // 2^53 - 1
-  assert.throws(() => decodeMessage(new Uint8Array([1, MSG.ACK, 1, 1, ...big]), rx), /over 2\^53/)
+  // ref 1 = 'a': 3, whatever was said before (receivers keep the maximum)
+  const m = decodeMessage(new Uint8Array([V, MSG.ACK, ACK_VV, 1, 1, 3]), rx)
+  assert.equal(m.type === 'ack' ? { ...m.ack } : null, { a: 3 })
+  // Zero entries are not written.
+  const zero = encodeMessage({ type: 'ack', ack: vv({ a: 0 }) }, tx)
+  assert.equal([...zero], [V, MSG.ACK, ACK_VV, 0])
   assert.throws(
-    () => decodeMessage(new Uint8Array([1, MSG.ACK, 2, 1, 6, 1, 7]), rx),
+    () => decodeMessage(new Uint8Array([V, MSG.ACK, ACK_VV, 1, 1, 0]), rx),
+    /zero count/,
+  )
+  const big = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f] // 2^56 - 1
+  assert.throws(
+    () => decodeMessage(new Uint8Array([V, MSG.ACK, ACK_VV, 1, 1, ...big]), rx),
+    /over 2\^53/,
+  )
+  assert.throws(
+    () => decodeMessage(new Uint8Array([V, MSG.ACK, ACK_VV, 2, 1, 6, 1, 7]), rx),
     /twice in one vv/,
   )
-  assert.is(rx.ack.a, 8)
+  assert.equal(rx.agents, ['a'])
 })
 
 test('prototype keys are plain keys (C6)', () => {
@@ -215,11 +254,11 @@ test('prototype keys are plain keys (C6)', () => {
 test('invalid UTF-8 in strings is rejected (C7)', () => {
   const st = new WireState()
   assert.throws(
-    () => decodeMessage(new Uint8Array([1, MSG.ERROR, 1, 2, 0xc3, 0x28]), st),
+    () => decodeMessage(new Uint8Array([V, MSG.ERROR, 1, 2, 0xc3, 0x28]), st),
     /invalid UTF-8/,
   )
   assert.throws(
-    () => decodeMessage(new Uint8Array([1, MSG.NEED, 1, 0, 1, 0xff, 1]), st),
+    () => decodeMessage(new Uint8Array([V, MSG.NEED, 1, 0, 1, 0xff, 1]), st),
     /invalid UTF-8/,
   )
 })
@@ -243,7 +282,7 @@ test('random bytes and mutated messages never escape as anything but SyncError (
     let b: Uint8Array
     if (rng.chance(0.5)) {
       b = new Uint8Array(rng.int(0, 40)).map(() => rng.int(0, 255))
-      if (rng.chance(0.7) && b.length > 1) ((b[0] = 1), (b[1] = rng.int(1, 7)))
+      if (rng.chance(0.7) && b.length > 1) ((b[0] = V), (b[1] = rng.int(1, 7)))
     } else {
       b = rng.pick(valid).slice()
       const flips = rng.int(1, 3)

@@ -5,11 +5,12 @@
  * - `type { t0, warmupMs, windowMs, drainMs, intervalMs }`: every client inserts a marker (its
  *   send time, base 36 tenths of a ms since `t0`, then `|`) every `intervalMs` (staggered) until
  *   the window ends; receivers turn each marker of an edit sent inside the window into a latency.
- *   Answers `{ latencies, delivered, sent }`.
+ *   Answers `{ latencies, delivered, sent, cpuUs, received }`: this process's CPU inside the window
+ *   and the remote edits its clients received inside it (client cost per received edit).
  * - `seed { chars }`: the first client of each document inserts `chars` characters.
  * - `trace { name }`: the first client replays a sequential trace, answers once acknowledged.
  * - `join { kind, url, docId }`: a fresh client joins; answers `{ ms, bytes, length }`.
- * - `close`.
+ * - `close`; `exit` (ends the process at once, no answer: a CPU profile gets written).
  */
 import { loadSequential } from '../../test/support/traces.ts'
 import { openClient, type BenchClient, type ServerKind } from './adapters.ts'
@@ -32,6 +33,7 @@ type Msg =
   | { cmd: 'trace'; kind: ServerKind; url: string; docId: string; name: string }
   | { cmd: 'join'; kind: ServerKind; url: string; docId: string }
   | { cmd: 'close' }
+  | { cmd: 'exit' }
 
 async function handle(m: Msg): Promise<unknown> {
   switch (m.cmd) {
@@ -91,10 +93,14 @@ async function typeLoad(m: Extract<Msg, { cmd: 'type' }>) {
   const latencies: number[] = []
   let delivered = 0
   let sent = 0
+  let received = 0
+  let cpu0: NodeJS.CpuUsage | null = null
+  let cpuUs = 0
   for (const c of clients) {
     c.onRemoteInsert((text) => {
       const at = now()
       for (const mk of text.matchAll(/([0-9a-z]+)\|/g)) {
+        if (cpu0 !== null && at < end) received++
         const sentAt = m.t0 + parseInt(mk[1]!, 36) / 10
         if (sentAt >= start && sentAt < end) {
           latencies.push(at - sentAt)
@@ -107,7 +113,12 @@ async function typeLoad(m: Extract<Msg, { cmd: 'type' }>) {
   await new Promise<void>((resolve) => {
     const tick = () => {
       const t = now()
-      if (t >= end) return resolve()
+      if (t >= start && cpu0 === null) cpu0 = process.cpuUsage()
+      if (t >= end) {
+        const d = process.cpuUsage(cpu0 ?? undefined)
+        cpuUs = d.user + d.system
+        return resolve()
+      }
       for (let i = 0; i < clients.length; i++) {
         if (t >= next[i]!) {
           const c = clients[i]!
@@ -123,10 +134,11 @@ async function typeLoad(m: Extract<Msg, { cmd: 'type' }>) {
     tick()
   })
   await new Promise((r) => setTimeout(r, m.drainMs))
-  return { latencies, delivered, sent }
+  return { latencies, delivered, sent, cpuUs, received }
 }
 
 process.on('message', (m: Msg) => {
+  if (m.cmd === 'exit') process.exit(0)
   handle(m).then(
     (res) => process.send!({ ok: true, res }),
     (err: Error) => process.send!({ ok: false, error: String(err?.stack ?? err) }),

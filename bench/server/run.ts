@@ -6,14 +6,16 @@
  * processes. Scenarios:
  * 1. fan-out: N clients on one document, R edits/s in total; latency from an edit's send to its
  *    receipt at every other client (p50/p95/p99), and server CPU per delivered edit (one edit
- *    reaching one client).
+ *    reaching one client): of the whole process (ours includes its SQLite worker thread, which
+ *    stores every edit durably; the peers keep documents in memory) and of the main thread alone.
  * 2. memory: 1,000 documents x 2 clients; server heap (after GC) per loaded document and per
  *    extra connection.
  * 3. cold join: a document built from the automerge-paper trace (~260k edits) is uploaded, then
  *    a fresh client joins: time to synced and bytes received.
  *
  * Flags: `--quick` (fewer and shorter runs), `--servers=ours,hocuspocus,ywebsocket`,
- * `--only=fanout,memory,join`.
+ * `--only=fanout,memory,join`, `--sizes=10,50`, `--rates=100,500` (fan-out grid), `--profile=DIR`
+ * (CPU profiles of every process).
  */
 import { fork, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
@@ -29,6 +31,16 @@ const servers = (flag('servers')?.split(',') ?? [
 ]) as ServerKind[]
 const only = new Set(flag('only')?.split(',') ?? ['fanout', 'memory', 'join'])
 const here = (f: string) => fileURLToPath(new URL(f, import.meta.url))
+/**
+ * `--profile=DIR`: CPU profiles of the server and worker processes, one folder each in DIR (the
+ * main thread's profile is the largest file of a folder).
+ */
+const profileDir = flag('profile')
+const profArgs = (what: string) =>
+  profileDir
+    ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}/${what}-${Date.now()}-${profileNo++}`]
+    : []
+let profileNo = 0
 const TIMEOUT_MS = 120_000
 
 /** A child process answering IPC requests one at a time. */
@@ -67,11 +79,20 @@ class Proc {
   kill(): void {
     this.child.kill('SIGKILL')
   }
+  /** Asks a worker to exit (so a CPU profile gets written), SIGKILL after 5 s. */
+  async exit(): Promise<void> {
+    if (this.exited !== null) return
+    const gone = new Promise<void>((r) => this.child.once('exit', () => r()))
+    this.child.send({ cmd: 'exit' })
+    const timer = setTimeout(() => this.kill(), 5000)
+    await gone
+    clearTimeout(timer)
+  }
 }
 
 async function startServer(kind: ServerKind): Promise<{ proc: Proc; url: string }> {
   const child = fork(here('./server-proc.ts'), [kind], {
-    execArgv: ['--expose-gc', '--import', 'tsx'],
+    execArgv: [...profArgs(`server-${kind}`), '--expose-gc', '--import', 'tsx'],
     stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
   })
   const port = await new Promise<number>((resolve, reject) => {
@@ -88,14 +109,14 @@ async function startServer(kind: ServerKind): Promise<{ proc: Proc; url: string 
 
 async function startWorker(): Promise<Proc> {
   const child = fork(here('./load-worker.ts'), [], {
-    execArgv: ['--max-old-space-size=4096', '--import', 'tsx'],
+    execArgv: [...profArgs('worker'), '--max-old-space-size=4096', '--import', 'tsx'],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   })
   await new Promise<void>((r) => child.once('message', () => r()))
   return new Proc(child)
 }
 
-type Stats = { cpuUs: number; heapUsed: number; rss: number }
+type Stats = { cpuUs: number; mainUs: number; heapUsed: number; rss: number }
 const stats = (s: Proc, gc = true) => s.request<Stats>({ cmd: 'stats', gc })
 const sleepUntil = (t: number) =>
   new Promise((r) => setTimeout(r, Math.max(0, t - (performance.timeOrigin + performance.now()))))
@@ -110,6 +131,10 @@ interface FanoutRow {
   p95: number
   p99: number
   cpuPerDelivered: number
+  /** Main-thread CPU per delivered edit, µs. */
+  mainPerDelivered: number
+  /** Load-client CPU per received edit, µs (both worker processes). */
+  clientPerReceived: number
   delivered: number
   expected: number
 }
@@ -136,7 +161,13 @@ async function fanout(kind: ServerKind, n: number, rate: number): Promise<Fanout
     const t0 = performance.timeOrigin + performance.now() + 200
     const intervalMs = (n * 1000) / rate
     const runs = workers.map((w) =>
-      w.request<{ latencies: number[]; delivered: number; sent: number }>({
+      w.request<{
+        latencies: number[]
+        delivered: number
+        sent: number
+        cpuUs: number
+        received: number
+      }>({
         cmd: 'type',
         t0,
         warmupMs,
@@ -158,11 +189,18 @@ async function fanout(kind: ServerKind, n: number, rate: number): Promise<Fanout
       p95: pct(lat, 95),
       p99: pct(lat, 99),
       cpuPerDelivered: (s1.cpuUs - s0.cpuUs) / Math.max(1, delivered),
+      mainPerDelivered: (s1.mainUs - s0.mainUs) / Math.max(1, delivered),
+      clientPerReceived:
+        results.reduce((s, r) => s + r.cpuUs, 0) /
+        Math.max(
+          1,
+          results.reduce((s, r) => s + r.received, 0),
+        ),
       delivered,
       expected: sent * (n - 1),
     }
   } finally {
-    for (const w of workers) w.kill()
+    await Promise.all(workers.map((w) => w.exit()))
     await proc.request({ cmd: 'stop' }).catch(() => undefined)
     proc.kill()
   }
@@ -190,7 +228,7 @@ async function memory(kind: ServerKind, docs: number) {
       perConn,
     }
   } finally {
-    for (const w of workers) w.kill()
+    await Promise.all(workers.map((w) => w.exit()))
     await proc.request({ cmd: 'stop' }).catch(() => undefined)
     proc.kill()
   }
@@ -225,7 +263,7 @@ async function coldJoin(kind: ServerKind) {
     const med = joins[Math.floor(joins.length / 2)]!
     return { ms: med.ms, bytes: med.bytes, chars: up.expected, events: up.events }
   } finally {
-    for (const w of workers) w.kill()
+    await Promise.all(workers.map((w) => w.exit()))
     await proc.request({ cmd: 'stop' }).catch(() => undefined)
     proc.kill()
   }
@@ -250,6 +288,8 @@ const FAILED: FanoutRow = {
   p95: NaN,
   p99: NaN,
   cpuPerDelivered: NaN,
+  mainPerDelivered: NaN,
+  clientPerReceived: NaN,
   delivered: 0,
   expected: 1,
 }
@@ -307,14 +347,16 @@ async function main() {
     }
   }
   if (only.has('fanout')) {
-    const sizes = quick ? [10, 50] : [10, 50, 200]
-    const rates = quick ? [100, 500] : [100, 500, 2000]
+    const sizes = flag('sizes')?.split(',').map(Number) ?? (quick ? [10, 50] : [10, 50, 200])
+    const rates = flag('rates')?.split(',').map(Number) ?? (quick ? [100, 500] : [100, 500, 2000])
     console.log(
-      '\n## Fan-out latency (ms, send -> receipt at every other client) and server CPU per delivered edit (µs)\n',
+      '\n## Fan-out latency (ms, send -> receipt at every other client); server CPU per delivered edit (µs: all threads, and the main thread alone); load-client CPU per received edit (µs)\n',
     )
     console.log(
       '| clients | edits/s | ' +
-        servers.map((s) => `${s} p50 / p95 / p99 | ${s} CPU µs`).join(' | ') +
+        servers
+          .map((s) => `${s} p50 / p95 / p99 | ${s} server CPU µs | ${s} client µs`)
+          .join(' | ') +
         ' | ' +
         servers
           .slice(1)
@@ -322,7 +364,7 @@ async function main() {
           .join(' | ') +
         ' |',
     )
-    console.log('|' + ' --- |'.repeat(2 + servers.length * 2 + (servers.length - 1) * 2))
+    console.log('|' + ' --- |'.repeat(2 + servers.length * 3 + (servers.length - 1) * 2))
     for (const n of sizes) {
       for (const r of rates) {
         const rows: Record<string, FanoutRow> = {}
@@ -334,7 +376,9 @@ async function main() {
             x.delivered < x.expected * 0.99
               ? ` (${((100 * x.delivered) / Math.max(1, x.expected)).toFixed(0)}% delivered)`
               : ''
-          return `${f1(x.p50)} / ${f1(x.p95)} / ${f1(x.p99)}${lost} | ${x.delivered > 0 ? f1(x.cpuPerDelivered) : 'n/a'}`
+          const cpu =
+            x.delivered > 0 ? `${f1(x.cpuPerDelivered)} (main ${f1(x.mainPerDelivered)})` : 'n/a'
+          return `${f1(x.p50)} / ${f1(x.p95)} / ${f1(x.p99)}${lost} | ${cpu} | ${f1(x.clientPerReceived)}`
         })
         const ours = rows[servers[0]!]!
         const ratios = servers

@@ -2,9 +2,10 @@
  * One collaboration server in its own process for the load benchmark: `ours` (createServer with
  * SQLite in a temp dir), `hocuspocus` (@hocuspocus/server, in memory) or `ywebsocket`
  * (@y/websocket-server's setupWSConnection, in memory). Prints `PORT <n>` and answers IPC:
- * `{ cmd: 'stats', gc? }` -> `{ cpuUs, heapUsed, rss }` (heap after a full GC unless gc: false), `{ cmd: 'stop' }`.
+ * `{ cmd: 'stats', gc? }` -> `{ cpuUs, mainUs, heapUsed, rss }` (CPU of all threads, of the main
+ * thread alone; heap after a full GC unless gc: false), `{ cmd: 'stop' }`.
  */
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { createServer as createHttp } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -25,6 +26,8 @@ if (kind === 'ours') {
     logger: pino({ level: 'silent' }),
     // All load clients come from 127.0.0.1; the other limits stay at their defaults.
     limits: { maxConnectionsPerIp: 1_000_000 },
+    // Experiments: BENCH_LINK_TUNING='{"batchDelayMs":2}' overrides SERVER_LINK_TUNING.
+    linkTuning: JSON.parse(process.env.BENCH_LINK_TUNING ?? '{}'),
   })
   port = s.port
   stop = async () => {
@@ -57,6 +60,20 @@ if (kind === 'ours') {
   process.exit(2)
 }
 
+/**
+ * CPU time of the main thread alone (Linux: /proc/self/task/PID/stat, 10 ms ticks), so the
+ * SQLite worker thread can be told apart; NaN elsewhere.
+ */
+function mainThreadCpuUs(): number {
+  try {
+    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(fields[11]) + Number(fields[12])) * 10_000 // utime + stime, at 100 ticks/s
+  } catch {
+    return NaN
+  }
+}
+
 process.stdout.write(`PORT ${port}\n`)
 process.on('message', async (m: { cmd: string; gc?: boolean }) => {
   if (m.cmd === 'stats') {
@@ -64,7 +81,12 @@ process.on('message', async (m: { cmd: string; gc?: boolean }) => {
     if (gc && m.gc !== false) for (let i = 0; i < 3; i++) gc()
     const cpu = process.cpuUsage()
     const mem = process.memoryUsage()
-    process.send!({ cpuUs: cpu.user + cpu.system, heapUsed: mem.heapUsed, rss: mem.rss })
+    process.send!({
+      cpuUs: cpu.user + cpu.system,
+      mainUs: mainThreadCpuUs(),
+      heapUsed: mem.heapUsed,
+      rss: mem.rss,
+    })
   } else if (m.cmd === 'stop') {
     await stop()
     process.exit(0)

@@ -26,7 +26,8 @@ export class RawPeer {
     this.send({ type: 'hello', readOnly, id: 'raw', have: vv, durable: vv })
   }
   events(update: Uint8Array, have: Record<string, number>): void {
-    this.send({ type: 'events', have: Object.assign(Object.create(null), have), ack: null, update })
+    const vv = Object.assign(Object.create(null), have)
+    this.send({ type: 'events', updates: [update], ackWanted: true, have: vv })
   }
   of<T extends Message['type']>(type: T): Extract<Message, { type: T }>[] {
     return this.received.filter((m) => m.type === type) as Extract<Message, { type: T }>[]

@@ -1,0 +1,144 @@
+/**
+ * The update log of one replica, shared by all its links (sync.ts): every batch of events
+ * the replica made or integrated (its `'update'` events), in order, with the origin it came
+ * from. Each link keeps a cursor in it (the peer holds the replica's state as of that
+ * position, plus whatever came from the peer itself); to flush, a link sends the entries
+ * after its cursor that the peer lacks as they are, with no re-encoding, or, for several
+ * entries, one update encoded once for every link at the same position.
+ *
+ * Invariants: entries are in integration order, so the parents of an entry's events are in
+ * the replica's state before it; entries before every attached reader's cursor are
+ * dropped; when readers lag further than MAX_ENTRIES / MAX_BYTES the oldest entries are
+ * dropped anyway and `since` tells a lagging reader it lost its place (it then diffs
+ * version vectors, like a handshake). Memos (`encodeSince`, `plainMessage`) hold only for
+ * the current state and are cleared on every append.
+ * Cost: O(1) per update, O(readers) per trim (every TRIM_EVERY appends).
+ */
+import { encodePlainEvents } from './protocol.ts'
+import type { Replica, VersionVector } from './replica.ts'
+import { summarizeUpdate, type UpdateSummary } from './update-summary.ts'
+
+/** One `'update'` of the replica. */
+export class LogEntry {
+  private sum: UpdateSummary | null | undefined = undefined
+  constructor(
+    /** Position in the log (grows by one per entry, never reused). */
+    readonly pos: number,
+    readonly bytes: Uint8Array,
+    readonly origin: unknown,
+  ) {}
+  /** What the entry holds (decoded once, on first use); null when it cannot be read. */
+  get summary(): UpdateSummary | null {
+    if (this.sum === undefined) this.sum = summarizeUpdate(this.bytes)
+    return this.sum
+  }
+}
+
+/** A link reading the log. */
+export interface LogReader {
+  /** Position of the first entry the reader has not dealt with (entries before it may go). */
+  readonly cursor: number
+  /** Called for each new entry, in order, as the replica emits it. */
+  onEntry(entry: LogEntry): void
+}
+
+/** Trim (drop entries every reader is past) once this many entries were appended. */
+const TRIM_EVERY = 64
+/** Beyond these, the oldest entries go even if a reader still needs them. */
+const MAX_ENTRIES = 16_384
+const MAX_BYTES = 32 << 20
+
+const logs = new WeakMap<Replica, UpdateLog>()
+
+export class UpdateLog {
+  private entries: LogEntry[] = []
+  /** Position of entries[0]. */
+  private first = 0
+  private bytes = 0
+  private sinceTrim = 0
+  private readonly readers = new Set<LogReader>()
+  private unsubscribe: (() => void) | null = null
+  private readonly merged = new Map<VersionVector, Uint8Array>()
+  private plain = new WeakMap<Uint8Array, Uint8Array>()
+
+  private constructor(private readonly doc: Replica) {}
+
+  /** The log of `doc` (one per replica object). */
+  static of(doc: Replica): UpdateLog {
+    let log = logs.get(doc)
+    if (log === undefined) logs.set(doc, (log = new UpdateLog(doc)))
+    return log
+  }
+
+  /** Position after the last entry. */
+  get end(): number {
+    return this.first + this.entries.length
+  }
+
+  /** Starts telling `reader` about new entries (the log records while anyone reads). */
+  attach(reader: LogReader): void {
+    this.readers.add(reader)
+    this.unsubscribe ??= this.doc.on('update', (bytes, origin) => this.append(bytes, origin))
+  }
+
+  detach(reader: LogReader): void {
+    this.readers.delete(reader)
+    if (this.readers.size > 0 || this.unsubscribe === null) return
+    this.unsubscribe()
+    this.unsubscribe = null
+    this.first = this.end
+    this.entries = []
+    this.bytes = 0
+    this.merged.clear()
+  }
+
+  /** Entries from position `pos` on; null when some of them were dropped. */
+  since(pos: number): readonly LogEntry[] | null {
+    if (pos < this.first) return null
+    return pos >= this.end ? [] : this.entries.slice(pos - this.first)
+  }
+
+  /** `doc.encodeUpdate(since)` for the current state, once per `since` object. */
+  encodeSince(since: VersionVector): Uint8Array {
+    let bytes = this.merged.get(since)
+    if (bytes === undefined) this.merged.set(since, (bytes = this.doc.encodeUpdate(since)))
+    return bytes
+  }
+
+  /** The EVENTS message carrying just `update` (no acks): the same bytes for every link. */
+  plainMessage(update: Uint8Array): Uint8Array {
+    let msg = this.plain.get(update)
+    if (msg === undefined) this.plain.set(update, (msg = encodePlainEvents([update])))
+    return msg
+  }
+
+  private append(bytes: Uint8Array, origin: unknown): void {
+    const entry = new LogEntry(this.end, bytes, origin)
+    this.entries.push(entry)
+    this.bytes += bytes.length
+    this.merged.clear()
+    for (const r of this.readers) r.onEntry(entry)
+    if (++this.sinceTrim >= TRIM_EVERY) this.trim()
+  }
+
+  private trim(): void {
+    this.sinceTrim = 0
+    let min = this.end
+    for (const r of this.readers) if (r.cursor < min) min = r.cursor
+    let drop = Math.max(0, min - this.first)
+    let bytes = this.bytes
+    for (let i = 0; i < drop; i++) bytes -= this.entries[i]!.bytes.length
+    // Readers too far behind lose their place rather than pin memory.
+    while (
+      drop < this.entries.length &&
+      (this.entries.length - drop > MAX_ENTRIES || bytes > MAX_BYTES)
+    ) {
+      bytes -= this.entries[drop]!.bytes.length
+      drop++
+    }
+    if (drop === 0) return
+    this.entries = this.entries.slice(drop)
+    this.first += drop
+    this.bytes = bytes
+  }
+}

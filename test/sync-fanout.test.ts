@@ -1,0 +1,153 @@
+/**
+ * Fan-out through one replica's update log (shared/update-log.ts): a hub relays an edit's
+ * bytes as they are, one message object for every peer; several edits go out as one update
+ * encoded once; clients send nothing back for relays they need not acknowledge; their own
+ * edits are acknowledged; a reader that lags past the log's bound loses its place and the
+ * link falls back to a version-vector diff.
+ */
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { TextDoc, link, memoryPair, type Link } from '../shared/index.ts'
+import type { Channel } from '../shared/channels.ts'
+import { decodeMessage, WireState, type Message } from '../shared/protocol.ts'
+import type { Replica, VersionVector } from '../shared/replica.ts'
+import { UpdateLog, type LogEntry } from '../shared/update-log.ts'
+import { summarizeUpdate } from '../shared/update-summary.ts'
+import { until } from './support/raw-peer.ts'
+
+/** `ch` with every message it sends recorded (the bytes objects themselves). */
+function tap(ch: Channel, sent: Uint8Array[]): Channel {
+  return {
+    send: (m) => (sent.push(m), ch.send(m)),
+    onMessage: (h) => ch.onMessage(h),
+    onClose: (h) => ch.onClose(h),
+    close: (code, reason) => ch.close(code, reason),
+  }
+}
+
+interface Star {
+  hub: TextDoc
+  clients: TextDoc[]
+  hubSent: Uint8Array[][]
+  clientSent: Uint8Array[][]
+  links: Link[]
+}
+
+async function star(n: number): Promise<Star> {
+  const hub = new TextDoc('hub')
+  const s: Star = { hub, clients: [], hubSent: [], clientSent: [], links: [] }
+  for (let i = 0; i < n; i++) {
+    const [x, y] = memoryPair()
+    const hs: Uint8Array[] = []
+    const cs: Uint8Array[] = []
+    const c = new TextDoc(`c${i}`)
+    s.links.push(link(hub, tap(x, hs), { batchDelayMs: 5, relayDelayMs: 0 }))
+    s.links.push(link(c, tap(y, cs), { batchDelayMs: 5 }))
+    s.clients.push(c)
+    s.hubSent.push(hs)
+    s.clientSent.push(cs)
+  }
+  await Promise.all(s.links.map((l) => l.synced))
+  return s
+}
+
+function decodeAll(msgs: Uint8Array[]): Message[] {
+  const st = new WireState()
+  return msgs.map((m) => decodeMessage(m, st))
+}
+
+test('a hub relays an edit as its bytes, one message object for all peers, and gets no acks back for it', async () => {
+  const s = await star(4)
+  for (const l of s.hubSent) l.length = 0
+  for (const l of s.clientSent) l.length = 0
+  const updates: Uint8Array[] = []
+  s.clients[0]!.on('update', (u, origin) => void (origin === undefined && updates.push(u)))
+  s.clients[0]!.insert(0, 'hello')
+  await until(() => s.clients.every((c) => c.toString() === 'hello'), 2000, 'fan-out')
+  await new Promise((r) => setTimeout(r, 50))
+  // The sender's message carries its edit as the doc emitted it, asking for an ack.
+  const fromC0 = decodeAll(s.clientSent[0]!).filter((m) => m.type === 'events')
+  assert.is(fromC0.length, 1)
+  assert.ok(fromC0[0]!.type === 'events' && fromC0[0].ackWanted)
+  assert.equal([...(fromC0[0]!.type === 'events' ? fromC0[0].updates[0]! : [])], [...updates[0]!])
+  // The hub's relay to the three others: one and the same bytes object.
+  const relays = s.hubSent.slice(1).map((l) => l.filter((m) => m[1] === 2))
+  assert.equal(
+    relays.map((r) => r.length),
+    [1, 1, 1],
+  )
+  assert.ok(relays[1]![0] === relays[0]![0] && relays[2]![0] === relays[0]![0], 'shared bytes')
+  const relay = decodeAll(relays[0]!)[0]!
+  assert.ok(relay.type === 'events' && !relay.ackWanted)
+  // Nothing comes back from the receivers; the sender gets its ack.
+  for (const l of s.clientSent.slice(1)) assert.is(l.length, 0, 'no message for a relay')
+  await until(() => s.links[1]!.ackedVersion()['c0'] === 5, 2000, 'ack of the own edit')
+  for (const l of s.links) l.close()
+})
+
+test('edits arriving together are relayed as one update, encoded once for every peer', async () => {
+  const s = await star(5)
+  for (const l of s.hubSent) l.length = 0
+  // Four clients type at once; the fifth only listens.
+  for (let i = 0; i < 4; i++) s.clients[i]!.insert(0, `<${i}>`)
+  await until(
+    () => s.clients.every((c) => c.length === 12 && c.toString() === s.hub.toString()),
+    3000,
+    'converged',
+  )
+  const listener = decodeAll(s.hubSent[4]!).filter((m) => m.type === 'events')
+  const updates = listener.flatMap((m) => (m.type === 'events' ? m.updates : []))
+  const events = updates.reduce((n, u) => n + (summarizeUpdate(u)?.events ?? 0), 0)
+  assert.is(events, 12, 'every event reached the listener once')
+  assert.ok(listener.length <= 3, `${listener.length} messages to the listener`)
+  for (const l of s.links) l.close()
+})
+
+test("a link whose place the log dropped diffs version vectors and sends what's missing", async () => {
+  // A fake replica: the log sees its 'update's; every reader but one keeps up.
+  const handlers: ((u: Uint8Array, o: unknown) => void)[] = []
+  const doc: Replica = {
+    version: (): VersionVector => ({}),
+    encodeUpdate: () => new Uint8Array(0),
+    applyUpdate: () => undefined,
+    on: (_e, h) => (handlers.push(h), () => undefined),
+    pendingCount: 0,
+  }
+  const log = UpdateLog.of(doc)
+  const fast = { cursor: 0, onEntry: (e: LogEntry) => void (fast.cursor = e.pos + 1) }
+  const slow = { cursor: 0, onEntry: () => undefined }
+  log.attach(fast)
+  log.attach(slow)
+  const u = new Uint8Array(8)
+  for (let i = 0; i < 20_000; i++) for (const h of handlers) h(u, undefined)
+  assert.is(log.end, 20_000)
+  assert.is(log.since(0), null, 'the slow reader lost its place')
+  assert.is(log.since(19_999)!.length, 1)
+  // Entries everyone passed are dropped once the lagging reader goes.
+  log.detach(slow)
+  for (const h of handlers) h(u, undefined)
+  assert.equal(log.since(log.end), [])
+
+  // With real docs: a NEED (or a lost place) makes the next flush a full diff, and the peer
+  // converges from its announced state.
+  const a = new TextDoc('a')
+  const b = new TextDoc('b')
+  const [x, y] = memoryPair()
+  const la = link(a, x, { batchDelayMs: 1 })
+  const lb = link(b, y, { batchDelayMs: 1, gapTimeoutMs: 20 })
+  await Promise.all([la.synced, lb.synced])
+  for (let i = 0; i < 50; i++) a.insert(a.length, 'x')
+  await until(() => b.length === 50, 2000, 'stream')
+  la.close()
+  const c = TextDoc.load(b.save(), 'b2')
+  const [x2, y2] = memoryPair()
+  const la2 = link(a, x2, { batchDelayMs: 1 })
+  const lc = link(c, y2, { batchDelayMs: 1 })
+  a.insert(0, 'late ')
+  await until(() => c.toString() === a.toString(), 2000, 'full diff after HELLO')
+  la2.close()
+  lc.close()
+  lb.close()
+})
+
+test.run()
