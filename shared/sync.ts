@@ -659,9 +659,10 @@ class LinkImpl implements Link, LogReader {
 
   /**
    * The log entries after our cursor that the peer lacks, as updates to send: none if it
-   * has them all, one entry as is, or several as one update encoded against the version at
-   * our cursor (shared by every link at that cursor; events that came from the peer then
-   * ride along, which it drops as known), unless those would dominate.
+   * has them all; one entry as is; several local edits as one update of just them; else
+   * one update encoded against the version at our cursor (shared by every link at that
+   * cursor; events that came from the peer then ride along, which it drops as known),
+   * unless those would dominate; else the entries as they are.
    */
   private pick(entries: readonly LogEntry[]): {
     updates: Uint8Array[]
@@ -695,7 +696,9 @@ class LinkImpl implements Link, LogReader {
       return { updates: [], carried: [], local }
     }
     let updates: Uint8Array[]
+    const own = send.length > 1 && local ? this.encodeLocal(send) : null
     if (send.length === 1) updates = [send[0]!.bytes]
+    else if (own !== null) updates = [own]
     else if (this.baseExact && !skipped && fromPeer <= send.length) {
       updates = [this.log.encodeSince(this.base)]
     } else updates = send.map((e) => e.bytes)
@@ -709,6 +712,30 @@ class LinkImpl implements Link, LogReader {
     this.base = vv
     this.baseExact = true
     return { updates, carried, local }
+  }
+
+  /**
+   * Several local edits (one agent's contiguous events) as one update, when nothing else is
+   * to be sent: everything else we hold the peer holds (before the cursor, or from the peer),
+   * so the update is `encodeUpdate(our version, with our agent's entry at the first of
+   * these edits)`. Null when that does not apply.
+   */
+  private encodeLocal(send: readonly LogEntry[]): Uint8Array | null {
+    let agent: string | null = null
+    let start = Infinity
+    for (const e of send) {
+      const sum = e.origin instanceof LinkImpl ? null : e.summary
+      if (sum === null) return null
+      for (const a in sum.vv) {
+        if (agent !== null && a !== agent) return null
+        agent = a
+      }
+      if (agent !== null) start = Math.min(start, sum.vv[agent]! - sum.events)
+    }
+    if (agent === null || !(start >= 0)) return null
+    const since = copyVV(this.doc.version())
+    since[agent] = start
+    return this.doc.encodeUpdate(since)
   }
 
   /** The acks and announcements due now, or null. */

@@ -1,7 +1,7 @@
 /**
  * Fan-out through one replica's update log (shared/update-log.ts): a hub relays an edit's
  * bytes as they are, one message object for every peer; several edits go out as one update
- * encoded once; clients send nothing back for relays they need not acknowledge; their own
+ * encoded once (a client's own burst too); clients send nothing back for relays they need not acknowledge; their own
  * edits are acknowledged; a reader that lags past the log's bound loses its place and the
  * link falls back to a version-vector diff.
  */
@@ -100,6 +100,22 @@ test('edits arriving together are relayed as one update, encoded once for every 
   const events = updates.reduce((n, u) => n + (summarizeUpdate(u)?.events ?? 0), 0)
   assert.is(events, 12, 'every event reached the listener once')
   assert.ok(listener.length <= 3, `${listener.length} messages to the listener`)
+  for (const l of s.links) l.close()
+})
+
+test('local edits of one window go out as one update; the hub integrates it once', async () => {
+  const s = await star(2)
+  for (const l of s.clientSent) l.length = 0
+  // Received events in the same window must not be echoed back to the hub.
+  s.clients[1]!.insert(0, 'other ')
+  await until(() => s.clients[0]!.length === 6, 2000, 'relay')
+  for (let i = 0; i < 5; i++) s.clients[0]!.insert(s.clients[0]!.length, `${i}`)
+  await until(() => s.clients[1]!.toString() === 'other 01234', 2000, 'fan-out')
+  const sent = decodeAll(s.clientSent[0]!).filter((m) => m.type === 'events')
+  const updates = sent.flatMap((m) => (m.type === 'events' ? m.updates : []))
+  assert.is(updates.length, 1, 'one update')
+  assert.equal({ ...summarizeUpdate(updates[0]!)!.vv }, { c0: 5 })
+  await until(() => s.links[1]!.ackedVersion()['c0'] === 5, 2000, 'acked')
   for (const l of s.links) l.close()
 })
 
