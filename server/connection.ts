@@ -10,7 +10,7 @@
 import type { WebSocket } from 'ws'
 import type { Channel } from '../shared/channels.ts'
 import { MSG, PROTOCOL_VERSION, closeCodeFor } from '../shared/protocol.ts'
-import { link, type Link, type LinkOptions } from '../shared/sync.ts'
+import { link, type Link, type LinkOptions, type SyncError } from '../shared/sync.ts'
 import { summarizeUpdate } from '../shared/update-summary.ts'
 import { anonymousUser, verifyToken, type TokenClaims, type TokenProblem } from './auth.ts'
 import { CLOSE } from './close-codes.ts'
@@ -82,8 +82,65 @@ class Bucket {
   }
 }
 
-/** Server side of one WebSocket. Created by the endpoint after the upgrade. */
-export class ServerConnection {
+/** The connection a socket belongs to (a property on the socket: handlers are shared). */
+const CONNECTION = Symbol('polyphony.connection')
+type OwnedSocket = WebSocket & { [CONNECTION]?: ServerConnection }
+
+// Socket handlers shared by every connection (`this` is the socket): a hub holds thousands
+// of connections, and a closure per handler per connection is memory for nothing.
+function onSocketMessage(this: OwnedSocket, data: Buffer, isBinary: boolean): void {
+  this[CONNECTION]?.onFrame(data, isBinary)
+}
+function onSocketClose(this: OwnedSocket): void {
+  this[CONNECTION]?.onSocketClose()
+}
+function onSocketError(this: OwnedSocket, err: Error): void {
+  this[CONNECTION]?.onSocketError(err)
+}
+function onSocketPong(this: OwnedSocket): void {
+  const c = this[CONNECTION]
+  if (c) c.alive = true
+}
+
+/** The connection whose message is being handled (its link's integrations are counted). */
+let delivering: ServerConnection | null = null
+function countIntegrated(update: Uint8Array): void {
+  if (delivering !== null) delivering.integrated += summarizeUpdate(update)?.events ?? 0
+}
+
+/** A document's link hooks, one set for all its connections (built by `hooksFor`). */
+type DocHooks = Required<Pick<LinkOptions, 'persist' | 'durableVersion' | 'onError'>>
+const docHooks = new WeakMap<LoadedDoc, DocHooks>()
+function hooksFor(ctx: ConnectionContext, entry: LoadedDoc): DocHooks {
+  let h = docHooks.get(entry)
+  if (h === undefined) docHooks.set(entry, (h = makeHooks(ctx, entry)))
+  return h
+}
+// The hooks are returned from small functions: unnamed closures, which cost less memory per
+// document than named ones (tsx keeps function names with a property on each closure).
+function makeHooks(ctx: ConnectionContext, entry: LoadedDoc): DocHooks {
+  return {
+    persist: persistTo(ctx, entry),
+    durableVersion: durableOf(entry),
+    onError: logTo(ctx, entry),
+  }
+}
+function persistTo(ctx: ConnectionContext, entry: LoadedDoc): DocHooks['persist'] {
+  return (update) => ctx.registry.persist(entry, update)
+}
+function durableOf(entry: LoadedDoc): DocHooks['durableVersion'] {
+  return () => entry.durable
+}
+function logTo(ctx: ConnectionContext, entry: LoadedDoc): DocHooks['onError'] {
+  return (err: SyncError) =>
+    ctx.log.info({ doc: entry.id, code: err.codeName, err: err.message }, 'link error')
+}
+
+/**
+ * Server side of one WebSocket. Created by the endpoint after the upgrade. It is its link's
+ * `Channel` too.
+ */
+export class ServerConnection implements Channel {
   state: 'auth' | 'loading' | 'linked' | 'closed' = 'auth'
   /** Set by the heartbeat: false once a ping went out with no pong since. */
   alive = true
@@ -91,18 +148,20 @@ export class ServerConnection {
   private link: Link | null = null
   private claims: TokenClaims | null = null
   private handler: ((m: Uint8Array) => void) | null = null
-  private closeHandlers: (() => void)[] = []
-  private readonly early: Uint8Array[] = []
+  /** The link's close handler (one; the Channel contract allows more). */
+  private closeHandlers: (() => void) | (() => void)[] | null = null
+  /** Frames received before the link exists (made on first use). */
+  private early: Uint8Array[] | null = null
   private earlyBytes = 0
   private earlyCount = 0
-  private readonly authTimer: ReturnType<typeof setTimeout>
+  private authTimer: ReturnType<typeof setTimeout> | null
   private pausedUntil = 0
   private readonly events: Bucket
   private readonly messages: Bucket
-  private readonly presence: Bucket
+  private presence: Bucket | null = null
   private childLog: Logger | null = null
   /** Events integrated from the message being delivered (the rate limit counts them). */
-  private integrated = 0
+  integrated = 0
 
   constructor(
     readonly ws: WebSocket,
@@ -114,12 +173,12 @@ export class ServerConnection {
     const l = ctx.limits
     this.events = new Bucket(l.eventsPerSecond, l.eventBurst)
     this.messages = new Bucket(l.messagesPerSecond, Math.max(l.messagesPerSecond, 1))
-    this.presence = new Bucket(l.presencePerSecond, Math.max(l.presencePerSecond, 1))
     ctx.metrics.connections.inc()
-    ws.on('message', (data, isBinary) => this.onFrame(data as Buffer, isBinary))
-    ws.on('close', () => this.onSocketClose())
-    ws.on('error', (err) => this.log.debug({ err }, 'socket error'))
-    ws.on('pong', () => (this.alive = true))
+    ;(ws as OwnedSocket)[CONNECTION] = this
+    ws.on('message', onSocketMessage)
+    ws.on('close', onSocketClose)
+    ws.on('error', onSocketError)
+    ws.on('pong', onSocketPong)
     this.authTimer = setTimeout(() => {
       if (this.state === 'auth' || this.state === 'loading') {
         this.refuse(CLOSE.AUTH_TIMEOUT, 'authentication timeout', 'auth-timeout')
@@ -136,10 +195,10 @@ export class ServerConnection {
   }
 
   /** Closes with `code` (valid WebSocket code) and a short reason; idempotent. */
-  close(code: number, reason: string): void {
+  close(code = 1000, reason = ''): void {
     if (this.state === 'closed') return
     this.state = 'closed'
-    clearTimeout(this.authTimer)
+    this.clearAuthTimer()
     try {
       this.ws.close(code, reason.slice(0, 120))
     } catch {
@@ -193,33 +252,49 @@ export class ServerConnection {
       }
       if ((this.state as string) === 'closed') return // closed while storing
     }
-    clearTimeout(this.authTimer)
+    this.clearAuthTimer()
     const claims = this.claims!
-    const channel: Channel = {
-      send: (m) => this.send(m),
-      onMessage: (h) => void (this.handler = h),
-      onClose: (h) => void this.closeHandlers.push(h),
-      close: (code, reason) => this.close(code ?? 1000, reason ?? ''),
-    }
-    this.link = link(entry.replica, channel, {
+    const hooks = hooksFor(this.ctx, entry)
+    this.link = link(entry.replica, this, {
       readOnly: claims.role === 'read',
-      persist: (update) => this.ctx.registry.persist(entry, update),
-      durableVersion: () => entry.durable,
+      persist: hooks.persist,
+      durableVersion: hooks.durableVersion,
       maxMessageBytes: this.ctx.limits.maxMessageBytes,
       ...this.ctx.linkTuning,
       presence: this.ctx.presenceFor(entry),
       identity: { user: claims.user ?? anonymousUser() },
-      onIntegrated: (update) => void (this.integrated += summarizeUpdate(update)?.events ?? 0),
-      onError: (err) => this.log.info({ code: err.codeName, err: err.message }, 'link error'),
+      onIntegrated: countIntegrated,
+      onError: hooks.onError,
     })
     this.state = 'linked'
-    for (const m of this.early.splice(0)) {
+    const early = this.early
+    this.early = null
+    for (const m of early ?? []) {
       if (this.state !== 'linked') break
       this.deliver(m)
     }
   }
 
-  private onFrame(data: Buffer, isBinary: boolean): void {
+  // Channel (the link's side of this socket).
+  onMessage(handler: (m: Uint8Array) => void): void {
+    this.handler = handler
+  }
+  onClose(handler: () => void): void {
+    const hs = this.closeHandlers
+    this.closeHandlers =
+      hs === null ? handler : Array.isArray(hs) ? [...hs, handler] : [hs, handler]
+  }
+
+  private clearAuthTimer(): void {
+    if (this.authTimer !== null) clearTimeout(this.authTimer)
+    this.authTimer = null
+  }
+
+  onSocketError(err: Error): void {
+    this.log.debug({ err }, 'socket error')
+  }
+
+  onFrame(data: Buffer, isBinary: boolean): void {
     if (this.state === 'closed') return
     if (this.state === 'linked') {
       if (!isBinary) return this.refuse(CLOSE.UNSUPPORTED_DATA, 'text frame', 'text-frame')
@@ -241,7 +316,7 @@ export class ServerConnection {
       return this.checkToken(data.toString('utf8'))
     }
     if (!isBinary) return this.refuse(CLOSE.UNSUPPORTED_DATA, 'text frame', 'text-frame')
-    this.early.push(new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
+    ;(this.early ??= []).push(new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
   }
 
   /** One binary message to the link, within the rate and size limits. */
@@ -254,18 +329,25 @@ export class ServerConnection {
       return this.refuse(CLOSE.DOCUMENT_TOO_LARGE, 'document size limit reached', 'doc-size')
     }
     let pause = this.messages.take(1)
-    if (type === MSG.PRESENCE) pause = Math.max(pause, this.presence.take(1))
+    if (type === MSG.PRESENCE) {
+      const l = limits.presencePerSecond
+      this.presence ??= new Bucket(l, Math.max(l, 1))
+      pause = Math.max(pause, this.presence.take(1))
+    }
     this.integrated = 0
     const fan = this.ctx.fanoutFor(entry)
     if (fan.receivedAt === null && entry.refs > 1) {
       fan.receivedAt = performance.now()
       fan.from = this
     }
+    delivering = this
     try {
       this.handler?.(m)
     } catch (err) {
       this.log.error({ err }, 'message handling failed')
       return this.close(closeCodeFor(12), 'internal error')
+    } finally {
+      delivering = null
     }
     if (writing) {
       const n = this.integrated
@@ -292,7 +374,7 @@ export class ServerConnection {
     }, ms)
   }
 
-  private send(m: Uint8Array): void {
+  send(m: Uint8Array): void {
     if (this.state === 'closed') return
     if (this.ws.bufferedAmount > this.ctx.limits.maxSendBufferBytes) {
       this.refuse(CLOSE.SLOW_READER, 'send buffer full', 'slow-reader')
@@ -311,19 +393,21 @@ export class ServerConnection {
     this.ws.send(m, { binary: true })
   }
 
-  private onSocketClose(): void {
+  onSocketClose(): void {
     if (this.state !== 'closed') {
       this.state = 'closed'
-      clearTimeout(this.authTimer)
+      this.clearAuthTimer()
       this.cleanup()
     }
     this.ctx.metrics.connections.dec()
   }
 
   private cleanup(): void {
-    this.early.length = 0
-    const hs = this.closeHandlers.splice(0)
-    for (const h of hs) h()
+    this.early = null
+    const hs = this.closeHandlers
+    this.closeHandlers = null
+    if (typeof hs === 'function') hs()
+    else for (const h of hs ?? []) h()
     this.link?.close()
     this.link = null
     if (this.entry !== null) {

@@ -48,13 +48,27 @@ interface Entry {
   lastSeen: number
 }
 
-interface PortState {
-  readonly port: PresencePort
-  readonly dirty: Set<string>
-  lastSend: number
-  timer: unknown
-  tokens: number
-  tokensAt: number
+/** One attached link: what it must still be sent, its throttle. Also the handle `attach` returns. */
+class PortState {
+  /** Ids to send (made on first use: a hub holds many links, most never see presence). */
+  dirty: Set<string> | null = null
+  lastSend = -Infinity
+  timer: unknown = null
+  constructor(
+    private readonly presence: Presence,
+    readonly port: PresencePort,
+    public tokens: number,
+    public tokensAt: number,
+  ) {}
+  markDirty(id: string): void {
+    ;(this.dirty ??= new Set()).add(id)
+  }
+  receive(entries: readonly PresenceEntry[]): void {
+    this.presence.receiveFrom(this, entries)
+  }
+  detach(): void {
+    this.presence.detachPort(this)
+  }
 }
 
 /** Shared presence state of one document. Pass it as `presence` to each `link`. */
@@ -120,28 +134,21 @@ export class Presence {
   destroy(): void {
     if (this.getLocal()) this.setLocal(null)
     for (const p of this.ports) this.flushPort(p)
-    for (const p of [...this.ports]) this.detach(p)
+    for (const p of [...this.ports]) this.detachPort(p)
   }
 
   /** Called by a link once the peer's HELLO arrived. Internal contract with sync.ts. */
   attach(port: PresencePort): { receive(entries: readonly PresenceEntry[]): void; detach(): void } {
-    const now = this.clock.now()
-    const p: PortState = {
-      port,
-      dirty: new Set(),
-      lastSend: -Infinity,
-      timer: null,
-      tokens: this.rate * 2,
-      tokensAt: now,
-    }
+    const p = new PortState(this, port, this.rate * 2, this.clock.now())
     this.ports.add(p)
-    for (const [id, e] of this.entries) if (e.state) p.dirty.add(id)
+    for (const [id, e] of this.entries) if (e.state) p.markDirty(id)
     this.schedule(p)
     this.startHeartbeat()
-    return { receive: (entries) => this.receive(p, entries), detach: () => this.detach(p) }
+    return p
   }
 
-  private detach(p: PortState): void {
+  /** Internal (PortState): the link of `p` is gone. */
+  detachPort(p: PortState): void {
     if (!this.ports.delete(p)) return
     if (p.timer !== null) this.clock.clearTimeout(p.timer)
     if (this.ports.size === 0 && !this.hasRemote() && this.heartbeat !== null) {
@@ -150,7 +157,8 @@ export class Presence {
     }
   }
 
-  private receive(p: PortState, incoming: readonly PresenceEntry[]): void {
+  /** Internal (PortState): entries received on the link of `p`. */
+  receiveFrom(p: PortState, incoming: readonly PresenceEntry[]): void {
     const now = this.clock.now()
     p.tokens = Math.min(this.rate * 2, p.tokens + ((now - p.tokensAt) / 1000) * this.rate)
     p.tokensAt = now
@@ -177,13 +185,13 @@ export class Presence {
   private markDirty(id: string, except: PortState | null): void {
     for (const p of this.ports) {
       if (p === except) continue
-      p.dirty.add(id)
+      p.markDirty(id)
       this.schedule(p)
     }
   }
 
   private schedule(p: PortState): void {
-    if (p.timer !== null || p.dirty.size === 0) return
+    if (p.timer !== null || !p.dirty?.size) return
     const wait = Math.max(0, p.lastSend + this.minInterval - this.clock.now())
     p.timer = this.clock.setTimeout(() => {
       p.timer = null
@@ -192,43 +200,47 @@ export class Presence {
   }
 
   private flushPort(p: PortState): void {
-    if (p.dirty.size === 0 || !this.ports.has(p)) return
+    if (!p.dirty?.size || !this.ports.has(p)) return
     const out: PresenceEntry[] = []
     for (const id of p.dirty) {
       const e = this.entries.get(id)
       if (e) out.push(e.state ? { id, clock: e.clock, state: e.state } : { id, clock: e.clock })
     }
-    p.dirty.clear()
+    p.dirty = null
     p.lastSend = this.clock.now()
     if (out.length) p.port.send(out)
   }
 
   private startHeartbeat(): void {
     if (this.heartbeat !== null) return
-    const tick = () => {
-      this.heartbeat = null
-      // Runs while links are attached, or remote entries remain to expire.
-      if (this.ports.size === 0 && !this.hasRemote()) return
-      const now = this.clock.now()
-      const local = this.entries.get(this.id)
-      if (local?.state) {
-        local.clock = ++this.localClock
-        local.lastSeen = now
-        this.markDirty(this.id, null)
-      }
-      const removed: string[] = []
-      for (const [id, e] of this.entries) {
-        if (id !== this.id && now - e.lastSeen > this.timeout) {
-          this.entries.delete(id)
-          if (e.state) removed.push(id)
-        }
-      }
-      if (removed.length) this.notify({ added: [], updated: [], removed })
-      this.heartbeat = this.clock.setTimeout(tick, Math.max(1, Math.floor(this.timeout / 3)))
-      unref(this.heartbeat)
-    }
-    this.heartbeat = this.clock.setTimeout(tick, Math.max(1, Math.floor(this.timeout / 3)))
+    // An unnamed closure per timer (a named one costs a property table per document).
+    this.heartbeat = this.clock.setTimeout(
+      () => this.heartbeatTick(),
+      Math.max(1, Math.floor(this.timeout / 3)),
+    )
     unref(this.heartbeat)
+  }
+
+  private heartbeatTick(): void {
+    this.heartbeat = null
+    // Runs while links are attached, or remote entries remain to expire.
+    if (this.ports.size === 0 && !this.hasRemote()) return
+    const now = this.clock.now()
+    const local = this.entries.get(this.id)
+    if (local?.state) {
+      local.clock = ++this.localClock
+      local.lastSeen = now
+      this.markDirty(this.id, null)
+    }
+    const removed: string[] = []
+    for (const [id, e] of this.entries) {
+      if (id !== this.id && now - e.lastSeen > this.timeout) {
+        this.entries.delete(id)
+        if (e.state) removed.push(id)
+      }
+    }
+    if (removed.length) this.notify({ added: [], updated: [], removed })
+    this.startHeartbeat()
   }
 
   private hasRemote(): boolean {

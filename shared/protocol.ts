@@ -128,8 +128,20 @@ export interface Acks {
  */
 export class WireState {
   readonly agents: string[] = []
-  readonly agentIndex = new Map<string, number>()
+  /** Index of each agent, once the table outgrows a linear search (most links name few). */
+  private index: Map<string, number> | null = null
   constructor(readonly maxAgents = 100_000) {}
+  indexOf(agent: string): number {
+    if (this.index !== null) return this.index.get(agent) ?? -1
+    return this.agents.indexOf(agent)
+  }
+  add(agent: string): void {
+    this.index?.set(agent, this.agents.length)
+    this.agents.push(agent)
+    if (this.index === null && this.agents.length > 16) {
+      this.index = new Map(this.agents.map((a, i) => [a, i]))
+    }
+  }
 }
 
 /** A prototype-free version vector. */
@@ -151,13 +163,12 @@ function checkAgent(agent: string): void {
 }
 
 function writeAgent(w: Writer, st: WireState, agent: string): void {
-  const i = st.agentIndex.get(agent)
-  if (i !== undefined) return w.uint(i + 1)
+  const i = st.indexOf(agent)
+  if (i >= 0) return w.uint(i + 1)
   checkAgent(agent)
   w.uint(0)
   w.string(agent)
-  st.agentIndex.set(agent, st.agents.length)
-  st.agents.push(agent)
+  st.add(agent)
 }
 
 /** Reads an agent ref; new names go to `added` (committed only once the whole message is valid). */
@@ -174,7 +185,7 @@ function readAgent(r: Reader, st: WireState, added: string[]): string {
   if (st.agents.length + added.length >= st.maxAgents) {
     throw new SyncError('TOO_MANY_AGENTS', `more than ${st.maxAgents} agent ids on one link`)
   }
-  if (st.agentIndex.has(name) || added.includes(name)) r.fail(`agent ${name} declared twice`)
+  if (st.indexOf(name) >= 0 || added.includes(name)) r.fail(`agent ${name} declared twice`)
   added.push(name)
   return name
 }
@@ -492,10 +503,7 @@ function decodeChecked(bytes: Uint8Array, st: WireState, maxBytes: number): Mess
   }
   r.end()
   // Commit: the message is valid.
-  for (const a of added) {
-    st.agentIndex.set(a, st.agents.length)
-    st.agents.push(a)
-  }
+  for (const a of added) st.add(a)
   return msg
 }
 

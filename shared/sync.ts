@@ -33,6 +33,7 @@ import {
   vvCovers,
   type Acks,
   type Message,
+  type PresenceEntry,
 } from './protocol.ts'
 import type { Presence, PresencePort } from './presence.ts'
 import type { MutableVV, Replica, VersionVector } from './replica.ts'
@@ -143,6 +144,8 @@ const BIG_UPDATE_BYTES = 1024
 const BIG_CATCHUP_EVENTS = 256
 /** Cursor of a link that will diff version vectors at its next flush (pins no log entry). */
 const NO_CURSOR = Number.MAX_SAFE_INTEGER
+/** The empty vv of a link that heard no announcement (shared, never written). */
+const NO_VV: MutableVV = Object.freeze(emptyVV()) as MutableVV
 
 /** Events in `mine` that `theirs` lacks (per-agent counts). */
 function missingCount(mine: VersionVector, theirs: VersionVector): number {
@@ -180,6 +183,20 @@ export function link(doc: Replica, channel: Channel, opts: LinkOptions = {}): Li
   return new LinkImpl(doc, channel, opts)
 }
 
+/** A link as its presence sees it (an object, not closures: a hub holds many links). */
+class LinkPresencePort implements PresencePort {
+  constructor(
+    private readonly link: LinkImpl,
+    readonly peerId: string,
+  ) {}
+  get identity(): Identity | undefined {
+    return this.link.identity
+  }
+  send(entries: PresenceEntry[]): void {
+    this.link.sendPresence(entries)
+  }
+}
+
 /** An EVENTS message we sent that asked for an acknowledgement, and what it carried. */
 interface Awaiting {
   readonly no: number
@@ -198,29 +215,35 @@ class LinkImpl implements Link, LogReader {
   private readonly maxBytes: number
   private readonly maxPending: number
   private readonly gapTimeout: number
-  private readonly handlers: { [E in keyof LinkEvents]: LinkEvents[E][] } = {
-    synced: [],
-    ack: [],
-    error: [],
-    close: [],
-  }
-  private peerHello: Extract<Message, { type: 'hello' }> | null = null
+  /** Event handlers, made on first `on` (a hub holds many links nobody listens to). */
+  private handlers: { [E in keyof LinkEvents]?: LinkEvents[E][] } | null = null
+  /** From the peer's HELLO (null before it); `have` is kept only until synced. */
+  private peerHello: {
+    readonly id: string
+    readonly readOnly: boolean
+    have: VersionVector
+  } | null = null
   /** Log position: the peer holds our state as of here, plus entries that came from it. */
   cursor = NO_CURSOR
   /** The next flush diffs version vectors (after HELLO, NEED, or a lost log position). */
   private needFull = true
   /** A version the peer holds (never mutated: it may be shared with other links). */
-  private base: VersionVector = emptyVV()
+  private base: VersionVector = NO_VV
   /** `base` is exactly our version at `cursor` (a batch may then be encoded against it). */
   private baseExact = false
-  /** Events the peer announced beyond `base`. */
-  private extra: MutableVV = emptyVV()
-  private peerAcked: MutableVV = emptyVV()
-  private target: VersionVector = emptyVV()
+  /** Events the peer announced beyond `base` (NO_VV until it announces any). */
+  private extra: MutableVV = NO_VV
+  /**
+   * What the peer acknowledged: NO_VV while nothing, then the first vv acked (shared, not
+   * copied: often `base` itself), copied on the first write that raises it further.
+   */
+  private peerAcked: VersionVector = NO_VV
+  private ackedOwned = false
+  private target: VersionVector = NO_VV
   /** EVENTS messages sent / received on this link. */
   private sentNo = 0
   private recvNo = 0
-  private readonly awaiting: Awaiting[] = []
+  private awaiting: Awaiting[] | null = null
   /** Stream ack to send (received EVENTS integrated and persisted), if above `ackedSent`. */
   private ackOwed = 0
   private ackedSent = 0
@@ -235,13 +258,14 @@ class LinkImpl implements Link, LogReader {
   private gapTimer: unknown = null
   private durableTimer: unknown = null
   private collecting: Uint8Array[] | null = null
-  private persistChain: Promise<void> = Promise.resolve()
+  /** Persists and acks in order (made on the first batch to store). */
+  private persistChain: Promise<void> | null = null
   private presencePort: ReturnType<Presence['attach']> | null = null
   private syncedDone = false
-  private resolveSynced!: () => void
-  private rejectSynced!: (e: Error) => void
+  /** `synced`, made on first read; its settle functions while it is pending. */
+  private syncedPromise: Promise<void> | null = null
+  private settleSynced: ((err: Error | null) => void) | null = null
   private closeError: SyncError | null = null
-  readonly synced: Promise<void>
   closed = false
   readonly stats: LinkStats = {
     messagesSent: 0,
@@ -250,7 +274,6 @@ class LinkImpl implements Link, LogReader {
     bytesReceived: 0,
     eventMessagesSent: 0,
   }
-  private readonly name = `link${nextLinkNo++}`
   private myId = ''
 
   constructor(
@@ -269,18 +292,16 @@ class LinkImpl implements Link, LogReader {
     this.gapTimeout = opts.gapTimeoutMs ?? 1000
     this.out = new WireState(opts.maxAgents)
     this.inn = new WireState(opts.maxAgents)
-    this.synced = new Promise<void>((res, rej) => {
-      this.resolveSynced = res
-      this.rejectSynced = rej
-    })
-    this.synced.catch(() => {}) // a link closing before sync is reported via 'error'/'close'
     this.log = UpdateLog.of(doc)
     this.log.attach(this)
     channel.onMessage((m) => this.receive(m))
     channel.onClose(() => this.shutdown())
     const have = doc.version()
     const id = (this.myId =
-      opts.id ?? opts.presence?.id ?? (doc as { agent?: unknown }).agent?.toString() ?? this.name)
+      opts.id ??
+      opts.presence?.id ??
+      (doc as { agent?: unknown }).agent?.toString() ??
+      `link${nextLinkNo++}`)
     this.send({
       type: 'hello',
       readOnly: opts.readOnly === true,
@@ -288,6 +309,30 @@ class LinkImpl implements Link, LogReader {
       have,
       durable: opts.durableVersion?.() ?? have,
     })
+  }
+
+  /** The server-bound identity of the peer (LinkOptions.identity). */
+  get identity(): Identity | undefined {
+    return this.opts.identity
+  }
+
+  get synced(): Promise<void> {
+    if (this.syncedPromise === null) {
+      if (this.syncedDone) this.syncedPromise = Promise.resolve()
+      else if (this.closed) this.syncedPromise = Promise.reject(this.closedBeforeSync())
+      else {
+        this.syncedPromise = new Promise<void>((resolve, reject) => {
+          this.settleSynced = (err) => (err === null ? resolve() : reject(err))
+        })
+      }
+      // A link closing before sync is reported via 'error'/'close' too.
+      this.syncedPromise.catch(() => {})
+    }
+    return this.syncedPromise
+  }
+
+  private closedBeforeSync(): SyncError {
+    return this.closeError ?? new SyncError('GOING_AWAY', 'link closed before sync')
   }
 
   get open(): boolean {
@@ -304,7 +349,8 @@ class LinkImpl implements Link, LogReader {
   }
 
   on<E extends keyof LinkEvents>(event: E, handler: LinkEvents[E]): () => void {
-    const list = this.handlers[event] as LinkEvents[E][]
+    const handlers = (this.handlers ??= {})
+    const list = (handlers[event] ??= []) as LinkEvents[E][]
     list.push(handler)
     return () => {
       const i = list.indexOf(handler)
@@ -313,7 +359,9 @@ class LinkImpl implements Link, LogReader {
   }
 
   private emit<E extends keyof LinkEvents>(event: E, ...args: Parameters<LinkEvents[E]>): void {
-    for (const h of [...this.handlers[event]]) (h as (...a: unknown[]) => void)(...args)
+    const list = this.handlers?.[event]
+    if (list === undefined) return
+    for (const h of [...list]) (h as (...a: unknown[]) => void)(...args)
   }
 
   close(): void {
@@ -333,9 +381,8 @@ class LinkImpl implements Link, LogReader {
     this.flushAt = Infinity
     this.presencePort?.detach()
     this.presencePort = null
-    if (!this.syncedDone) {
-      this.rejectSynced(this.closeError ?? new SyncError('GOING_AWAY', 'link closed before sync'))
-    }
+    if (!this.syncedDone) this.settleSynced?.(this.closedBeforeSync())
+    this.settleSynced = null
     this.emit('close')
   }
 
@@ -413,18 +460,15 @@ class LinkImpl implements Link, LogReader {
     }
     if (msg.type === 'hello') {
       if (this.peerHello) throw new SyncError('STATE', 'second HELLO on one link')
-      this.peerHello = msg
+      this.peerHello = { id: msg.id, readOnly: msg.readOnly, have: msg.have }
       this.base = msg.have
-      this.peerAcked = copyVV(msg.durable)
+      // A fresh object from the decoder: ours now.
+      if (!isEmpty(msg.durable)) this.raiseAcked(msg.durable)
       // Events we hold that the peer lacks must be acked before `synced`; a read-only
       // peer will never take ours, so then only its state has to be merged.
       this.target = msg.readOnly ? emptyVV() : this.doc.version()
       if (this.opts.presence) {
-        this.presencePort = this.opts.presence.attach({
-          peerId: msg.id,
-          identity: this.opts.identity,
-          send: (entries) => this.send({ type: 'presence', entries }),
-        } satisfies PresencePort)
+        this.presencePort = this.opts.presence.attach(new LinkPresencePort(this, msg.id))
       }
       // A big catch-up (a healing partition reaches several links at once) is staggered
       // per link pair, so the first batches' prompt announcements can spare the later ones.
@@ -449,7 +493,7 @@ class LinkImpl implements Link, LogReader {
         // A flood of NEEDs costs at most one diff per batch window (the flush throttle).
         this.base = msg.have
         this.baseExact = false
-        this.extra = emptyVV()
+        this.extra = NO_VV
         this.needFull = true
         this.cursor = NO_CURSOR
         this.scheduleFlush()
@@ -461,22 +505,49 @@ class LinkImpl implements Link, LogReader {
     this.checkSynced()
   }
 
+  /** Raises `peerAcked` to cover `vv` (which it may keep: never write to it); true if it grew. */
+  private raiseAcked(vv: VersionVector): boolean {
+    if (vvCovers(this.peerAcked, vv)) return false
+    if (this.peerAcked === NO_VV) {
+      this.peerAcked = vv
+      return true
+    }
+    if (!this.ackedOwned) {
+      this.peerAcked = copyVV(this.peerAcked)
+      this.ackedOwned = true
+    }
+    raise(this.peerAcked as MutableVV, vv)
+    return true
+  }
+
+  private writableExtra(): MutableVV {
+    if (this.extra === NO_VV) this.extra = emptyVV()
+    return this.extra
+  }
+
+  /** Sends presence entries (for LinkPresencePort). */
+  sendPresence(entries: readonly PresenceEntry[]): void {
+    this.send({ type: 'presence', entries })
+  }
+
   private onAcks(msg: Acks): void {
     let changed = false
-    if (msg.have) raise(this.extra, msg.have)
+    if (msg.have) raise(this.writableExtra(), msg.have)
     if (msg.ack) {
-      raise(this.extra, msg.ack)
-      if (raise(this.peerAcked, msg.ack)) changed = true
+      raise(this.writableExtra(), msg.ack)
+      if (this.raiseAcked(msg.ack)) changed = true
     }
     const n = msg.ackedMessages
     if (n !== undefined) {
       if (n > this.sentNo) throw new SyncError('STATE', `ack of message ${n}, ${this.sentNo} sent`)
-      while (this.awaiting.length > 0 && this.awaiting[0]!.no <= n) {
-        for (const vv of this.awaiting.shift()!.carried)
-          if (raise(this.peerAcked, vv)) changed = true
+      const awaiting = this.awaiting
+      while (awaiting !== null && awaiting.length > 0 && awaiting[0]!.no <= n) {
+        for (const vv of awaiting.shift()!.carried) {
+          if (this.raiseAcked(vv)) changed = true
+        }
       }
     }
-    if (changed && this.handlers.ack.length > 0) this.emit('ack', copyVV(this.peerAcked))
+    if (changed && this.handlers?.ack?.length) this.emit('ack', copyVV(this.peerAcked))
   }
 
   private onEvents(updates: readonly Uint8Array[], ackWanted: boolean): void {
@@ -518,10 +589,12 @@ class LinkImpl implements Link, LogReader {
     }
     if (batch.length === 0) {
       // Nothing new, but an earlier persist may be in flight: keep acks in order.
-      if (ackable && ackWanted) this.persistChain = this.persistChain.then(() => this.queueAck(no))
+      if (ackable && ackWanted) {
+        this.persistChain = (this.persistChain ?? Promise.resolve()).then(() => this.queueAck(no))
+      }
       return
     }
-    this.persistChain = this.persistChain.then(async () => {
+    this.persistChain = (this.persistChain ?? Promise.resolve()).then(async () => {
       for (const u of batch) {
         if (this.closed) return
         try {
@@ -633,7 +706,7 @@ class LinkImpl implements Link, LogReader {
         this.cursor = this.log.end
         this.base = vv
         this.baseExact = true
-        this.extra = emptyVV()
+        this.extra = NO_VV
         this.needFull = false
         entries = []
       }
@@ -644,10 +717,11 @@ class LinkImpl implements Link, LogReader {
         ackWanted ||= picked.local
       }
     }
+    this.log.moved()
     const acks = this.takeAcks()
     if (updates.length > 0) {
       const no = ++this.sentNo
-      if (ackWanted) this.awaiting.push({ no, carried })
+      if (ackWanted) (this.awaiting ??= []).push({ no, carried })
       if (!ackWanted && acks === null && updates.length === 1) {
         // The same bytes for every link sending this update now: encoded once.
         this.sendBytes(this.log.plainMessage(updates[0]!), true)
@@ -769,7 +843,10 @@ class LinkImpl implements Link, LogReader {
     if (!this.opts.readOnly && !vvCovers(this.doc.version(), this.peerHello.have)) return
     if (!vvCovers(this.peerAcked, this.target)) return
     this.syncedDone = true
-    this.resolveSynced()
+    this.peerHello.have = NO_VV
+    this.target = NO_VV
+    this.settleSynced?.(null)
+    this.settleSynced = null
     this.emit('synced')
   }
 }

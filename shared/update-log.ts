@@ -56,10 +56,11 @@ export class UpdateLog {
   private first = 0
   private bytes = 0
   private sinceTrim = 0
-  private readonly readers = new Set<LogReader>()
+  private readonly readers: LogReader[] = []
   private unsubscribe: (() => void) | null = null
-  private readonly merged = new Map<VersionVector, Uint8Array>()
-  private plain = new WeakMap<Uint8Array, Uint8Array>()
+  /** Memos of the current state (made on first use: most documents have one link). */
+  private merged: Map<VersionVector, Uint8Array> | null = null
+  private plain: WeakMap<Uint8Array, Uint8Array> | null = null
 
   private constructor(private readonly doc: Replica) {}
 
@@ -77,19 +78,20 @@ export class UpdateLog {
 
   /** Starts telling `reader` about new entries (the log records while anyone reads). */
   attach(reader: LogReader): void {
-    this.readers.add(reader)
+    if (!this.readers.includes(reader)) this.readers.push(reader)
     this.unsubscribe ??= this.doc.on('update', (bytes, origin) => this.append(bytes, origin))
   }
 
   detach(reader: LogReader): void {
-    this.readers.delete(reader)
-    if (this.readers.size > 0 || this.unsubscribe === null) return
+    const i = this.readers.indexOf(reader)
+    if (i >= 0) this.readers.splice(i, 1)
+    if (this.readers.length > 0 || this.unsubscribe === null) return
     this.unsubscribe()
     this.unsubscribe = null
     this.first = this.end
     this.entries = []
     this.bytes = 0
-    this.merged.clear()
+    this.merged = null
   }
 
   /** Entries from position `pos` on; null when some of them were dropped. */
@@ -100,23 +102,33 @@ export class UpdateLog {
 
   /** `doc.encodeUpdate(since)` for the current state, once per `since` object. */
   encodeSince(since: VersionVector): Uint8Array {
-    let bytes = this.merged.get(since)
-    if (bytes === undefined) this.merged.set(since, (bytes = this.doc.encodeUpdate(since)))
+    const merged = (this.merged ??= new Map())
+    let bytes = merged.get(since)
+    if (bytes === undefined) merged.set(since, (bytes = this.doc.encodeUpdate(since)))
     return bytes
   }
 
   /** The EVENTS message carrying just `update` (no acks): the same bytes for every link. */
   plainMessage(update: Uint8Array): Uint8Array {
-    let msg = this.plain.get(update)
-    if (msg === undefined) this.plain.set(update, (msg = encodePlainEvents([update])))
+    const plain = (this.plain ??= new WeakMap())
+    let msg = plain.get(update)
+    if (msg === undefined) plain.set(update, (msg = encodePlainEvents([update])))
     return msg
+  }
+
+  /**
+   * A reader moved its cursor: with one reader (a client's single link), drop what it passed
+   * now; with many, the periodic trim does it (O(readers) each time).
+   */
+  moved(): void {
+    if (this.readers.length === 1 && this.entries.length > 0) this.trim()
   }
 
   private append(bytes: Uint8Array, origin: unknown): void {
     const entry = new LogEntry(this.end, bytes, origin)
     this.entries.push(entry)
     this.bytes += bytes.length
-    this.merged.clear()
+    this.merged = null
     for (const r of this.readers) r.onEntry(entry)
     if (++this.sinceTrim >= TRIM_EVERY) this.trim()
   }
