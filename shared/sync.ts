@@ -144,6 +144,8 @@ const BIG_UPDATE_BYTES = 1024
 const BIG_CATCHUP_EVENTS = 256
 /** Cursor of a link that will diff version vectors at its next flush (pins no log entry). */
 const NO_CURSOR = Number.MAX_SAFE_INTEGER
+/** Unacknowledged messages remembered per link (older ones are merged). */
+const MAX_AWAITING = 256
 /** The empty vv of a link that heard no announcement (shared, never written). */
 const NO_VV: MutableVV = Object.freeze(emptyVV()) as MutableVV
 
@@ -505,6 +507,22 @@ class LinkImpl implements Link, LogReader {
     this.checkSynced()
   }
 
+  /**
+   * Remembers what message `no` carried until the peer acks it. Bounded: a peer that never
+   * acks would otherwise grow this forever; the oldest records are merged (acks are
+   * cumulative, so acking the later one acks both).
+   */
+  private await(no: number, carried: VersionVector[]): void {
+    const awaiting = (this.awaiting ??= [])
+    awaiting.push({ no, carried })
+    if (awaiting.length > MAX_AWAITING) {
+      const [a, b] = awaiting.splice(0, 2) as [Awaiting, Awaiting]
+      let vv = emptyVV()
+      for (const c of [...a.carried, ...b.carried]) vv = maxVV(vv, c)
+      awaiting.unshift({ no: b.no, carried: [vv] })
+    }
+  }
+
   /** Raises `peerAcked` to cover `vv` (which it may keep: never write to it); true if it grew. */
   private raiseAcked(vv: VersionVector): boolean {
     if (vvCovers(this.peerAcked, vv)) return false
@@ -721,7 +739,7 @@ class LinkImpl implements Link, LogReader {
     const acks = this.takeAcks()
     if (updates.length > 0) {
       const no = ++this.sentNo
-      if (ackWanted) (this.awaiting ??= []).push({ no, carried })
+      if (ackWanted) this.await(no, carried)
       if (!ackWanted && acks === null && updates.length === 1) {
         // The same bytes for every link sending this update now: encoded once.
         this.sendBytes(this.log.plainMessage(updates[0]!), true)

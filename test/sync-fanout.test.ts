@@ -1,9 +1,10 @@
 /**
  * Fan-out through one replica's update log (shared/update-log.ts): a hub relays an edit's
  * bytes as they are, one message object for every peer; several edits go out as one update
- * encoded once (a client's own burst too); clients send nothing back for relays they need not acknowledge; their own
- * edits are acknowledged; a reader that lags past the log's bound loses its place and the
- * link falls back to a version-vector diff.
+ * encoded once (a client's own burst too); clients send nothing back for relays they need
+ * not acknowledge; their own edits are acknowledged, and what awaits an ack stays bounded;
+ * a reader that lags past the log's bound loses its place and the link falls back to a
+ * version-vector diff.
  */
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
@@ -13,7 +14,7 @@ import { decodeMessage, WireState, type Message } from '../shared/protocol.ts'
 import type { Replica, VersionVector } from '../shared/replica.ts'
 import { UpdateLog, type LogEntry } from '../shared/update-log.ts'
 import { summarizeUpdate } from '../shared/update-summary.ts'
-import { until } from './support/raw-peer.ts'
+import { RawPeer, until } from './support/raw-peer.ts'
 
 /** `ch` with every message it sends recorded (the bytes objects themselves). */
 function tap(ch: Channel, sent: Uint8Array[]): Channel {
@@ -117,6 +118,24 @@ test('local edits of one window go out as one update; the hub integrates it once
   assert.equal({ ...summarizeUpdate(updates[0]!)!.vv }, { c0: 5 })
   await until(() => s.links[1]!.ackedVersion()['c0'] === 5, 2000, 'acked')
   for (const l of s.links) l.close()
+})
+
+test('a peer that never acks costs bounded memory; a late cumulative ack still covers everything', async () => {
+  const doc = new TextDoc('me')
+  const [x, y] = memoryPair()
+  const l = link(doc, x, { batchDelayMs: 0, maxBatchDelayMs: 0 })
+  const raw = new RawPeer(y)
+  raw.hello({})
+  for (let i = 0; i < 400; i++) {
+    doc.insert(doc.length, 'x')
+    await until(() => raw.of('events').length === i + 1, 2000, `message ${i + 1}`)
+  }
+  const awaiting = (l as unknown as { awaiting: unknown[] }).awaiting
+  assert.ok(awaiting.length <= 256, `${awaiting.length} records`)
+  assert.ok(raw.of('events').every((m) => m.ackWanted))
+  raw.send({ type: 'ack', ackedMessages: 400 })
+  await until(() => l.ackedVersion()['me'] === 400, 2000, 'cumulative ack')
+  l.close()
 })
 
 test("a link whose place the log dropped diffs version vectors and sends what's missing", async () => {
