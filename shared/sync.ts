@@ -724,7 +724,9 @@ class LinkImpl implements Link, LogReader {
         this.cursor = this.log.end
         this.base = vv
         this.baseExact = true
+        // What the peer said it holds beyond our version stays known (it may reach us later).
         this.extra = NO_VV
+        for (const a in since) if (since[a]! > (vv[a] ?? 0)) this.writableExtra()[a] = since[a]!
         this.needFull = false
         entries = []
       }
@@ -803,6 +805,7 @@ class LinkImpl implements Link, LogReader {
     }
     this.base = vv
     this.baseExact = true
+    if (this.extra !== NO_VV && vvCovers(vv, this.extra)) this.extra = NO_VV
     return { updates, carried, local }
   }
 
