@@ -39,12 +39,14 @@ export interface ConnectionContext {
 export type LinkTuning = Pick<LinkOptions, 'batchDelayMs' | 'maxBatchDelayMs' | 'relayDelayMs'>
 
 /**
- * Server links favour fan-out latency: a star hub relays every event it receives, so the sync
- * defaults meant for meshes (relay delay 3 x 20 ms, a batch window growing to 500 ms under
- * load) would add up to half a second per hop. Events arriving together still share a batch.
+ * Server links favour fan-out latency: a star hub relays every event it receives at the end of
+ * the event-loop turn that integrated it (no relay delay, no window while traffic is light).
+ * Events that arrive together share a message, one update encoded once for every link
+ * (shared/update-log.ts); when flushes keep carrying several updates (the hub is busy), the
+ * window grows up to 40 ms so receivers apply fewer, bigger batches.
  */
 export const SERVER_LINK_TUNING: LinkTuning = Object.freeze({
-  batchDelayMs: 5,
+  batchDelayMs: 0,
   maxBatchDelayMs: 40,
   relayDelayMs: 0,
 })

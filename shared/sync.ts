@@ -76,9 +76,9 @@ export interface LinkOptions {
   /** Bounded delay of the outgoing batch throttle. Default 20 ms. */
   batchDelayMs?: number
   /**
-   * Under sustained traffic the batch window doubles per flush up to this bound (the
-   * longest an event waits); after a quiet stretch of this length it drops back to
-   * `batchDelayMs`. Default 500 ms.
+   * While flushes carry several updates at once (they arrive faster than the link flushes)
+   * the batch window doubles per flush (from at least 1 ms) up to this bound, the longest an
+   * event waits; a flush of one update or none drops it back to `batchDelayMs`. Default 500 ms.
    */
   maxBatchDelayMs?: number
   /** Extra delay before relaying events that came from another link. Default 3 x batchDelayMs. */
@@ -697,13 +697,8 @@ class LinkImpl implements Link, LogReader {
   /** Sends what the peer lacks (one batch) and any ack or announcement due. */
   private flush(): void {
     if (this.closed || !this.peerHello) return
-    const now = this.clock.now()
-    // Busy link (flushed recently): widen the window; quiet: back to the minimum.
-    this.window =
-      now - this.lastFlush <= this.maxBatchDelay
-        ? Math.min(this.maxBatchDelay, this.window * 2)
-        : this.batchDelay
-    this.lastFlush = now
+    this.lastFlush = this.clock.now()
+    let batched = 0
     let updates: Uint8Array[] = []
     let carried: VersionVector[] = []
     let ackWanted = !this.syncedDone
@@ -735,8 +730,13 @@ class LinkImpl implements Link, LogReader {
         updates = picked.updates
         carried = picked.carried
         ackWanted ||= picked.local
+        batched = picked.entries
       }
     }
+    // Several entries went out together (they arrive faster than we flush): widen the
+    // window; one or none: back to the minimum, so a lone edit is never held back.
+    this.window =
+      batched >= 2 ? Math.min(this.maxBatchDelay, Math.max(1, this.window * 2)) : this.batchDelay
     this.log.moved()
     const acks = this.takeAcks()
     if (updates.length > 0) {
@@ -762,6 +762,7 @@ class LinkImpl implements Link, LogReader {
     updates: Uint8Array[]
     carried: VersionVector[]
     local: boolean
+    entries: number
   } {
     const send: LogEntry[] = []
     let fromPeer = 0
@@ -787,7 +788,7 @@ class LinkImpl implements Link, LogReader {
     this.cursor = this.log.end
     if (send.length === 0) {
       this.baseExact = false
-      return { updates: [], carried: [], local }
+      return { updates: [], carried: [], local, entries: 0 }
     }
     let updates: Uint8Array[]
     const own = send.length > 1 && local ? this.encodeLocal(send) : null
@@ -806,7 +807,7 @@ class LinkImpl implements Link, LogReader {
     this.base = vv
     this.baseExact = true
     if (this.extra !== NO_VV && vvCovers(vv, this.extra)) this.extra = NO_VV
-    return { updates, carried, local }
+    return { updates, carried, local, entries: send.length }
   }
 
   /**
