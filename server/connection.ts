@@ -36,7 +36,10 @@ export interface ConnectionContext {
 }
 
 /** The link batching options the server sets (shared/sync.ts `LinkOptions`). */
-export type LinkTuning = Pick<LinkOptions, 'batchDelayMs' | 'maxBatchDelayMs' | 'relayDelayMs'>
+export type LinkTuning = Pick<
+  LinkOptions,
+  'batchDelayMs' | 'maxBatchDelayMs' | 'batchGrowth' | 'relayDelayMs'
+>
 
 /**
  * Server links favour fan-out latency: a star hub relays every event it receives at the end of
@@ -48,6 +51,7 @@ export type LinkTuning = Pick<LinkOptions, 'batchDelayMs' | 'maxBatchDelayMs' | 
 export const SERVER_LINK_TUNING: LinkTuning = Object.freeze({
   batchDelayMs: 0,
   maxBatchDelayMs: 40,
+  batchGrowth: 'backlog',
   relayDelayMs: 0,
 })
 
@@ -262,6 +266,8 @@ export class ServerConnection implements Channel {
       persist: hooks.persist,
       durableVersion: hooks.durableVersion,
       maxMessageBytes: this.ctx.limits.maxMessageBytes,
+      // A hub sends every client the same bytes, and keeps no dictionary per connection.
+      deflate: false,
       ...this.ctx.linkTuning,
       presence: this.ctx.presenceFor(entry),
       identity: { user: claims.user ?? anonymousUser() },

@@ -11,7 +11,18 @@
  * linear in the message: no vv is scanned beyond the entries a message names.
  */
 
-import { Reader, WireError, Writer, encoder, putUint, uintSize } from './sync-codec.ts'
+import {
+  MAX_DEFLATE_RATIO,
+  Reader,
+  WireError,
+  Writer,
+  encoder,
+  nextDict,
+  pack,
+  putUint,
+  uintSize,
+  unpack,
+} from './sync-codec.ts'
 import type { MutableVV, VersionVector } from './replica.ts'
 
 /** The protocol version carried in the first byte of every message. */
@@ -95,6 +106,8 @@ export type Message =
       readonly id: string
       readonly have: VersionVector
       readonly durable: VersionVector
+      /** The sender takes no deflated EVENTS (HELLO flags bit1). */
+      readonly noDeflate?: boolean
     }
   | ({
       readonly type: 'events'
@@ -123,10 +136,17 @@ export interface Acks {
 
 /**
  * Per-direction state both encoder and decoder keep: the agent table (agent ids travel
- * once per direction, then as small refs). One `WireState` for what we send, one for
- * what we read.
+ * once per direction, then as small refs) and, on a direction that deflates, the
+ * dictionary (the last DICT_BYTES of the update lists carried). One `WireState` for what
+ * we send, one for what we read.
  */
 export class WireState {
+  /**
+   * This direction deflates update lists when that pays (both sides wanted it, as their
+   * HELLOs said); set before any EVENTS. Then both ends keep the dictionary.
+   */
+  deflate = false
+  dict: Uint8Array | null = null
   readonly agents: string[] = []
   /** Index of each agent, once the table outgrows a linear search (most links name few). */
   private index: Map<string, number> | null = null
@@ -155,6 +175,11 @@ const F_ACKED_MESSAGES = 1
 const F_ACK = 2
 const F_HAVE = 4
 const F_ACK_WANTED = 8
+/** EVENTS flag: the update list is deflated against the direction's dictionary. */
+const F_DEFLATED = 16
+/** HELLO flags. */
+const H_READ_ONLY = 1
+const H_NO_DEFLATE = 2
 // ---------------------------------------------------------------- agents and vvs
 
 function checkAgent(agent: string): void {
@@ -307,7 +332,7 @@ export function encodeMessage(msg: Message, st: WireState): Uint8Array {
   switch (msg.type) {
     case 'hello':
       w.byte(MSG.HELLO)
-      w.byte(msg.readOnly ? 1 : 0)
+      w.byte((msg.readOnly ? H_READ_ONLY : 0) | (msg.noDeflate ? H_NO_DEFLATE : 0))
       w.string(msg.id)
       writeIncrements(w, st, emptyVV(), msg.have)
       writeEntries(
@@ -316,12 +341,18 @@ export function encodeMessage(msg: Message, st: WireState): Uint8Array {
         diffEntries(msg.have, msg.durable).concat(missingEntries(msg.have, msg.durable)),
       )
       break
-    case 'events':
+    case 'events': {
       w.byte(MSG.EVENTS)
-      writeAcks(w, st, msg, msg.ackWanted ? F_ACK_WANTED : 0)
-      w.uint(msg.updates.length)
-      for (const u of msg.updates) w.bytes(u)
+      const list = listBytes(msg.updates)
+      const packed = st.deflate ? pack(list, st.dict) : null
+      writeAcks(w, st, msg, (msg.ackWanted ? F_ACK_WANTED : 0) | (packed ? F_DEFLATED : 0))
+      if (packed !== null) {
+        w.uint(list.length)
+        w.bytes(packed)
+      } else w.raw(list)
+      if (st.deflate) st.dict = nextDict(st.dict, list)
       break
+    }
     case 'ack':
       w.byte(MSG.ACK)
       writeAcks(w, st, msg, 0)
@@ -362,6 +393,14 @@ export function encodePlainEvents(updates: readonly Uint8Array[], ackWanted = fa
     pos += u.length
   }
   return out
+}
+
+/** An update list as EVENTS carries it: `count`, then each update as `bytes`. */
+function listBytes(updates: readonly Uint8Array[]): Uint8Array {
+  const w = new Writer()
+  w.uint(updates.length)
+  for (const u of updates) w.bytes(u)
+  return w.finish()
 }
 
 /** Entries of `base` missing from `next` (encoded as 0 in `next`). */
@@ -454,26 +493,47 @@ function decodeChecked(bytes: Uint8Array, st: WireState, maxBytes: number): Mess
   }
   const type = r.byte()
   const added: string[] = []
+  let dict = st.dict
   let msg: Message
   switch (type) {
     case MSG.HELLO: {
       const flags = r.byte()
-      if (flags > 1) r.fail(`bad hello flags ${flags}`)
+      if (flags > 3) r.fail(`bad hello flags ${flags}`)
       const id = r.string(MAX_AGENT_BYTES)
       if (id.length === 0) r.fail('empty replica id')
       const have = readDelta(r, st, added, emptyVV(), true)
       const durable = readDelta(r, st, added, have, false)
-      msg = { type: 'hello', readOnly: flags === 1, id, have, durable }
+      msg = { type: 'hello', readOnly: (flags & H_READ_ONLY) !== 0, id, have, durable }
+      if (flags & H_NO_DEFLATE) msg = { ...msg, noDeflate: true }
       break
     }
     case MSG.EVENTS: {
       const flags = r.byte()
-      if (flags > 15) r.fail(`bad events flags ${flags}`)
+      if (flags > 31) r.fail(`bad events flags ${flags}`)
       const acks = readAcks(r, st, added, flags)
-      const n = r.uint()
-      if (n > bytes.length - r.pos) r.fail(`update count ${n} exceeds remaining bytes`)
+      let list: Reader = r
+      if (flags & F_DEFLATED) {
+        if (!st.deflate) r.fail('deflated updates on a link that takes none')
+        const rawLen = r.uint()
+        const packed = r.bytes()
+        if (rawLen > maxBytes) {
+          throw new SyncError(
+            'TOO_LARGE',
+            `updates inflate to ${rawLen} bytes, over limit ${maxBytes}`,
+          )
+        }
+        if (rawLen > packed.length * MAX_DEFLATE_RATIO + 64)
+          r.fail(`inflated size ${rawLen} impossible for ${packed.length} bytes`)
+        const raw = unpack(packed, rawLen, st.dict) ?? r.fail('corrupt deflated updates')
+        list = new Reader(raw)
+      }
+      const listStart = list.pos
+      const n = list.uint()
+      if (n > list.buf.length - list.pos) list.fail(`update count ${n} exceeds remaining bytes`)
       const updates: Uint8Array[] = []
-      for (let i = 0; i < n; i++) updates.push(r.bytes())
+      for (let i = 0; i < n; i++) updates.push(list.bytes())
+      if (list !== r) list.end()
+      if (st.deflate) dict = nextDict(st.dict, list.buf.subarray(listStart, list.pos))
       msg = { type: 'events', updates, ...acks }
       if (flags & F_ACK_WANTED) msg = { ...msg, ackWanted: true }
       break
@@ -504,6 +564,7 @@ function decodeChecked(bytes: Uint8Array, st: WireState, maxBytes: number): Mess
   r.end()
   // Commit: the message is valid.
   for (const a of added) st.add(a)
+  st.dict = dict
   return msg
 }
 

@@ -1,11 +1,14 @@
 /**
  * Byte-level codec of the sync protocol: the growable varint writer (the core's), a
- * bounds-checked reader (LEB128 up to 2^53 - 1, canonical only; strict UTF-8), and the
- * varint helpers for messages written straight into a buffer of known size.
+ * bounds-checked reader (LEB128 up to 2^53 - 1, canonical only; strict UTF-8), the
+ * varint helpers for messages written straight into a buffer of known size, and the
+ * per-direction dictionary deflate of update lists.
  *
  * Invariants: the reader never reads past its buffer and throws `WireError` (which
- * protocol.ts reports as BAD_MESSAGE) on any malformed input.
+ * protocol.ts reports as BAD_MESSAGE) on any malformed input; `unpack` returns null
+ * unless the output is exactly the announced length.
  */
+import { deflateSync, inflateSync } from 'fflate'
 
 /** Malformed bytes (protocol.ts turns it into a BAD_MESSAGE SyncError). */
 export class WireError extends Error {
@@ -30,6 +33,43 @@ export function putUint(buf: Uint8Array, pos: number, n: number): number {
   }
   buf[pos++] = n
   return pos
+}
+
+/** Dictionary size: recent deflated bytes of this direction (agent ids, headers repeat). */
+export const DICT_BYTES = 4096
+export const MAX_DEFLATE_RATIO = 1032
+
+/**
+ * Deflates `u` with dictionary `dict` (both ends hold the same one: the last DICT_BYTES
+ * of what was deflated so far in this direction); null when it does not pay.
+ */
+export function pack(u: Uint8Array, dict: Uint8Array | null): Uint8Array | null {
+  if (u.length < 8) return null
+  const c = deflateSync(u, { level: 6, dictionary: dict?.length ? dict : undefined })
+  return c.length + 2 < u.length ? c : null
+}
+
+export function unpack(c: Uint8Array, rawLen: number, dict: Uint8Array | null): Uint8Array | null {
+  try {
+    const out = inflateSync(c, {
+      out: new Uint8Array(rawLen + 1),
+      dictionary: dict?.length ? dict : undefined,
+    })
+    return out.length === rawLen ? out : null
+  } catch {
+    return null
+  }
+}
+
+/** The dictionary after `u` was carried: the last DICT_BYTES of (dict + u). */
+export function nextDict(dict: Uint8Array | null, u: Uint8Array): Uint8Array {
+  if (u.length >= DICT_BYTES) return u.slice(u.length - DICT_BYTES)
+  const old = dict ?? new Uint8Array(0)
+  const keep = Math.min(old.length, DICT_BYTES - u.length)
+  const out = new Uint8Array(keep + u.length)
+  out.set(old.subarray(old.length - keep))
+  out.set(u, keep)
+  return out
 }
 
 export const MAX_STRING_BYTES = 1 << 20

@@ -67,6 +67,13 @@ export interface LinkOptions {
   persist?: (update: Uint8Array) => Promise<void>
   /** What this side holds durably (the peer's ack baseline in HELLO). Default `doc.version()`. */
   durableVersion?: () => VersionVector
+  /**
+   * Deflate outgoing update lists against a per-direction dictionary when that saves bytes
+   * (agent ids and headers repeat). Default true. False also asks the peer (in HELLO) not to
+   * deflate what it sends us: a hub sends the same bytes to every link and keeps no
+   * dictionary per connection.
+   */
+  deflate?: boolean
   /** Largest incoming message. Default 16 MiB. */
   maxMessageBytes?: number
   /** Largest `doc.pendingCount` tolerated after applying a batch. Default 100,000. */
@@ -75,12 +82,17 @@ export interface LinkOptions {
   maxAgents?: number
   /** Bounded delay of the outgoing batch throttle. Default 20 ms. */
   batchDelayMs?: number
-  /**
-   * While flushes carry several updates at once (they arrive faster than the link flushes)
-   * the batch window doubles per flush (from at least 1 ms) up to this bound, the longest an
-   * event waits; a flush of one update or none drops it back to `batchDelayMs`. Default 500 ms.
-   */
+  /** The longest the batch window grows to (the longest an event waits). Default 500 ms. */
   maxBatchDelayMs?: number
+  /**
+   * When the batch window grows (doubling per flush, from at least 1 ms, up to
+   * `maxBatchDelayMs`): `'traffic'` (default) while flushes follow each other within
+   * `maxBatchDelayMs`, back to `batchDelayMs` after a quiet stretch that long (fewest
+   * messages and bytes: peers in a mesh); `'backlog'` only while flushes carry several updates
+   * at once (they arrive faster than the link flushes), back to `batchDelayMs` after a flush of
+   * one update or none (a lone edit is never held back: a hub's links).
+   */
+  batchGrowth?: 'traffic' | 'backlog'
   /** Extra delay before relaying events that came from another link. Default 3 x batchDelayMs. */
   relayDelayMs?: number
   /** Extra delay of a plain ack (no persist), so it can ride along with events. Default 0. */
@@ -140,6 +152,12 @@ let nextLinkNo = 0
 
 /** Updates at least this big count as a catch-up batch (prompt announcement, slower relay). */
 const BIG_UPDATE_BYTES = 1024
+/**
+ * A big batch from another link is relayed after this many `relayDelayMs`: longer than the
+ * stagger of big catch-ups (4 x relayDelayMs) plus a link latency, so a peer that got it by
+ * another path (healing at the same time) announces it first.
+ */
+const BIG_RELAY_FACTOR = 6
 /** A handshake owing the peer at least this many events is a big catch-up (staggered). */
 const BIG_CATCHUP_EVENTS = 256
 /** Cursor of a link that will diff version vectors at its next flush (pins no log entry). */
@@ -310,6 +328,7 @@ class LinkImpl implements Link, LogReader {
       id,
       have,
       durable: opts.durableVersion?.() ?? have,
+      noDeflate: opts.deflate === false,
     })
   }
 
@@ -434,7 +453,7 @@ class LinkImpl implements Link, LogReader {
       // another path say so in time.
       const big = entry.bytes.length >= BIG_UPDATE_BYTES
       if (big) this.promptAnnounce(entry)
-      this.scheduleFlush(big ? 4 * this.relayDelay : this.relayDelay)
+      this.scheduleFlush(big ? BIG_RELAY_FACTOR * this.relayDelay : this.relayDelay)
     }
     this.checkSynced()
   }
@@ -463,6 +482,8 @@ class LinkImpl implements Link, LogReader {
     if (msg.type === 'hello') {
       if (this.peerHello) throw new SyncError('STATE', 'second HELLO on one link')
       this.peerHello = { id: msg.id, readOnly: msg.readOnly, have: msg.have }
+      // Both directions deflate when both sides want it (each side's HELLO says so).
+      this.out.deflate = this.inn.deflate = this.opts.deflate !== false && msg.noDeflate !== true
       this.base = msg.have
       // A fresh object from the decoder: ours now.
       if (!isEmpty(msg.durable)) this.raiseAcked(msg.durable)
@@ -697,7 +718,9 @@ class LinkImpl implements Link, LogReader {
   /** Sends what the peer lacks (one batch) and any ack or announcement due. */
   private flush(): void {
     if (this.closed || !this.peerHello) return
-    this.lastFlush = this.clock.now()
+    const now = this.clock.now()
+    const recent = now - this.lastFlush <= this.maxBatchDelay
+    this.lastFlush = now
     let batched = 0
     let updates: Uint8Array[] = []
     let carried: VersionVector[] = []
@@ -733,16 +756,18 @@ class LinkImpl implements Link, LogReader {
         batched = picked.entries
       }
     }
-    // Several entries went out together (they arrive faster than we flush): widen the
-    // window; one or none: back to the minimum, so a lone edit is never held back.
-    this.window =
-      batched >= 2 ? Math.min(this.maxBatchDelay, Math.max(1, this.window * 2)) : this.batchDelay
+    // Widen the window while traffic is sustained (or, for 'backlog', while several entries
+    // go out together); else back to the minimum.
+    const grow = this.opts.batchGrowth === 'backlog' ? batched >= 2 : recent
+    this.window = grow
+      ? Math.min(this.maxBatchDelay, Math.max(1, this.window * 2))
+      : this.batchDelay
     this.log.moved()
     const acks = this.takeAcks()
     if (updates.length > 0) {
       const no = ++this.sentNo
       if (ackWanted) this.await(no, carried)
-      if (!ackWanted && acks === null && updates.length === 1) {
+      if (!ackWanted && acks === null && updates.length === 1 && !this.out.deflate) {
         // The same bytes for every link sending this update now: encoded once.
         this.sendBytes(this.log.plainMessage(updates[0]!), true)
       } else this.send({ type: 'events', updates, ackWanted, ...acks })
@@ -753,10 +778,11 @@ class LinkImpl implements Link, LogReader {
 
   /**
    * The log entries after our cursor that the peer lacks, as updates to send: none if it
-   * has them all; one entry as is; several local edits as one update of just them; else
-   * one update encoded against the version at our cursor (shared by every link at that
-   * cursor; events that came from the peer then ride along, which it drops as known),
-   * unless those would dominate; else the entries as they are.
+   * has them all; one entry as is; several local edits as one update of just them; else,
+   * when `base` is our version at the cursor, one update encoded against it (shared by every
+   * link at that cursor; events the peer sent ride along, which it drops as known) unless
+   * those would dominate, or one update against `base` plus what the peer holds; else the
+   * entries as they are.
    */
   private pick(entries: readonly LogEntry[]): {
     updates: Uint8Array[]
@@ -765,13 +791,14 @@ class LinkImpl implements Link, LogReader {
     entries: number
   } {
     const send: LogEntry[] = []
-    let fromPeer = 0
+    /** Entries the peer holds (it sent them, or announced them). */
+    const held: LogEntry[] = []
     let skipped = false
     let local = false
     const announced = !isEmpty(this.extra)
     for (const e of entries) {
       if (e.origin === this) {
-        fromPeer++
+        held.push(e)
         continue
       }
       const sum = announced ? e.summary : null
@@ -779,6 +806,7 @@ class LinkImpl implements Link, LogReader {
         // The peer has it from elsewhere; tell it we have it too.
         this.haveOwed ??= emptyVV()
         raise(this.haveOwed, sum.vv)
+        held.push(e)
         skipped = true
         continue
       }
@@ -794,8 +822,24 @@ class LinkImpl implements Link, LogReader {
     const own = send.length > 1 && local ? this.encodeLocal(send) : null
     if (send.length === 1) updates = [send[0]!.bytes]
     else if (own !== null) updates = [own]
-    else if (this.baseExact && !skipped && fromPeer <= send.length) {
+    else if (
+      this.baseExact &&
+      (held.length === 0 || (!this.out.deflate && !skipped && held.length <= send.length))
+    ) {
+      // Shared by every link at this cursor. On a hub's links (no deflate: the same bytes
+      // for every peer) the peer's own events may ride along; a deflating peer link, where
+      // bytes count, never echoes them (next case).
       updates = [this.log.encodeSince(this.base)]
+    } else if (this.baseExact) {
+      // One update of just what the peer lacks: our version at the cursor plus what it holds.
+      const since = copyVV(this.base)
+      let known = true
+      for (const e of held) {
+        const sum = e.summary
+        if (sum === null) known = false
+        else raise(since, sum.vv)
+      }
+      updates = known ? [this.doc.encodeUpdate(since)] : send.map((e) => e.bytes)
     } else updates = send.map((e) => e.bytes)
     // What the peer holds once it has these: our version now (a hub's replica memoises
     // it, so links flushing together share one object and one encoding next time).
@@ -855,9 +899,9 @@ class LinkImpl implements Link, LogReader {
   /** Announces a big batch from another link right away (no persist only). */
   private promptAnnounce(entry: LogEntry): void {
     if (this.closed || !this.peerHello || this.opts.persist) return
+    // Even if the peer has these events too: it is about to relay them to us unless told.
     const sum = entry.summary
-    if (sum === null || vvCovers(this.extra, sum.vv)) return
-    this.send({ type: 'ack', have: sum.vv })
+    if (sum !== null) this.send({ type: 'ack', have: sum.vv })
   }
 
   private checkSynced(): void {

@@ -42,7 +42,8 @@ async function star(n: number): Promise<Star> {
     const hs: Uint8Array[] = []
     const cs: Uint8Array[] = []
     const c = new TextDoc(`c${i}`)
-    s.links.push(link(hub, tap(x, hs), { batchDelayMs: 5, relayDelayMs: 0 }))
+    // A hub's links as the server sets them: nothing deflated per link, either way.
+    s.links.push(link(hub, tap(x, hs), { batchDelayMs: 5, relayDelayMs: 0, deflate: false }))
     s.links.push(link(c, tap(y, cs), { batchDelayMs: 5 }))
     s.clients.push(c)
     s.hubSent.push(hs)
@@ -70,6 +71,8 @@ test('a hub relays an edit as its bytes, one message object for all peers, and g
   const fromC0 = decodeAll(s.clientSent[0]!).filter((m) => m.type === 'events')
   assert.is(fromC0.length, 1)
   assert.ok(fromC0[0]!.type === 'events' && fromC0[0].ackWanted)
+  const flags = s.clientSent[0]!.filter((m) => m[1] === 2).map((m) => m[2]! & 16)
+  assert.equal(flags, [0], 'the hub asked for nothing deflated')
   assert.equal([...(fromC0[0]!.type === 'events' ? fromC0[0].updates[0]! : [])], [...updates[0]!])
   // The hub's relay to the three others: one and the same bytes object.
   const relays = s.hubSent.slice(1).map((l) => l.filter((m) => m[1] === 2))

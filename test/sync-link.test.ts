@@ -60,6 +60,28 @@ test('streaming: a burst of edits travels in a few batches, not one message per 
   la.close()
 })
 
+test('deflate: peers deflate against their dictionaries; a side with deflate false gets none', async () => {
+  const run = async (deflate: boolean) => {
+    const a = new TextDoc('alice-with-a-long-agent-id')
+    const b = new TextDoc('bob-with-a-long-agent-id')
+    const [x, y] = memoryPair()
+    const la = link(a, x, { batchDelayMs: 1, maxBatchDelayMs: 1 })
+    const lb = link(b, y, { batchDelayMs: 1, maxBatchDelayMs: 1, deflate })
+    await Promise.all([la.synced, lb.synced])
+    const before = la.stats.bytesSent
+    for (let i = 0; i < 30; i++) {
+      b.insert(0, 'y')
+      a.insert(a.length, 'x')
+      await until(() => b.length === 2 * (i + 1) && a.length === 2 * (i + 1), 2000, 'edit')
+    }
+    la.close()
+    return la.stats.bytesSent - before
+  }
+  const deflated = await run(true)
+  const plain = await run(false)
+  assert.ok(deflated < plain * 0.8, `${deflated} bytes deflated, ${plain} plain`)
+})
+
 test('relay: a chain a-b-c carries a edits to c and back (events forwarded on other links)', async () => {
   const a = new TextDoc('a')
   const b = new TextDoc('b')

@@ -24,6 +24,8 @@ import { Rng, seedFromEnv } from './support/rng.ts'
 
 const vv = (o: Record<string, number>) => Object.assign(Object.create(null), o)
 const V = PROTOCOL_VERSION
+/** The state of a direction that deflates (both sides wanted it). */
+const deflating = () => Object.assign(new WireState(), { deflate: true })
 /** ACK / EVENTS flag: an acknowledged partial vv follows. */
 const ACK_VV = 2
 
@@ -46,6 +48,9 @@ function samples(): Message[] {
       have: vv({ b: 7 }),
     },
     { type: 'ack', ackedMessages: 3, ack: vv({ a: 6, b: 9, c: 1 }) },
+    // On a deflating direction, deflated against the dictionary (repetitive: it pays).
+    { type: 'events', updates: [new Uint8Array(300).fill(42), new Uint8Array([7])] },
+    { type: 'events', updates: [new Uint8Array(300).fill(42)], ackWanted: true },
     { type: 'need', have: vv({ a: 2 }) },
     {
       type: 'presence',
@@ -68,18 +73,18 @@ function samples(): Message[] {
 
 /** Encodes the samples in order over one direction; returns the byte strings. */
 function encodeAll(msgs: Message[]): Uint8Array[] {
-  const st = new WireState()
+  const st = deflating()
   return msgs.map((m) => encodeMessage(m, st))
 }
 
 function snapshot(st: WireState): string {
-  return JSON.stringify(st.agents)
+  return JSON.stringify([st.agents, [...(st.dict ?? [])]])
 }
 
 test('every message type round-trips, with deltas and agent interning', () => {
   const msgs = samples()
   const bytes = encodeAll(msgs)
-  const st = new WireState()
+  const st = deflating()
   bytes.forEach((b, i) => {
     const got = decodeMessage(b, st)
     assert.equal(
@@ -90,7 +95,33 @@ test('every message type round-trips, with deltas and agent interning', () => {
   })
   // Agent names travel once: the ack after the hello is a few bytes only.
   assert.ok(bytes[3]!.length <= 12, `ack is ${bytes[3]!.length} bytes`)
+  // The repetitive lists went deflated.
+  assert.ok(
+    bytes[7]!.length < 40 && bytes[8]!.length < 20,
+    `${bytes[7]!.length}, ${bytes[8]!.length}`,
+  )
   assert.is(bytes[0]![0], PROTOCOL_VERSION)
+})
+
+test('deflated EVENTS: repeats are nearly free against the dictionary; it is per direction', () => {
+  const tx = deflating()
+  const rx = deflating()
+  const u = new Uint8Array(200).map((_, i) => (i * 7919) % 251)
+  const first = encodeMessage({ type: 'events', updates: [u] }, tx)
+  const again = encodeMessage({ type: 'events', updates: [u] }, tx)
+  assert.ok(first.length > 200, 'incompressible the first time: sent as is')
+  assert.ok(again.length < 40, `a repeat costs ${again.length} bytes`)
+  for (const m of [first, again]) {
+    const got = decodeMessage(m, rx)
+    assert.equal(got.type === 'events' ? [...got.updates[0]!] : null, [...u])
+  }
+  // Without the dictionary (a lost message, another direction) it is an error, not wrong bytes.
+  const third = encodeMessage({ type: 'events', updates: [u] }, tx)
+  assert.throws(() => decodeMessage(third, deflating()), /BAD_MESSAGE/)
+  assert.throws(() => decodeMessage(third, new WireState()), /takes none/)
+  // Tiny lists are not worth it.
+  const tiny = encodeMessage({ type: 'events', updates: [new Uint8Array([1])] }, tx)
+  assert.is(tiny[2]! & 16, 0)
 })
 
 test('plain EVENTS (no acks, no agents) encode alike for every link and direction', () => {
@@ -108,7 +139,7 @@ test('plain EVENTS (no acks, no agents) encode alike for every link and directio
 
 test('every strict prefix of every message is rejected; the state is unchanged', () => {
   const bytes = encodeAll(samples())
-  const st = new WireState()
+  const st = deflating()
   for (const b of bytes) {
     for (let n = 0; n < b.length; n++) {
       const before = snapshot(st)
@@ -164,7 +195,7 @@ test('varints over 2^53, non-canonical varints and lying counts are rejected (C2
   const ev = new Uint8Array([V, MSG.EVENTS, 0, 1, 0xff, 0x7f])
   assert.throws(() => decodeMessage(ev, st), /runs past the end/)
   // Unknown flag bits.
-  assert.throws(() => decodeMessage(new Uint8Array([V, MSG.EVENTS, 16, 0]), st), /bad events flags/)
+  assert.throws(() => decodeMessage(new Uint8Array([V, MSG.EVENTS, 32, 0]), st), /bad events flags/)
   assert.throws(() => decodeMessage(new Uint8Array([V, MSG.ACK, 8]), st), /bad ack flags/)
   // Presence with a huge count.
   assert.throws(
@@ -288,7 +319,7 @@ test('random bytes and mutated messages never escape as anything but SyncError (
       const flips = rng.int(1, 3)
       for (let k = 0; k < flips; k++) b[rng.int(0, b.length - 1)] = rng.int(0, 255)
     }
-    const st = new WireState()
+    const st = rng.chance(0.5) ? deflating() : new WireState()
     try {
       decodeMessage(b, st)
     } catch (e) {

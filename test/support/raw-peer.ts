@@ -23,7 +23,8 @@ export class RawPeer {
   }
   hello(have: Record<string, number> = {}, readOnly = false): void {
     const vv = Object.assign(Object.create(null), have)
-    this.send({ type: 'hello', readOnly, id: 'raw', have: vv, durable: vv })
+    // A raw peer reads what it gets with a plain decoder: it takes nothing deflated.
+    this.send({ type: 'hello', readOnly, id: 'raw', have: vv, durable: vv, noDeflate: true })
   }
   events(update: Uint8Array, have: Record<string, number>): void {
     const vv = Object.assign(Object.create(null), have)
