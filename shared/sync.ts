@@ -2,15 +2,17 @@
  * `link(doc, channel)`: the replication state machine of one link (PROTOCOL.md).
  *
  * Owns, per link: the agent tables of both directions, what the peer is known to hold
- * (a `PeerView`: a cursor in the replica's update log, shared by all its links, plus a
- * version-vector lower bound; peer-view.ts also picks what to send), what the peer
- * acknowledged, the outgoing batch throttle, the ack pipeline through `persist`, and the gap
- * timer that asks for missing events.
+ * (a cursor in the replica's update log, shared by all its links, plus a version vector
+ * lower bound: the peer's HELLO or NEED, what it announced, the version when we last sent),
+ * what the peer acknowledged, the outgoing batch throttle, the ack pipeline through
+ * `persist`, and the gap timer that asks for missing events.
  *
- * Invariants: a message is fully decoded and validated before anything is applied; what
- * we send never carries events whose parents the peer lacks (peer-view.ts); acks are
- * cumulative and sent in order, each only after the persist of every batch it covers has
- * resolved.
+ * Invariants: the peer holds the replica's state as of the cursor plus every entry that
+ * came from the peer, so the entries after the cursor that it lacks, sent in log order,
+ * never carry events whose parents the peer lacks (and a version-vector diff, after a
+ * handshake or a NEED, is taken against a lower bound of what it holds); a message is
+ * fully decoded and validated before anything is applied; acks are cumulative and sent
+ * in order, each only after the persist of every batch it covers has resolved.
  * Cost per flush: O(entries since the cursor); a hub encodes a multi-entry batch once for
  * all links at the same cursor. Version vectors are scanned whole (O(agents)) only for a
  * handshake, a NEED, a lost cursor, and until the link is synced.
@@ -36,7 +38,6 @@ import {
 import type { Presence, PresencePort } from './presence.ts'
 import type { MutableVV, Replica, VersionVector } from './replica.ts'
 import { UpdateLog, type LogEntry, type LogReader } from './update-log.ts'
-import { NO_VV, PeerView, isEmpty, raise } from './peer-view.ts'
 import { summarizeUpdate } from './update-summary.ts'
 
 /** Timers and time, injectable so a simulator can run links on virtual time. */
@@ -159,8 +160,13 @@ const BIG_UPDATE_BYTES = 1024
 const BIG_RELAY_FACTOR = 6
 /** A handshake owing the peer at least this many events is a big catch-up (staggered). */
 const BIG_CATCHUP_EVENTS = 256
+/** Cursor of a link that will diff version vectors at its next flush (pins no log entry). */
+const NO_CURSOR = Number.MAX_SAFE_INTEGER
 /** Unacknowledged messages remembered per link (older ones are merged). */
 const MAX_AWAITING = 256
+/** The empty vv of a link that heard no announcement (shared, never written). */
+const NO_VV: MutableVV = Object.freeze(emptyVV()) as MutableVV
+
 /** Events in `mine` that `theirs` lacks (per-agent counts). */
 function missingCount(mine: VersionVector, theirs: VersionVector): number {
   let n = 0
@@ -173,6 +179,23 @@ function pairJitter(a: string, b: string): number {
   let h = 2166136261
   for (const ch of `${a}\u0000${b}`) h = Math.imul(h ^ ch.charCodeAt(0), 16777619) >>> 0
   return h / 4294967296
+}
+
+/** Raises `into` to cover `vv` (in place, O(entries of vv)); true if anything changed. */
+function raise(into: MutableVV, vv: VersionVector): boolean {
+  let changed = false
+  for (const a in vv) {
+    if ((into[a] ?? 0) < vv[a]!) {
+      into[a] = vv[a]!
+      changed = true
+    }
+  }
+  return changed
+}
+
+function isEmpty(vv: VersionVector): boolean {
+  for (const _ in vv) return false
+  return true
 }
 
 /** Replicates `doc` over `channel` until either side closes it (API.md "Sync over any link"). */
@@ -220,8 +243,16 @@ class LinkImpl implements Link, LogReader {
     readonly readOnly: boolean
     have: VersionVector
   } | null = null
-  /** What the peer holds, and what to send it next. */
-  private readonly view: PeerView
+  /** Log position: the peer holds our state as of here, plus entries that came from it. */
+  cursor = NO_CURSOR
+  /** The next flush diffs version vectors (after HELLO, NEED, or a lost log position). */
+  private needFull = true
+  /** A version the peer holds (never mutated: it may be shared with other links). */
+  private base: VersionVector = NO_VV
+  /** `base` is exactly our version at `cursor` (a batch may then be encoded against it). */
+  private baseExact = false
+  /** Events the peer announced beyond `base` (NO_VV until it announces any). */
+  private extra: MutableVV = NO_VV
   /**
    * What the peer acknowledged: NO_VV while nothing, then the first vv acked (shared, not
    * copied: often `base` itself), copied on the first write that raises it further.
@@ -282,7 +313,6 @@ class LinkImpl implements Link, LogReader {
     this.out = new WireState(opts.maxAgents)
     this.inn = new WireState(opts.maxAgents)
     this.log = UpdateLog.of(doc)
-    this.view = new PeerView(doc, this.log, this, (origin) => origin instanceof LinkImpl)
     this.log.attach(this)
     channel.onMessage((m) => this.receive(m))
     channel.onClose(() => this.shutdown())
@@ -305,11 +335,6 @@ class LinkImpl implements Link, LogReader {
   /** The server-bound identity of the peer (LinkOptions.identity). */
   get identity(): Identity | undefined {
     return this.opts.identity
-  }
-
-  /** Our place in the update log (LogReader). */
-  get cursor(): number {
-    return this.view.cursor
   }
 
   get synced(): Promise<void> {
@@ -338,7 +363,7 @@ class LinkImpl implements Link, LogReader {
     return this.peerHello?.id
   }
   peerVersion(): VersionVector {
-    return this.view.known()
+    return maxVV(this.base, this.extra)
   }
   ackedVersion(): VersionVector {
     return copyVV(this.peerAcked)
@@ -459,7 +484,7 @@ class LinkImpl implements Link, LogReader {
       this.peerHello = { id: msg.id, readOnly: msg.readOnly, have: msg.have }
       // Both directions deflate when both sides want it (each side's HELLO says so).
       this.out.deflate = this.inn.deflate = this.opts.deflate !== false && msg.noDeflate !== true
-      this.view.reset(msg.have)
+      this.base = msg.have
       // A fresh object from the decoder: ours now.
       if (!isEmpty(msg.durable)) this.raiseAcked(msg.durable)
       // Events we hold that the peer lacks must be acked before `synced`; a read-only
@@ -489,7 +514,11 @@ class LinkImpl implements Link, LogReader {
         break
       case 'need':
         // A flood of NEEDs costs at most one diff per batch window (the flush throttle).
-        this.view.reset(msg.have)
+        this.base = msg.have
+        this.baseExact = false
+        this.extra = NO_VV
+        this.needFull = true
+        this.cursor = NO_CURSOR
         this.scheduleFlush()
         break
       case 'presence':
@@ -530,6 +559,11 @@ class LinkImpl implements Link, LogReader {
     return true
   }
 
+  private writableExtra(): MutableVV {
+    if (this.extra === NO_VV) this.extra = emptyVV()
+    return this.extra
+  }
+
   /** Sends presence entries (for LinkPresencePort). */
   sendPresence(entries: readonly PresenceEntry[]): void {
     this.send({ type: 'presence', entries })
@@ -537,9 +571,9 @@ class LinkImpl implements Link, LogReader {
 
   private onAcks(msg: Acks): void {
     let changed = false
-    if (msg.have) this.view.heard(msg.have)
+    if (msg.have) raise(this.writableExtra(), msg.have)
     if (msg.ack) {
-      this.view.heard(msg.ack)
+      raise(this.writableExtra(), msg.ack)
       if (this.raiseAcked(msg.ack)) changed = true
     }
     const n = msg.ackedMessages
@@ -693,16 +727,34 @@ class LinkImpl implements Link, LogReader {
     let ackWanted = !this.syncedDone
     if (this.peerHello.readOnly) {
       // The peer refuses our events: nothing to send, nothing to keep for it.
-      this.view.refused()
+      this.cursor = NO_CURSOR
     } else {
-      // A hub's links (no deflate: the same bytes for every peer) may let the peer's own
-      // events ride along in a shared update; peer links, where bytes count, never echo.
-      const batch = this.view.next(!this.out.deflate, !this.syncedDone)
-      updates = batch.updates
-      carried = batch.carried
-      ackWanted ||= batch.local || (batch.full && updates.length > 0)
-      batched = batch.entries
-      if (batch.skipped !== null) raise((this.haveOwed ??= emptyVV()), batch.skipped)
+      let entries = this.needFull ? null : this.log.since(this.cursor)
+      if (entries === null) {
+        // Handshake, NEED, or our log position was dropped: diff version vectors.
+        const vv = this.doc.version()
+        const since = maxVV(this.base, this.extra)
+        if (!vvCovers(since, vv)) {
+          updates = [this.doc.encodeUpdate(since)]
+          carried = [vv]
+          ackWanted = true
+        }
+        this.cursor = this.log.end
+        this.base = vv
+        this.baseExact = true
+        // What the peer said it holds beyond our version stays known (it may reach us later).
+        this.extra = NO_VV
+        for (const a in since) if (since[a]! > (vv[a] ?? 0)) this.writableExtra()[a] = since[a]!
+        this.needFull = false
+        entries = []
+      }
+      if (entries.length > 0) {
+        const picked = this.pick(entries)
+        updates = picked.updates
+        carried = picked.carried
+        ackWanted ||= picked.local
+        batched = picked.entries
+      }
     }
     // Widen the window while traffic is sustained (or, for 'backlog', while several entries
     // go out together); else back to the minimum.
@@ -722,6 +774,108 @@ class LinkImpl implements Link, LogReader {
     } else if (acks !== null) {
       this.send({ type: 'ack', ...acks })
     }
+  }
+
+  /**
+   * The log entries after our cursor that the peer lacks, as updates to send: none if it
+   * has them all; one entry as is; several local edits as one update of just them; else,
+   * when `base` is our version at the cursor, one update encoded against it (shared by every
+   * link at that cursor; events the peer sent ride along, which it drops as known) unless
+   * those would dominate, or one update against `base` plus what the peer holds; else the
+   * entries as they are.
+   */
+  private pick(entries: readonly LogEntry[]): {
+    updates: Uint8Array[]
+    carried: VersionVector[]
+    local: boolean
+    entries: number
+  } {
+    const send: LogEntry[] = []
+    /** Entries the peer holds (it sent them, or announced them). */
+    const held: LogEntry[] = []
+    let skipped = false
+    let local = false
+    const announced = !isEmpty(this.extra)
+    for (const e of entries) {
+      if (e.origin === this) {
+        held.push(e)
+        continue
+      }
+      const sum = announced ? e.summary : null
+      if (sum !== null && vvCovers(this.extra, sum.vv)) {
+        // The peer has it from elsewhere; tell it we have it too.
+        this.haveOwed ??= emptyVV()
+        raise(this.haveOwed, sum.vv)
+        held.push(e)
+        skipped = true
+        continue
+      }
+      send.push(e)
+      if (!(e.origin instanceof LinkImpl)) local = true
+    }
+    this.cursor = this.log.end
+    if (send.length === 0) {
+      this.baseExact = false
+      return { updates: [], carried: [], local, entries: 0 }
+    }
+    let updates: Uint8Array[]
+    const own = send.length > 1 && local ? this.encodeLocal(send) : null
+    if (send.length === 1) updates = [send[0]!.bytes]
+    else if (own !== null) updates = [own]
+    else if (
+      this.baseExact &&
+      (held.length === 0 || (!this.out.deflate && !skipped && held.length <= send.length))
+    ) {
+      // Shared by every link at this cursor. On a hub's links (no deflate: the same bytes
+      // for every peer) the peer's own events may ride along; a deflating peer link, where
+      // bytes count, never echoes them (next case).
+      updates = [this.log.encodeSince(this.base)]
+    } else if (this.baseExact) {
+      // One update of just what the peer lacks: our version at the cursor plus what it holds.
+      const since = copyVV(this.base)
+      let known = true
+      for (const e of held) {
+        const sum = e.summary
+        if (sum === null) known = false
+        else raise(since, sum.vv)
+      }
+      updates = known ? [this.doc.encodeUpdate(since)] : send.map((e) => e.bytes)
+    } else updates = send.map((e) => e.bytes)
+    // What the peer holds once it has these: our version now (a hub's replica memoises
+    // it, so links flushing together share one object and one encoding next time).
+    const vv = this.doc.version()
+    const carried: VersionVector[] = []
+    if (local || !this.syncedDone) {
+      for (const e of send) carried.push(e.summary?.vv ?? vv)
+    }
+    this.base = vv
+    this.baseExact = true
+    if (this.extra !== NO_VV && vvCovers(vv, this.extra)) this.extra = NO_VV
+    return { updates, carried, local, entries: send.length }
+  }
+
+  /**
+   * Several local edits (one agent's contiguous events) as one update, when nothing else is
+   * to be sent: everything else we hold the peer holds (before the cursor, or from the peer),
+   * so the update is `encodeUpdate(our version, with our agent's entry at the first of
+   * these edits)`. Null when that does not apply.
+   */
+  private encodeLocal(send: readonly LogEntry[]): Uint8Array | null {
+    let agent: string | null = null
+    let start = Infinity
+    for (const e of send) {
+      const sum = e.origin instanceof LinkImpl ? null : e.summary
+      if (sum === null) return null
+      for (const a in sum.vv) {
+        if (agent !== null && a !== agent) return null
+        agent = a
+      }
+      if (agent !== null) start = Math.min(start, sum.vv[agent]! - sum.events)
+    }
+    if (agent === null || !(start >= 0)) return null
+    const since = copyVV(this.doc.version())
+    since[agent] = start
+    return this.doc.encodeUpdate(since)
   }
 
   /** The acks and announcements due now, or null. */
