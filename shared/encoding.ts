@@ -26,6 +26,8 @@ const FORMAT = 1
 export const KIND_UPDATE = 1
 export const KIND_SNAPSHOT = 2
 const FLAG_DEFLATED = 1
+/** Magic (2), format, kind, flags. */
+const HEADER_BYTES = 5
 /**
  * Snapshots only: the body is not deflated as a whole; its text is a section of its own
  * (deflated when that pays) and the history, already a framed update, is stored as it is.
@@ -109,6 +111,22 @@ function frame(kind: number, body: Uint8Array, flags = 0): Uint8Array {
   return out
 }
 
+/** Frames a body written after `HEADER_BYTES` placeholder bytes, copying it once at most. */
+function frameWritten(w: Writer, kind: number): Uint8Array {
+  const body = w.view(HEADER_BYTES)
+  if (body.length >= COMPRESS_FROM) {
+    const framed = frame(kind, body)
+    w.release()
+    return framed
+  }
+  w.setByte(0, MAGIC_0)
+  w.setByte(1, MAGIC_1)
+  w.setByte(2, FORMAT)
+  w.setByte(3, kind)
+  w.setByte(4, 0)
+  return w.finish()
+}
+
 /** Inflates `packed`, which claims to hold `size` bytes, within `maxBody`. */
 function inflate(packed: Uint8Array, size: number, maxBody: number): Uint8Array {
   if (size > packed.length * MAX_DEFLATE_RATIO + 1024)
@@ -149,6 +167,8 @@ function unframe(
 
 export function encodeUpdate(update: DecodedUpdate): Uint8Array {
   const w = new Writer()
+  // Room for the frame's header, written in place when the body is stored as it is.
+  for (let i = 0; i < HEADER_BYTES; i++) w.byte(0)
   // Agents are numbered in order of first mention, span agents and parents alike.
   const agents = new Map<string, number>()
   for (const s of update.spans) {
@@ -179,7 +199,7 @@ export function encodeUpdate(update: DecodedUpdate): Uint8Array {
     if (op.kind === INS) content.push(op.content)
   }
   w.string(content.join(''))
-  return frame(KIND_UPDATE, w.finish())
+  return frameWritten(w, KIND_UPDATE)
 }
 
 /** Decodes and validates an update; `maxBody` caps its decompressed size. */

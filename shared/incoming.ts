@@ -90,7 +90,7 @@ export function attachOps(update: DecodedUpdate): IncomingSpan[] {
         opOff = 0
       }
     }
-    out.push({ ...span, ops })
+    out.push({ agent: span.agent, seq: span.seq, len: span.len, parents: span.parents, ops })
   }
   return out
 }

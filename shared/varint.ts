@@ -12,13 +12,45 @@ export class DecodeError extends Error {
   override name = 'DecodeError'
 }
 
+/**
+ * One buffer lent to a writer at a time (encoding is synchronous, so nearly every writer gets
+ * it): most messages are then written without allocating anything but their result.
+ */
+let spare: Uint8Array | null = new Uint8Array(4096)
+const SPARE_MAX = 1 << 16
+
+const EMPTY = new Uint8Array(0)
+
 export class Writer {
-  private buf = new Uint8Array(256)
+  private buf: Uint8Array
   private pos = 0
+
+  constructor() {
+    if (spare !== null) {
+      this.buf = spare
+      spare = null
+    } else this.buf = new Uint8Array(256)
+  }
+
+  /** Bytes written so far. */
+  get length(): number {
+    return this.pos
+  }
+
+  /** The bytes written since `from`, without copying: valid until the next write or `finish`. */
+  view(from = 0): Uint8Array {
+    return this.buf.subarray(from, this.pos)
+  }
+
+  /** Overwrites the byte at `at` (already written). */
+  setByte(at: number, b: number): void {
+    if (at >= this.pos) throw new RangeError(`byte ${at} not written yet`)
+    this.buf[at] = b
+  }
 
   private reserve(n: number): void {
     if (this.pos + n <= this.buf.length) return
-    let size = this.buf.length * 2
+    let size = Math.max(256, this.buf.length * 2)
     while (size < this.pos + n) size *= 2
     const next = new Uint8Array(size)
     next.set(this.buf.subarray(0, this.pos))
@@ -76,8 +108,18 @@ export class Writer {
     this.pos += written
   }
 
+  /** The bytes written, copied; the writer is done and lends its buffer on. */
   finish(): Uint8Array {
-    return this.buf.slice(0, this.pos)
+    const out = this.buf.slice(0, this.pos)
+    this.release()
+    return out
+  }
+
+  /** Ends the writer without a result (its bytes were used through `view`). */
+  release(): void {
+    if (this.buf.length <= SPARE_MAX && this.buf !== EMPTY) spare = this.buf
+    this.buf = EMPTY
+    this.pos = 0
   }
 }
 
@@ -94,19 +136,23 @@ export class Reader {
     return this.buf[this.pos++]
   }
 
-  uint(what: string): number {
+  /** A varint; `what` (and `suffix`) name it in the error, built only when there is one. */
+  uint(what: string, suffix = ''): number {
+    const buf = this.buf
+    if (this.pos < buf.length && buf[this.pos] < 0x80) return buf[this.pos++]
     let result = 0
     let mul = 1
     for (;;) {
-      if (this.pos >= this.buf.length)
-        throw new DecodeError(`unexpected end of data reading ${what}`)
-      const b = this.buf[this.pos++]
+      if (this.pos >= buf.length)
+        throw new DecodeError(`unexpected end of data reading ${what}${suffix}`)
+      const b = buf[this.pos++]
       result += (b & 0x7f) * mul
       if (b < 0x80) break
       mul *= 0x80
-      if (mul > 2 ** 49) throw new DecodeError(`varint too large reading ${what}`)
+      if (mul > 2 ** 49) throw new DecodeError(`varint too large reading ${what}${suffix}`)
     }
-    if (result > Number.MAX_SAFE_INTEGER) throw new DecodeError(`varint too large reading ${what}`)
+    if (result > Number.MAX_SAFE_INTEGER)
+      throw new DecodeError(`varint too large reading ${what}${suffix}`)
     return result
   }
 
@@ -119,7 +165,7 @@ export class Reader {
   }
 
   bytes(what: string): Uint8Array {
-    const n = this.uint(`${what} length`)
+    const n = this.uint(what, ' length')
     if (n > this.remaining)
       throw new DecodeError(`${what} claims ${n} bytes but only ${this.remaining} remain`)
     const out = this.buf.subarray(this.pos, this.pos + n)
