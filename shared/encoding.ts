@@ -160,9 +160,18 @@ function unframe(
   if (kind !== expectKind) throw new DecodeError(`expected message kind ${expectKind}, got ${kind}`)
   const flags = r.byte('flags')
   if (flags & ~allowedFlags) throw new DecodeError(`unknown flags ${flags}`)
-  if (!(flags & FLAG_DEFLATED)) return { body: new Reader(r.rest()), flags }
+  // Stored as it is: the body is the rest of the message, read on by the same reader.
+  if (!(flags & FLAG_DEFLATED)) return { body: r, flags }
   const size = r.uint('uncompressed size')
   return { body: new Reader(inflate(r.rest(), size, maxBody)), flags }
+}
+
+/** An index into the update's agent table, read and checked. */
+function agentAt(r: Reader, agents: readonly string[], what: string): string {
+  const i = r.uint(what)
+  if (i >= agents.length)
+    throw new DecodeError(`${what} ${i} out of range (${agents.length} agents)`)
+  return agents[i]
 }
 
 export function encodeUpdate(update: DecodedUpdate): Uint8Array {
@@ -208,17 +217,11 @@ export function decodeUpdate(bytes: Uint8Array, maxBody = MAX_UPDATE_BODY): Deco
   const agentCount = r.count('agent count')
   const agents: string[] = []
   for (let i = 0; i < agentCount; i++) agents.push(r.string('agent id'))
-  const agentAt = (what: string) => {
-    const i = r.uint(what)
-    if (i >= agents.length)
-      throw new DecodeError(`${what} ${i} out of range (${agents.length} agents)`)
-    return agents[i]
-  }
   const spanCount = r.count('span count', 4)
   const spans: EventSpan[] = []
   let events = 0
   for (let i = 0; i < spanCount; i++) {
-    const agent = agentAt('span agent')
+    const agent = agentAt(r, agents, 'span agent')
     const seq = r.uint('span seq')
     const len = r.uint('span length')
     if (len === 0) throw new DecodeError('empty event span')
@@ -226,7 +229,7 @@ export function decodeUpdate(bytes: Uint8Array, maxBody = MAX_UPDATE_BODY): Deco
     const parentCount = r.count('parent count', 2)
     const parents: RawId[] = []
     for (let j = 0; j < parentCount; j++)
-      parents.push([agentAt('parent agent'), r.uint('parent seq')])
+      parents.push([agentAt(r, agents, 'parent agent'), r.uint('parent seq')])
     spans.push({ agent, seq, len, parents })
     events += len
   }

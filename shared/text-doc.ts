@@ -37,7 +37,7 @@ import {
   pushOp,
 } from './oplog.ts'
 import { GapBuffer } from './gap-buffer.ts'
-import { Merge } from './walker.ts'
+import { type Emit, Merge } from './walker.ts'
 import { IdIndex } from './id-index.ts'
 import { type IncomingSpan, PendingEvents, sliceOp } from './pending.ts'
 import { attachOps, checkKnown, minimalFrontier, toOpSpan } from './incoming.ts'
@@ -75,7 +75,50 @@ interface Checkpoint {
   runs: number
   lastRun: { end: LV; fwd: boolean; content: string } | null
   pending: Map<string, IncomingSpan[]> | null
-  undo: (() => void)[]
+}
+
+/**
+ * Applies a merge's transformed ops to the content (and the id index), recording them as the
+ * changes to announce; `undo` takes them back, newest first, when the merge fails midway.
+ */
+class ContentPatcher implements Emit {
+  readonly changes: TextOp[] = []
+  /** The text each delete removed, in order. */
+  private readonly removed: string[] = []
+
+  constructor(
+    private readonly content: GapBuffer,
+    private readonly ids: IdIndex | null,
+  ) {}
+
+  insert(pos: number, text: string, lv: LV): void {
+    const content = this.content
+    if (pos > content.length)
+      throw new DecodeError(`remote insert at ${pos} is past the end (${content.length})`)
+    content.insert(pos, text)
+    this.ids?.insert(pos, lv, text.length)
+    this.changes.push({ index: pos, insert: text })
+  }
+
+  delete(pos: number, len: number): void {
+    const content = this.content
+    if (pos + len > content.length)
+      throw new DecodeError(`remote delete of ${len} at ${pos} is past the end (${content.length})`)
+    this.removed.push(content.slice(pos, pos + len))
+    content.delete(pos, len)
+    this.ids?.delete(pos, len)
+    this.changes.push({ index: pos, delete: len })
+  }
+
+  undo(): void {
+    const { changes, removed, content } = this
+    let r = removed.length
+    for (let i = changes.length - 1; i >= 0; i--) {
+      const op = changes[i]
+      if ('insert' in op) content.delete(op.index, op.insert.length)
+      else content.insert(op.index, removed[--r])
+    }
+  }
 }
 
 interface LazyHistory {
@@ -352,7 +395,7 @@ export class TextDoc {
   private integrate(update: DecodedUpdate, origin: unknown, bytes?: Uint8Array): void {
     const mark = this.checkpoint()
     const firstNew = this.cg.next
-    const changes: TextOp[] = []
+    const patcher = new ContentPatcher(this.content, this.ids)
     let exact = bytes !== undefined
     try {
       let added = false
@@ -372,12 +415,14 @@ export class TextDoc {
           else if (result === 'wait') this.pending.hold(span)
         }
       }
-      if (this.cg.next > firstNew) this.applyNew(mark.heads, firstNew, changes, mark.undo)
+      if (this.cg.next > firstNew) this.applyNew(mark.heads, firstNew, patcher)
     } catch (e) {
+      patcher.undo()
       this.rollback(mark)
       throw e
     }
-    if (this.cg.next > firstNew) this.announce(firstNew, changes, origin, exact ? bytes : undefined)
+    if (this.cg.next > firstNew)
+      this.announce(firstNew, patcher.changes, origin, exact ? bytes : undefined)
   }
 
   /** Adds the part of `span` we lack, if its parents are here; checks the part we have. */
@@ -423,30 +468,8 @@ export class TextDoc {
   }
 
   /** Brings the content from version `before` to the graph's heads. */
-  private applyNew(before: Frontier, firstNew: LV, changes: TextOp[], undo: (() => void)[]): void {
+  private applyNew(before: Frontier, firstNew: LV, emit: ContentPatcher): void {
     const cg = this.cg
-    const content = this.content
-    const emit = {
-      insert: (pos: number, text: string, lv: LV) => {
-        if (pos > content.length)
-          throw new DecodeError(`remote insert at ${pos} is past the end (${content.length})`)
-        content.insert(pos, text)
-        this.ids?.insert(pos, lv, text.length)
-        undo.push(() => content.delete(pos, text.length))
-        changes.push({ index: pos, insert: text })
-      },
-      delete: (pos: number, len: number) => {
-        if (pos + len > content.length)
-          throw new DecodeError(
-            `remote delete of ${len} at ${pos} is past the end (${content.length})`,
-          )
-        const removed = content.slice(pos, pos + len)
-        content.delete(pos, len)
-        this.ids?.delete(pos, len)
-        undo.push(() => content.insert(pos, removed))
-        changes.push({ index: pos, delete: len })
-      },
-    }
     let version: Frontier = before
     let lv = firstNew
     // Fast path: events made on the version the content is at apply as they are.
@@ -484,12 +507,11 @@ export class TextDoc {
       runs: this.log.runs.length,
       lastRun: lastRun ? { end: lastRun.end, fwd: lastRun.fwd, content: lastRun.content } : null,
       pending: this.pending.isEmpty ? null : this.pending.snapshot(),
-      undo: [],
     }
   }
 
+  /** Takes the graph, op log and pending buffer back to `mark` (the content is the patcher's). */
   private rollback(mark: Checkpoint): void {
-    for (let i = mark.undo.length - 1; i >= 0; i--) mark.undo[i]()
     truncateGraph(this.cg, mark.next, mark.entries, mark.lastEntryEnd, mark.heads)
     const runs = this.log.runs
     runs.length = mark.runs
