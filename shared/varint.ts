@@ -174,6 +174,20 @@ export class Reader {
   }
 
   string(what: string): string {
+    const buf = this.buf
+    const n = buf[this.pos]
+    if (n !== undefined && n <= 32 && this.pos + 1 + n <= buf.length) {
+      // Short ASCII (agent ids, typing): straight from the buffer, no view, no decoder.
+      const start = this.pos + 1
+      let ascii = true
+      for (let i = start; i < start + n; i++) if (buf[i] >= 0x80) ascii = false
+      if (ascii) {
+        this.pos = start + n
+        let s = ''
+        for (let i = start; i < start + n; i++) s += String.fromCharCode(buf[i])
+        return s
+      }
+    }
     return decodeWtf8(this.bytes(what), what)
   }
 

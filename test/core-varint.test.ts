@@ -66,4 +66,21 @@ test('truncated and oversized varints throw DecodeError naming the field', () =>
   assert.throws(() => new Reader(huge).uint('seq'), /too large reading seq/)
 })
 
+test('strings of every short length round-trip, ASCII or not', () => {
+  for (let n = 0; n <= 40; n++) {
+    for (const unit of ['a', 'é', '😀', '\ud800']) {
+      const text = unit.repeat(n)
+      const w = new Writer()
+      w.string(text)
+      w.uint(7)
+      const r = new Reader(w.finish())
+      assert.is(r.string('s'), text)
+      assert.is(r.uint('after'), 7)
+      assert.is(r.remaining, 0)
+    }
+  }
+  // A length running past the end is refused, even on the short path.
+  assert.throws(() => new Reader(Uint8Array.of(3, 0x61)).string('agent id'), /agent id claims 3/)
+})
+
 test.run()
