@@ -26,7 +26,7 @@ import {
 import type { MutableVV, VersionVector } from './replica.ts'
 
 /** The protocol version carried in the first byte of every message. */
-export const PROTOCOL_VERSION = 2
+export const PROTOCOL_VERSION = 3
 
 /** Error and close codes: one table. `fatal` codes close the link after the error is sent. */
 export const SYNC_ERRORS = {
@@ -79,7 +79,16 @@ export class SyncError extends Error {
 }
 
 /** Message type bytes. */
-export const MSG = { HELLO: 1, EVENTS: 2, ACK: 3, NEED: 4, PRESENCE: 5, ERROR: 6 } as const
+export const MSG = {
+  HELLO: 1,
+  EVENTS: 2,
+  ACK: 3,
+  NEED: 4,
+  PRESENCE: 5,
+  ERROR: 6,
+  PRUNE: 7,
+  GRAFT: 8,
+} as const
 
 /** An anchor: the character a cursor sits before, by event id; null = end of document. */
 export type Anchor = { readonly agent: string; readonly seq: number } | null
@@ -108,6 +117,8 @@ export type Message =
       readonly durable: VersionVector
       /** The sender takes no deflated EVENTS (HELLO flags bit1). */
       readonly noDeflate?: boolean
+      /** The sender relays along a tree: it may PRUNE and GRAFT this link (HELLO flags bit2). */
+      readonly tree?: boolean
     }
   | ({
       readonly type: 'events'
@@ -115,9 +126,15 @@ export type Message =
       readonly updates: readonly Uint8Array[]
       /** The sender waits for an acknowledgement of these events. */
       readonly ackWanted?: boolean
+      /** A version-vector diff (handshake, NEED, GRAFT): it may repeat events the receiver holds. */
+      readonly diff?: boolean
     } & Acks)
   | ({ readonly type: 'ack' } & Acks)
   | { readonly type: 'need'; readonly have: VersionVector }
+  /** Stop pushing events on this link, announce them instead (both directions leave the tree). */
+  | { readonly type: 'prune' }
+  /** Push again (both directions rejoin the tree), starting with what `have` lacks. */
+  | { readonly type: 'graft'; readonly have: VersionVector }
   | { readonly type: 'presence'; readonly entries: readonly PresenceEntry[] }
   | { readonly type: 'error'; readonly code: number; readonly message: string }
 
@@ -177,9 +194,12 @@ const F_HAVE = 4
 const F_ACK_WANTED = 8
 /** EVENTS flag: the update list is deflated against the direction's dictionary. */
 const F_DEFLATED = 16
+/** EVENTS flag: a version-vector diff (may repeat what the receiver holds: no relay evidence). */
+const F_DIFF = 32
 /** HELLO flags. */
 const H_READ_ONLY = 1
 const H_NO_DEFLATE = 2
+const H_TREE = 4
 // ---------------------------------------------------------------- agents and vvs
 
 function checkAgent(agent: string): void {
@@ -332,7 +352,11 @@ export function encodeMessage(msg: Message, st: WireState): Uint8Array {
   switch (msg.type) {
     case 'hello':
       w.byte(MSG.HELLO)
-      w.byte((msg.readOnly ? H_READ_ONLY : 0) | (msg.noDeflate ? H_NO_DEFLATE : 0))
+      w.byte(
+        (msg.readOnly ? H_READ_ONLY : 0) |
+          (msg.noDeflate ? H_NO_DEFLATE : 0) |
+          (msg.tree ? H_TREE : 0),
+      )
       w.string(msg.id)
       writeIncrements(w, st, emptyVV(), msg.have)
       writeEntries(
@@ -345,7 +369,9 @@ export function encodeMessage(msg: Message, st: WireState): Uint8Array {
       w.byte(MSG.EVENTS)
       const list = listBytes(msg.updates)
       const packed = st.deflate ? pack(list, st.dict) : null
-      writeAcks(w, st, msg, (msg.ackWanted ? F_ACK_WANTED : 0) | (packed ? F_DEFLATED : 0))
+      const extra =
+        (msg.ackWanted ? F_ACK_WANTED : 0) | (packed ? F_DEFLATED : 0) | (msg.diff ? F_DIFF : 0)
+      writeAcks(w, st, msg, extra)
       if (packed !== null) {
         w.uint(list.length)
         w.bytes(packed)
@@ -359,6 +385,13 @@ export function encodeMessage(msg: Message, st: WireState): Uint8Array {
       break
     case 'need':
       w.byte(MSG.NEED)
+      writeIncrements(w, st, emptyVV(), msg.have)
+      break
+    case 'prune':
+      w.byte(MSG.PRUNE)
+      break
+    case 'graft':
+      w.byte(MSG.GRAFT)
       writeIncrements(w, st, emptyVV(), msg.have)
       break
     case 'presence':
@@ -498,18 +531,19 @@ function decodeChecked(bytes: Uint8Array, st: WireState, maxBytes: number): Mess
   switch (type) {
     case MSG.HELLO: {
       const flags = r.byte()
-      if (flags > 3) r.fail(`bad hello flags ${flags}`)
+      if (flags > 7) r.fail(`bad hello flags ${flags}`)
       const id = r.string(MAX_AGENT_BYTES)
       if (id.length === 0) r.fail('empty replica id')
       const have = readDelta(r, st, added, emptyVV(), true)
       const durable = readDelta(r, st, added, have, false)
       msg = { type: 'hello', readOnly: (flags & H_READ_ONLY) !== 0, id, have, durable }
       if (flags & H_NO_DEFLATE) msg = { ...msg, noDeflate: true }
+      if (flags & H_TREE) msg = { ...msg, tree: true }
       break
     }
     case MSG.EVENTS: {
       const flags = r.byte()
-      if (flags > 31) r.fail(`bad events flags ${flags}`)
+      if (flags > 63) r.fail(`bad events flags ${flags}`)
       const acks = readAcks(r, st, added, flags)
       let list: Reader = r
       if (flags & F_DEFLATED) {
@@ -536,6 +570,7 @@ function decodeChecked(bytes: Uint8Array, st: WireState, maxBytes: number): Mess
       if (st.deflate) dict = nextDict(st.dict, list.buf.subarray(listStart, list.pos))
       msg = { type: 'events', updates, ...acks }
       if (flags & F_ACK_WANTED) msg = { ...msg, ackWanted: true }
+      if (flags & F_DIFF) msg = { ...msg, diff: true }
       break
     }
     case MSG.ACK: {
@@ -546,6 +581,12 @@ function decodeChecked(bytes: Uint8Array, st: WireState, maxBytes: number): Mess
     }
     case MSG.NEED:
       msg = { type: 'need', have: readDelta(r, st, added, emptyVV(), true) }
+      break
+    case MSG.PRUNE:
+      msg = { type: 'prune' }
+      break
+    case MSG.GRAFT:
+      msg = { type: 'graft', have: readDelta(r, st, added, emptyVV(), true) }
       break
     case MSG.PRESENCE: {
       const n = r.uint()

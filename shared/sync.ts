@@ -37,6 +37,7 @@ import {
 } from './protocol.ts'
 import type { Presence, PresencePort } from './presence.ts'
 import type { MutableVV, Replica, VersionVector } from './replica.ts'
+import { RelayTree } from './relay-tree.ts'
 import { UpdateLog, type LogEntry, type LogReader } from './update-log.ts'
 import { summarizeUpdate } from './update-summary.ts'
 
@@ -95,6 +96,16 @@ export interface LinkOptions {
   batchGrowth?: 'traffic' | 'backlog'
   /** Extra delay before relaying events that came from another link. Default 3 x batchDelayMs. */
   relayDelayMs?: number
+  /**
+   * Relay along a tree (default true): PRUNE a link that pushes duplicates, announce on
+   * pruned links, GRAFT one whose announced events do not arrive (PROTOCOL.md "Relay tree").
+   * Only where both ends ask; false: push on every link (a hub, whose peers are leaves).
+   */
+  treeRelay?: boolean
+  /** Announcements on a pruned link go at most this often. Default 2 x maxBatchDelayMs. */
+  lazyDelayMs?: number
+  /** Announced events still missing this long (up to twice) make us GRAFT. Default 1500 ms. */
+  graftDelayMs?: number
   /** Extra delay of a plain ack (no persist), so it can ride along with events. Default 0. */
   ackDelayMs?: number
   /** How long events may wait for missing parents before NEED is sent. Default 1000 ms. */
@@ -281,6 +292,10 @@ class LinkImpl implements Link, LogReader {
   /** Persists and acks in order (made on the first batch to store). */
   private persistChain: Promise<void> | null = null
   private presencePort: ReturnType<Presence['attach']> | null = null
+  /** Relay pruning, when both HELLOs asked for it. */
+  private tree: RelayTree | null = null
+  /** Events of the batch being applied that the doc integrated (for duplicate counting). */
+  private fresh = 0
   private syncedDone = false
   /** `synced`, made on first read; its settle functions while it is pending. */
   private syncedPromise: Promise<void> | null = null
@@ -329,7 +344,16 @@ class LinkImpl implements Link, LogReader {
       have,
       durable: opts.durableVersion?.() ?? have,
       noDeflate: opts.deflate === false,
+      tree: this.wantsTree(),
     })
+  }
+
+  /**
+   * Whether we ask for tree relay: not on a read-only link (nothing flows one way), nor with
+   * `persist` (on a tree link an announcement counts as an acknowledgement).
+   */
+  private wantsTree(): boolean {
+    return this.opts.treeRelay !== false && !this.opts.readOnly && !this.opts.persist
   }
 
   /** The server-bound identity of the peer (LinkOptions.identity). */
@@ -395,6 +419,7 @@ class LinkImpl implements Link, LogReader {
     if (this.closed) return
     this.closed = true
     this.log.detach(this)
+    this.tree?.close()
     if (this.flushTimer !== null) this.clock.clearTimeout(this.flushTimer)
     if (this.gapTimer !== null) this.clock.clearTimeout(this.gapTimer)
     if (this.durableTimer !== null) this.clock.clearTimeout(this.durableTimer)
@@ -443,6 +468,11 @@ class LinkImpl implements Link, LogReader {
     if (origin === this) {
       this.collecting?.push(entry.bytes)
       this.opts.onIntegrated?.(entry.bytes)
+      if (this.tree !== null) this.fresh += entry.summary?.events ?? 0
+    } else if (this.tree?.lazy) {
+      // Out of the tree: announce, at most every lazyDelayMs (a big batch at once).
+      if (entry.bytes.length >= BIG_UPDATE_BYTES) this.promptAnnounce(entry)
+      this.scheduleFlush(this.tree.lazyDelayMs)
     } else if (!(origin instanceof LinkImpl)) {
       // Local edits go out at once (throttled).
       this.scheduleFlush(0)
@@ -484,6 +514,11 @@ class LinkImpl implements Link, LogReader {
       this.peerHello = { id: msg.id, readOnly: msg.readOnly, have: msg.have }
       // Both directions deflate when both sides want it (each side's HELLO says so).
       this.out.deflate = this.inn.deflate = this.opts.deflate !== false && msg.noDeflate !== true
+      if (msg.tree && this.wantsTree()) {
+        const host = { version: () => this.doc.version(), graft: () => this.graft() }
+        const lazyMs = this.opts.lazyDelayMs ?? 2 * this.maxBatchDelay
+        this.tree = new RelayTree(host, this.clock, lazyMs, this.opts.graftDelayMs ?? 1500)
+      }
       this.base = msg.have
       // A fresh object from the decoder: ours now.
       if (!isEmpty(msg.durable)) this.raiseAcked(msg.durable)
@@ -507,25 +542,40 @@ class LinkImpl implements Link, LogReader {
     switch (msg.type) {
       case 'events':
         this.onAcks(msg)
-        this.onEvents(msg.updates, msg.ackWanted === true)
+        this.onEvents(msg.updates, msg.ackWanted === true, msg.diff === true)
         break
       case 'ack':
         this.onAcks(msg)
         break
+      case 'prune':
+      case 'graft':
+        if (this.tree === null) throw new SyncError('STATE', `${msg.type} on a link without tree`)
+        if (msg.type === 'prune') this.leaveTree()
+        else {
+          // Back in the tree; the peer's version answered as a NEED is.
+          this.tree.rejoin()
+          this.diffFrom(msg.have)
+        }
+        break
       case 'need':
-        // A flood of NEEDs costs at most one diff per batch window (the flush throttle).
-        this.base = msg.have
-        this.baseExact = false
-        this.extra = NO_VV
-        this.needFull = true
-        this.cursor = NO_CURSOR
-        this.scheduleFlush()
+        this.diffFrom(msg.have)
         break
       case 'presence':
         this.presencePort?.receive(msg.entries)
         break
     }
     this.checkSynced()
+  }
+
+  /** The peer holds `have` (NEED, GRAFT): the next flush sends the diff. */
+  private diffFrom(have: VersionVector): void {
+    // A flood of NEEDs costs at most one diff per batch window (the flush throttle).
+    this.base = have
+    this.baseExact = false
+    this.extra = NO_VV
+    this.needFull = true
+    this.cursor = NO_CURSOR
+    this.scheduleFlush()
   }
 
   /**
@@ -571,7 +621,10 @@ class LinkImpl implements Link, LogReader {
 
   private onAcks(msg: Acks): void {
     let changed = false
-    if (msg.have) raise(this.writableExtra(), msg.have)
+    if (msg.have) {
+      raise(this.writableExtra(), msg.have)
+      this.tree?.heard(msg.have)
+    }
     if (msg.ack) {
       raise(this.writableExtra(), msg.ack)
       if (this.raiseAcked(msg.ack)) changed = true
@@ -589,7 +642,7 @@ class LinkImpl implements Link, LogReader {
     if (changed && this.handlers?.ack?.length) this.emit('ack', copyVV(this.peerAcked))
   }
 
-  private onEvents(updates: readonly Uint8Array[], ackWanted: boolean): void {
+  private onEvents(updates: readonly Uint8Array[], ackWanted: boolean, diff: boolean): void {
     const no = ++this.recvNo
     if (this.opts.readOnly) {
       const mine = updates.length > 0 ? this.doc.version() : null
@@ -602,6 +655,8 @@ class LinkImpl implements Link, LogReader {
       return
     }
     const batch: Uint8Array[] = (this.collecting = [])
+    const pendingBefore = this.doc.pendingCount
+    this.fresh = 0
     try {
       // Each update integrates whole or not at all; a bad one ends the link (the ones
       // before it were valid and stay).
@@ -612,6 +667,16 @@ class LinkImpl implements Link, LogReader {
       this.collecting = null
     }
     const pending = this.doc.pendingCount
+    if (this.tree !== null && !diff && !this.tree.lazy) {
+      // Events we held already came by another path: this link is redundant.
+      let events = 0
+      for (const u of updates) events += summarizeUpdate(u)?.events ?? 0
+      const dups = events - this.fresh - (pending - pendingBefore)
+      if (this.tree.shouldPrune(dups, diff, this.otherEager())) {
+        this.send({ type: 'prune' })
+        this.leaveTree()
+      }
+    }
     if (pending > this.maxPending) {
       throw new SyncError(
         'PENDING_OVERFLOW',
@@ -725,11 +790,13 @@ class LinkImpl implements Link, LogReader {
     let updates: Uint8Array[] = []
     let carried: VersionVector[] = []
     let ackWanted = !this.syncedDone
+    let diff = false
+    const lazy = this.tree?.lazy === true
     if (this.peerHello.readOnly) {
       // The peer refuses our events: nothing to send, nothing to keep for it.
       this.cursor = NO_CURSOR
     } else {
-      let entries = this.needFull ? null : this.log.since(this.cursor)
+      let entries = this.needFull ? null : lazy ? [] : this.log.since(this.cursor)
       if (entries === null) {
         // Handshake, NEED, or our log position was dropped: diff version vectors.
         const vv = this.doc.version()
@@ -737,7 +804,7 @@ class LinkImpl implements Link, LogReader {
         if (!vvCovers(since, vv)) {
           updates = [this.doc.encodeUpdate(since)]
           carried = [vv]
-          ackWanted = true
+          ackWanted = diff = true
         }
         this.cursor = this.log.end
         this.base = vv
@@ -748,7 +815,13 @@ class LinkImpl implements Link, LogReader {
         this.needFull = false
         entries = []
       }
-      if (entries.length > 0) {
+      if (lazy) {
+        // Out of the tree: nothing is pushed (no log position to keep); announce instead.
+        this.cursor = NO_CURSOR
+        this.baseExact = false
+        const have = this.tree!.announcement(this.peerVersion())
+        if (have !== null) raise((this.haveOwed ??= emptyVV()), have)
+      } else if (entries.length > 0) {
         const picked = this.pick(entries)
         updates = picked.updates
         carried = picked.carried
@@ -770,7 +843,7 @@ class LinkImpl implements Link, LogReader {
       if (!ackWanted && acks === null && updates.length === 1 && !this.out.deflate) {
         // The same bytes for every link sending this update now: encoded once.
         this.sendBytes(this.log.plainMessage(updates[0]!), true)
-      } else this.send({ type: 'events', updates, ackWanted, ...acks })
+      } else this.send({ type: 'events', updates, ackWanted, diff, ...acks })
     } else if (acks !== null) {
       this.send({ type: 'ack', ...acks })
     }
@@ -824,7 +897,8 @@ class LinkImpl implements Link, LogReader {
     else if (own !== null) updates = [own]
     else if (
       this.baseExact &&
-      (held.length === 0 || (!this.out.deflate && !skipped && held.length <= send.length))
+      (held.length === 0 ||
+        (!this.out.deflate && this.tree === null && !skipped && held.length <= send.length))
     ) {
       // Shared by every link at this cursor. On a hub's links (no deflate: the same bytes
       // for every peer) the peer's own events may ride along; a deflating peer link, where
@@ -894,6 +968,35 @@ class LinkImpl implements Link, LogReader {
       this.haveOwed = null
     }
     return acks
+  }
+
+  /** True while this link is open and pushes events to us (in the relay tree, if any). */
+  get eager(): boolean {
+    return this.open && this.tree?.lazy !== true
+  }
+
+  /** Another open link of our replica pushes events to us. */
+  private otherEager(): boolean {
+    return this.log.readerList.some((r) => r !== this && r instanceof LinkImpl && r.eager)
+  }
+
+  /** The link leaves the relay tree: no log position; announcements go every lazyDelayMs. */
+  private leaveTree(): void {
+    this.tree!.leave()
+    this.cursor = NO_CURSOR
+    this.baseExact = false
+    this.scheduleFlush(this.tree!.lazyDelayMs)
+  }
+
+  /** Announced events did not arrive: the link rejoins the tree and both ends send diffs. */
+  private graft(): void {
+    if (this.closed) return
+    this.send({ type: 'graft', have: this.doc.version() })
+    this.tree!.rejoin()
+    this.needFull = true
+    this.cursor = NO_CURSOR
+    this.baseExact = false
+    this.scheduleFlush()
   }
 
   /** Announces a big batch from another link right away (no persist only). */

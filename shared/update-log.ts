@@ -76,6 +76,11 @@ export class UpdateLog {
     return this.first + this.entries.length
   }
 
+  /** The attached readers (a replica's links). */
+  get readerList(): readonly LogReader[] {
+    return this.readers
+  }
+
   /** Starts telling `reader` about new entries (the log records while anyone reads). */
   attach(reader: LogReader): void {
     if (!this.readers.includes(reader)) this.readers.push(reader)

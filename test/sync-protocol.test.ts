@@ -195,7 +195,7 @@ test('varints over 2^53, non-canonical varints and lying counts are rejected (C2
   const ev = new Uint8Array([V, MSG.EVENTS, 0, 1, 0xff, 0x7f])
   assert.throws(() => decodeMessage(ev, st), /runs past the end/)
   // Unknown flag bits.
-  assert.throws(() => decodeMessage(new Uint8Array([V, MSG.EVENTS, 32, 0]), st), /bad events flags/)
+  assert.throws(() => decodeMessage(new Uint8Array([V, MSG.EVENTS, 64, 0]), st), /bad events flags/)
   assert.throws(() => decodeMessage(new Uint8Array([V, MSG.ACK, 8]), st), /bad ack flags/)
   // Presence with a huge count.
   assert.throws(

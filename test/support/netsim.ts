@@ -338,14 +338,17 @@ export class Network {
     )
   }
 
-  /** Runs virtual time in steps until converged (then a little longer for acks) or `maxMs`. */
+  /**
+   * Runs virtual time in steps until converged and still converged a second later (acks
+   * and announcements in flight have landed), or `maxMs`.
+   */
   settle(maxMs = 120_000, stepMs = 50): boolean {
     const end = this.clock.now() + maxMs
     while (this.clock.now() < end) {
       this.clock.advance(stepMs)
       if (this.converged()) {
         this.clock.advance(1000)
-        return this.converged()
+        if (this.converged()) return true
       }
     }
     return false
