@@ -215,10 +215,11 @@ export function encodeUpdate(update: DecodedUpdate): Uint8Array {
 export function decodeUpdate(bytes: Uint8Array, maxBody = MAX_UPDATE_BODY): DecodedUpdate {
   const r = unframe(bytes, KIND_UPDATE, maxBody).body
   const agentCount = r.count('agent count')
-  const agents: string[] = []
-  for (let i = 0; i < agentCount; i++) agents.push(r.string('agent id'))
+  // Arrays are sized up front: most updates are one keystroke, and a grown array costs more.
+  const agents = new Array<string>(agentCount)
+  for (let i = 0; i < agentCount; i++) agents[i] = r.string('agent id')
   const spanCount = r.count('span count', 4)
-  const spans: EventSpan[] = []
+  const spans = new Array<EventSpan>(spanCount)
   let events = 0
   for (let i = 0; i < spanCount; i++) {
     const agent = agentAt(r, agents, 'span agent')
@@ -227,20 +228,20 @@ export function decodeUpdate(bytes: Uint8Array, maxBody = MAX_UPDATE_BODY): Deco
     if (len === 0) throw new DecodeError('empty event span')
     if (seq + len > Number.MAX_SAFE_INTEGER) throw new DecodeError('event seq out of range')
     const parentCount = r.count('parent count', 2)
-    const parents: RawId[] = []
+    const parents = new Array<RawId>(parentCount)
     for (let j = 0; j < parentCount; j++)
-      parents.push([agentAt(r, agents, 'parent agent'), r.uint('parent seq')])
-    spans.push({ agent, seq, len, parents })
+      parents[j] = [agentAt(r, agents, 'parent agent'), r.uint('parent seq')]
+    spans[i] = { agent, seq, len, parents }
     events += len
   }
   const opCount = r.count('op count', 2)
-  const ops: {
+  const ops = new Array<{
     kind: typeof INS | typeof DEL
     len: number
     pos: number
     fwd: boolean
     content: string
-  }[] = []
+  }>(opCount)
   let prev = 0
   let opEvents = 0
   let insertLen = 0
@@ -256,7 +257,7 @@ export function decodeUpdate(bytes: Uint8Array, maxBody = MAX_UPDATE_BODY): Deco
     if (kind === DEL && !fwd && pos - len + 1 < 0)
       throw new DecodeError(`backspace run of ${len} from position ${pos} runs past the start`)
     prev = kind === INS ? pos + len : pos
-    ops.push({ kind, len, pos, fwd, content: '' })
+    ops[i] = { kind, len, pos, fwd, content: '' }
     opEvents += len
     if (kind === INS) insertLen += len
   }
