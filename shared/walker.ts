@@ -25,6 +25,7 @@ import {
   frontierEquals,
 } from './causal-graph.ts'
 import { diff, findConflicting } from './graph-diff.ts'
+import { WindowVersions } from './window-versions.ts'
 import { DEL, INS, type OpLog, type OpRun, opsIn } from './oplog.ts'
 import {
   type CharAt,
@@ -66,12 +67,16 @@ interface Step {
  * and their concurrency window instead of a replay since the last common version.
  */
 export class Merge {
+  /** Checks every prepare-version move made from window versions against a graph walk (tests). */
+  static verify = false
+
   private constructor(
     private readonly walk: Walk,
     /** Every event below `base` is in the placeholder; every event from `base` to `processed` is in the tree. */
     private readonly base: LV,
     private prepare: Frontier,
     private processed: LV,
+    private readonly versions: WindowVersions,
   ) {
     this.probed = processed
   }
@@ -93,7 +98,13 @@ export class Merge {
   ): Merge {
     const { common, zone } = conflict
     const base = zone.length === 0 ? cg.next : zone[0][0]
-    const merge = new Merge(new Walk(cg, log, base), base, common, base)
+    const merge = new Merge(
+      new Walk(cg, log, base),
+      base,
+      common,
+      base,
+      new WindowVersions(cg, base),
+    )
     // The zone is every event from `base` on (an event below it is an ancestor of every zone event).
     const ok = merge.continue(cg, log, firstNew, emit)
     if (!ok) throw new Error('conflict zone does not cover its own events')
@@ -114,10 +125,21 @@ export class Merge {
       const parents = lv === entry.start ? entry.parents : [lv - 1]
       let aOnly: [LV, LV][] = []
       let bOnly: [LV, LV][] = []
-      if (!frontierEquals(prepare, parents)) {
-        ;({ aOnly, bOnly } = diff(cg, prepare, parents))
-        if (aOnly.some((r) => r[0] < this.base) || bOnly.some((r) => r[0] < this.base)) return false
+      const versions = this.versions
+      if (frontierEquals(prepare, parents)) versions.stay()
+      else {
+        const moved = versions.moveTo(parents)
+        if (moved !== null && !Merge.verify) ({ aOnly, bOnly } = moved)
+        else {
+          ;({ aOnly, bOnly } = diff(cg, prepare, parents))
+          if (aOnly.some((r) => r[0] < this.base) || bOnly.some((r) => r[0] < this.base))
+            return false
+          if (moved === null) versions.adjust(aOnly, bOnly)
+          else if (!sameRanges(moved.aOnly, aOnly) || !sameRanges(moved.bOnly, bOnly))
+            throw new Error(`window versions disagree with the graph at LV ${lv}`)
+        }
       }
+      versions.enter(entry.start, entry.agent, entry.seq + (lv - entry.start), lv, end)
       steps.push({ start: lv, end, aOnly, bOnly })
       prepare = [end - 1]
       lv = end
@@ -192,6 +214,22 @@ export class Merge {
     }
     return out
   }
+}
+
+/** Equal sets of LVs, whatever the ranges' boundaries (adjacent ranges may be split or joined). */
+function sameRanges(a: [LV, LV][], b: [LV, LV][]): boolean {
+  const join = (r: [LV, LV][]) => {
+    const out: [LV, LV][] = []
+    for (const [s, e] of r) {
+      const last = out[out.length - 1]
+      if (last !== undefined && last[1] === s) last[1] = e
+      else out.push([s, e])
+    }
+    return out
+  }
+  const x = join(a)
+  const y = join(b)
+  return x.length === y.length && x.every((r, i) => r[0] === y[i][0] && r[1] === y[i][1])
 }
 
 class Walk {

@@ -22,6 +22,10 @@ import {
   randomBurst,
   randomEdit,
 } from './edits.ts'
+import { Merge } from '../../shared/walker.ts'
+
+// Every prepare-version move taken from window versions is checked against a graph walk.
+Merge.verify = true
 
 interface Replica {
   /** Replaced by `TextDoc.load(doc.save(), agent)` now and then (a restart). */

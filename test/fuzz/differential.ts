@@ -14,6 +14,10 @@ import { Rng, splitsSurrogate } from '../support/rng.ts'
 import { checkRoundTrips } from '../support/round-trip.ts'
 import { stepsFromEnv, type CaseStats } from './harness.ts'
 import { applyTextOps, describeEdit, pickAgents, randomBurst, randomEdit } from './edits.ts'
+import { Merge } from '../../shared/walker.ts'
+
+// Every prepare-version move taken from window versions is checked against a graph walk.
+Merge.verify = true
 
 /** An update as both twins see it: the TextDoc's bytes and the reference's events. */
 interface Msg {

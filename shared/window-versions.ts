@@ -1,0 +1,229 @@
+/**
+ * Version vectors for a kept merge (walker.ts): the prepare version, and the version each walked
+ * entry was made on, so that moving the prepare version to an event's parents is a per-agent
+ * comparison instead of a walk back through the graph.
+ *
+ * Only events from the merge's `base` on matter: every event below it is an ancestor of every
+ * event walked (the conflict zone's property), so a vector here counts an agent's events from
+ * seq 0 but never below `floor` (the agent's events under `base`). An agent's events are
+ * causally chained, so the events of agent a in a version are a prefix of a's seqs: two
+ * versions differ, for a, by the seq range between their counts.
+ *
+ * Cost per move: O(agents x parents) integer steps on typed arrays, plus a binary search per
+ * agent that differs. The versions of the last `MAX_ENTRIES` walked entries are kept; a parent
+ * older than that (or under `base`) returns null and the caller walks the graph instead, then
+ * hands the result back through `adjust`.
+ */
+import { type CausalGraph, type Frontier, type LV, findEntry } from './causal-graph.ts'
+
+/** Walked entries whose versions are kept: parents are nearly always recent events. */
+const MAX_ENTRIES = 1024
+
+export type Ranges = [LV, LV][]
+
+export class WindowVersions {
+  private readonly index = new Map<string, number>()
+  private readonly agents: string[] = []
+  /** Per agent index: how many of its events lie below `base`. */
+  private readonly floor: number[] = []
+  /**
+   * The versions walked entries were made on, one row each in a ring of at most `MAX_ENTRIES`
+   * rows of `width` counts (no allocation per entry): `rowOf` finds an entry's row by the LV
+   * of its first event; a row holds the agents known when it was written (`rowAgents`), any
+   * later agent is at its floor there.
+   */
+  private rows: Int32Array = new Int32Array(0)
+  private width = 0
+  private capacity = 0
+  private written = 0
+  private readonly rowOf = new Map<LV, number>()
+  private rowKey: LV[] = []
+  private rowAgents: number[] = []
+  /** The prepare version. */
+  private prep: Int32Array = new Int32Array(0)
+  /** Scratch for the version being computed. */
+  private next: Int32Array = new Int32Array(0)
+
+  constructor(
+    private readonly cg: CausalGraph,
+    private readonly base: LV,
+  ) {}
+
+  /** The agent's index here, added (with its floor) on first sight. */
+  private agentIndex(agent: string): number {
+    let i = this.index.get(agent)
+    if (i !== undefined) return i
+    i = this.agents.length
+    this.index.set(agent, i)
+    this.agents.push(agent)
+    this.floor.push(this.countBelowBase(agent))
+    return i
+  }
+
+  private countBelowBase(agent: string): number {
+    const spans = this.cg.agents.get(agent)
+    if (spans === undefined) return 0
+    let n = 0
+    for (let k = spans.length - 1; k >= 0; k--) {
+      const s = spans[k]
+      if (s.lv >= this.base) continue
+      // The first span reaching below base: its events under base, and all before it.
+      n = s.seq + Math.min(s.seqEnd - s.seq, this.base - s.lv)
+      break
+    }
+    return n
+  }
+
+  /** `v` widened to every known agent, the new ones at their floor (a vector never holds more). */
+  private widen(v: Int32Array): Int32Array {
+    const n = this.agents.length
+    if (v.length >= n) return v
+    const out = new Int32Array(n)
+    out.set(v)
+    for (let i = v.length; i < n; i++) out[i] = this.floor[i]
+    return out
+  }
+
+  /**
+   * The events to retreat (in the prepare version, not in `parents`) and to advance (the
+   * reverse), or null when a parent is not here (under `base` alone, or walked too long ago).
+   * On success the vector of `parents` is the scratch `next` until `enter`.
+   */
+  moveTo(parents: Frontier): { aOnly: Ranges; bOnly: Ranges } | null {
+    const cg = this.cg
+    let found = false
+    let next = this.next
+    for (let i = 0; i < next.length; i++) next[i] = this.floor[i]
+    for (const p of parents) {
+      if (p < this.base) continue // its history is all under base: the floor
+      const e = cg.entries[findEntry(cg, p)]
+      const row = this.rowOf.get(e.start)
+      if (row === undefined) return null
+      const a = this.agentIndex(e.agent)
+      next = this.next = this.widen(next)
+      const rows = this.rows
+      const at = row * this.width
+      const n = this.rowAgents[row]
+      for (let i = 0; i < n; i++) if (rows[at + i] > next[i]) next[i] = rows[at + i]
+      const own = e.seq + (p - e.start) + 1
+      if (own > next[a]) next[a] = own
+      found = true
+    }
+    if (!found) return null
+    this.prep = this.widen(this.prep)
+    return this.rangesBetween(this.prep, next)
+  }
+
+  /** Per agent, the seq ranges one vector has and the other lacks, as LV ranges. */
+  private rangesBetween(from: Int32Array, to: Int32Array): { aOnly: Ranges; bOnly: Ranges } {
+    const aOnly: Ranges = []
+    const bOnly: Ranges = []
+    const n = this.agents.length
+    for (let i = 0; i < n; i++) {
+      const f = i < from.length ? from[i] : this.floor[i]
+      const t = i < to.length ? to[i] : this.floor[i]
+      if (f > t) this.lvRanges(this.agents[i], t, f, aOnly)
+      else if (t > f) this.lvRanges(this.agents[i], f, t, bOnly)
+    }
+    return { aOnly: sortRanges(aOnly), bOnly: sortRanges(bOnly) }
+  }
+
+  /** Pushes the LV ranges of `agent`'s seqs `from .. to`. */
+  private lvRanges(agent: string, from: number, to: number, out: Ranges): void {
+    const spans = this.cg.agents.get(agent)!
+    let lo = 0
+    let hi = spans.length - 1
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      if (spans[mid].seqEnd <= from) lo = mid + 1
+      else hi = mid
+    }
+    for (let k = lo; k < spans.length && from < to; k++) {
+      const s = spans[k]
+      const end = Math.min(to, s.seqEnd)
+      out.push([s.lv + (from - s.seq), s.lv + (end - s.seq)])
+      from = end
+    }
+  }
+
+  /**
+   * The caller moved the prepare version by a graph walk: the vector of the new prepare version
+   * is the old one less `aOnly`, plus `bOnly` (as the scratch `next`, until `enter`).
+   */
+  adjust(aOnly: Ranges, bOnly: Ranges): void {
+    this.prep = this.widen(this.prep)
+    const next = (this.next = this.widen(this.next))
+    next.set(this.prep.subarray(0, Math.min(this.prep.length, next.length)))
+    this.count(aOnly, next, -1)
+    this.count(bOnly, next, 1)
+  }
+
+  private count(ranges: Ranges, v: Int32Array, sign: 1 | -1): void {
+    const cg = this.cg
+    for (const [start, end] of ranges) {
+      for (let lv = start; lv < end;) {
+        const e = cg.entries[findEntry(cg, lv)]
+        const stop = Math.min(end, e.end)
+        const a = this.agentIndex(e.agent)
+        if (a >= v.length) v = this.next = this.widen(v)
+        v[a] += sign * (stop - lv)
+        lv = stop
+      }
+    }
+  }
+
+  /** Writes `v` as the row of the entry starting at `key`, over the oldest row once full. */
+  private keep(key: LV, v: Int32Array): void {
+    const n = this.agents.length
+    if (n > this.width || this.written === this.capacity) {
+      this.resize(Math.max(this.width, n + (n >> 1), 4), this.written === this.capacity)
+    }
+    const row = this.written++ % MAX_ENTRIES
+    if (this.written > MAX_ENTRIES) this.rowOf.delete(this.rowKey[row])
+    this.rows.set(v.subarray(0, n), row * this.width)
+    this.rowOf.set(key, row)
+    this.rowKey[row] = key
+    this.rowAgents[row] = n
+  }
+
+  /** Rows of `width` counts; twice the rows (up to `MAX_ENTRIES`) when `grow`. */
+  private resize(width: number, grow: boolean): void {
+    const capacity = grow ? Math.min(MAX_ENTRIES, Math.max(16, 2 * this.capacity)) : this.capacity
+    const rows = new Int32Array(capacity * width)
+    const used = Math.min(this.written, this.capacity)
+    for (let r = 0; r < used; r++) {
+      rows.set(this.rows.subarray(r * this.width, r * this.width + this.rowAgents[r]), r * width)
+    }
+    this.rows = rows
+    this.width = width
+    this.capacity = capacity
+  }
+
+  /** The event to apply is made on the prepare version itself: `next` is that version. */
+  stay(): void {
+    this.prep = this.widen(this.prep)
+    const next = (this.next = this.widen(this.next))
+    next.set(this.prep.subarray(0, Math.min(this.prep.length, next.length)))
+  }
+
+  /**
+   * Events `lv .. end` of the entry starting at `entryStart` (by `agent`, `lv` being its seq
+   * `seqAtLv`), made on the version in `next`, were applied: they are the prepare version now.
+   * The entry's version is kept when `lv` is its first event.
+   */
+  enter(entryStart: LV, agent: string, seqAtLv: number, lv: LV, end: LV): void {
+    const a = this.agentIndex(agent)
+    const next = (this.next = this.widen(this.next))
+    if (lv === entryStart) this.keep(entryStart, next)
+    // The old prepare vector becomes the next scratch.
+    const prep = this.next
+    this.next = this.prep
+    this.prep = prep
+    prep[a] = seqAtLv + (end - lv)
+  }
+}
+
+function sortRanges(r: Ranges): Ranges {
+  if (r.length > 1) r.sort((x, y) => x[0] - y[0])
+  return r
+}
