@@ -164,6 +164,8 @@ export class WireState {
    */
   deflate = false
   dict: Uint8Array | null = null
+  /** The maximum of every `have` carried in this direction (they travel as increments over it). */
+  have: VersionVector | null = null
   readonly agents: string[] = []
   /** Index of each agent, once the table outgrows a linear search (most links name few). */
   private index: Map<string, number> | null = null
@@ -214,6 +216,30 @@ function writeAgent(w: Writer, st: WireState, agent: string): void {
   w.uint(0)
   w.string(agent)
   st.add(agent)
+}
+
+/** The agent at table index `i`, counting names of this message not yet committed. */
+function readAgentAt(st: WireState, added: readonly string[], i: number): string {
+  return i < st.agents.length ? st.agents[i]! : added[i - st.agents.length]!
+}
+
+/**
+ * The deflate dictionaries a link starts with, from the two HELLOs: the agent ids each named
+ * in `have`, the sending side's first (updates name them; a first diff then deflates well).
+ */
+export function seedDictionaries(
+  out: WireState,
+  inn: WireState,
+  mine: VersionVector,
+  theirs: VersionVector,
+): void {
+  const names = (vv: VersionVector) => Object.keys(vv).filter((a) => vv[a]! > 0)
+  const seed = (first: VersionVector, then: VersionVector) => {
+    const ids = names(first).concat(names(then))
+    return ids.length > 0 ? nextDict(null, encoder.encode(ids.join(''))) : null
+  }
+  if (out.deflate) out.dict = seed(mine, theirs)
+  if (inn.deflate) inn.dict = seed(theirs, mine)
 }
 
 /** Reads an agent ref; new names go to `added` (committed only once the whole message is valid). */
@@ -321,23 +347,48 @@ export function copyVV(vv: VersionVector): MutableVV {
 }
 
 function writeAcks(w: Writer, st: WireState, msg: Acks, extra: number): void {
+  // `have` as increments over what this direction announced before (entries not above it
+  // say nothing new: the receiver keeps the maximum); dropped when nothing is left.
+  const last = st.have ?? NO_HAVE
+  const have: [string, number][] = []
+  for (const a in msg.have) if (msg.have[a]! > (last[a] ?? 0)) have.push([a, msg.have[a]!])
   const flags =
     extra |
     (msg.ackedMessages !== undefined ? F_ACKED_MESSAGES : 0) |
     (msg.ack !== undefined ? F_ACK : 0) |
-    (msg.have !== undefined ? F_HAVE : 0)
+    (have.length > 0 ? F_HAVE : 0)
   w.byte(flags)
   if (msg.ackedMessages !== undefined) w.uint(msg.ackedMessages)
   if (msg.ack !== undefined) writePartial(w, st, msg.ack)
-  if (msg.have !== undefined) writePartial(w, st, msg.have)
+  if (have.length === 0) return
+  const next = (st.have = copyVV(last))
+  w.uint(have.length)
+  for (const [a, n] of have) {
+    writeAgent(w, st, a)
+    w.uint(n - (last[a] ?? 0))
+    next[a] = n
+  }
 }
 
-function readAcks(r: Reader, st: WireState, added: string[], flags: number): Acks {
+const NO_HAVE: VersionVector = Object.freeze(emptyVV())
+
+/** Acks as decoded, and the direction's `have` after them (committed once the message is valid). */
+function readAcks(
+  r: Reader,
+  st: WireState,
+  added: string[],
+  flags: number,
+): { acks: Acks; have: VersionVector | null } {
   const out: { -readonly [K in keyof Acks]: Acks[K] } = {}
   if (flags & F_ACKED_MESSAGES) out.ackedMessages = r.uint()
   if (flags & F_ACK) out.ack = readPartial(r, st, added)
-  if (flags & F_HAVE) out.have = readPartial(r, st, added)
-  return out
+  if (!(flags & F_HAVE)) return { acks: out, have: st.have }
+  const last = st.have ?? NO_HAVE
+  const next = readDelta(r, st, added, last, true)
+  const have = emptyVV()
+  for (const a in next) if (next[a] !== last[a]) have[a] = next[a]!
+  out.have = have
+  return { acks: out, have: next }
 }
 
 // ---------------------------------------------------------------- encode / decode
@@ -357,13 +408,18 @@ export function encodeMessage(msg: Message, st: WireState): Uint8Array {
           (msg.noDeflate ? H_NO_DEFLATE : 0) |
           (msg.tree ? H_TREE : 0),
       )
-      w.string(msg.id)
       writeIncrements(w, st, emptyVV(), msg.have)
       writeEntries(
         w,
         st,
         diffEntries(msg.have, msg.durable).concat(missingEntries(msg.have, msg.durable)),
       )
+      // The id, often one of the agents just named: then as its ref.
+      if (st.indexOf(msg.id) >= 0) w.uint(st.indexOf(msg.id) + 1)
+      else {
+        w.uint(0)
+        w.string(msg.id)
+      }
       break
     case 'events': {
       w.byte(MSG.EVENTS)
@@ -527,15 +583,20 @@ function decodeChecked(bytes: Uint8Array, st: WireState, maxBytes: number): Mess
   const type = r.byte()
   const added: string[] = []
   let dict = st.dict
+  let have = st.have
   let msg: Message
   switch (type) {
     case MSG.HELLO: {
       const flags = r.byte()
       if (flags > 7) r.fail(`bad hello flags ${flags}`)
-      const id = r.string(MAX_AGENT_BYTES)
-      if (id.length === 0) r.fail('empty replica id')
       const have = readDelta(r, st, added, emptyVV(), true)
       const durable = readDelta(r, st, added, have, false)
+      const ref = r.uint()
+      let id: string
+      if (ref === 0) id = r.string(MAX_AGENT_BYTES)
+      else if (ref <= st.agents.length + added.length) id = readAgentAt(st, added, ref - 1)
+      else id = r.fail(`unknown agent ref ${ref} for the replica id`)
+      if (id.length === 0) r.fail('empty replica id')
       msg = { type: 'hello', readOnly: (flags & H_READ_ONLY) !== 0, id, have, durable }
       if (flags & H_NO_DEFLATE) msg = { ...msg, noDeflate: true }
       if (flags & H_TREE) msg = { ...msg, tree: true }
@@ -544,7 +605,8 @@ function decodeChecked(bytes: Uint8Array, st: WireState, maxBytes: number): Mess
     case MSG.EVENTS: {
       const flags = r.byte()
       if (flags > 63) r.fail(`bad events flags ${flags}`)
-      const acks = readAcks(r, st, added, flags)
+      const { acks, have: nextHave } = readAcks(r, st, added, flags)
+      have = nextHave
       let list: Reader = r
       if (flags & F_DEFLATED) {
         if (!st.deflate) r.fail('deflated updates on a link that takes none')
@@ -576,7 +638,9 @@ function decodeChecked(bytes: Uint8Array, st: WireState, maxBytes: number): Mess
     case MSG.ACK: {
       const flags = r.byte()
       if (flags > 7) r.fail(`bad ack flags ${flags}`)
-      msg = { type: 'ack', ...readAcks(r, st, added, flags) }
+      const { acks, have: nextHave } = readAcks(r, st, added, flags)
+      have = nextHave
+      msg = { type: 'ack', ...acks }
       break
     }
     case MSG.NEED:
@@ -606,6 +670,7 @@ function decodeChecked(bytes: Uint8Array, st: WireState, maxBytes: number): Mess
   // Commit: the message is valid.
   for (const a of added) st.add(a)
   st.dict = dict
+  st.have = have
   return msg
 }
 

@@ -28,9 +28,26 @@ import { emptyVV, vvCovers } from './protocol.ts'
 
 /** Timers (the link's clock). */
 export interface TreeClock {
+  now(): number
   setTimeout(fn: () => void, ms: number): unknown
   clearTimeout(handle: unknown): void
 }
+
+/**
+ * What a replica's tree links share: when one of them last grafted (a graft usually heals
+ * the tree for all: the others wait a graft delay before theirs), and which peers' links
+ * closed out of the tree (a reconnect of one may start out of it). Bounded.
+ */
+class TreeMemory {
+  lastGraftAt = -Infinity
+  /** When some link of ours last rejoined the tree (a GRAFT sent or received). */
+  lastRejoinAt = -Infinity
+  /** Per peer, how our last link to it closed. */
+  readonly closed = new Map<string, { readonly lazy: boolean; readonly at: number }>()
+}
+
+const MAX_REMEMBERED = 1024
+const memories = new WeakMap<object, TreeMemory>()
 
 /** What the relay tree needs from its link. */
 export interface TreeHost {
@@ -48,51 +65,74 @@ export class RelayTree {
   /** Announced by the peer, checked when the timer fires; heard while it runs. */
   private awaited: MutableVV | null = null
   private heardSince: MutableVV | null = null
+  /** Our count of each awaited agent when the wait began. */
+  private baseline: MutableVV | null = null
   private timer: unknown = null
 
+  private readonly memory: TreeMemory
+
   constructor(
+    replica: object,
+    private readonly peerId: string,
     private readonly host: TreeHost,
     private readonly clock: TreeClock,
     readonly lazyDelayMs: number,
     private readonly graftDelayMs: number,
-  ) {}
-
-  /**
-   * A batch pushed to us on this link (`diff`: a version-vector diff, which may repeat
-   * events) brought `duplicates` events we already held: true when the link should leave
-   * the tree (the caller sends PRUNE and calls `leave`). `otherEager`: we have another open
-   * link that pushes to us.
-   */
-  shouldPrune(duplicates: number, diff: boolean, otherEager: boolean): boolean {
-    return duplicates > 0 && !diff && !this.lazy && otherEager
+  ) {
+    let memory = memories.get(replica)
+    if (memory === undefined) memories.set(replica, (memory = new TreeMemory()))
+    this.memory = memory
   }
 
-  /** The link leaves the tree (we sent PRUNE, or the peer did). */
-  leave(): void {
+  /** Our last link to this peer closed out of the tree (forgotten once asked). */
+  wasLazy(): boolean {
+    const last = this.memory.closed.get(this.peerId)
+    this.memory.closed.delete(this.peerId)
+    // Closed in the tree, but a graft since has likely mended the tree around it.
+    return last !== undefined && (last.lazy || this.memory.lastRejoinAt > last.at)
+  }
+
+  /**
+   * A batch pushed to us on this link (not a version-vector diff, which may repeat events)
+   * brought `duplicates` events we already held: true when the caller should send PRUNE
+   * (and `leave`, if in the tree; out of it, the peer missed that). `otherEager`: another
+   * open link pushes to us.
+   */
+  shouldPrune(duplicates: number, otherEager: boolean): boolean {
+    return duplicates > 0 && otherEager
+  }
+
+  /**
+   * The link leaves the tree (we sent PRUNE, or the peer did), or starts out of it (`told`:
+   * what our HELLO said we hold; else the next announcement names every agent).
+   */
+  leave(told: VersionVector | null = null): void {
     if (this.lazy) return
     this.lazy = true
-    this.announced = null
+    this.announced = told === null ? null : { ...told }
   }
 
   /** The link rejoins the tree (we sent GRAFT, or the peer did). */
   rejoin(): void {
+    this.memory.lastRejoinAt = this.clock.now()
     this.lazy = false
     this.announced = null
-    this.awaited = this.heardSince = null
+    this.awaited = this.heardSince = this.baseline = null
     this.stopTimer()
   }
 
   /**
-   * What to announce now on a lazy link: the entries of our version above both what the
-   * peer is known to hold and what we told it already; null when nothing. O(agents).
+   * What to announce now on a lazy link: the entries of our version above what we told the
+   * peer already (also those it holds: an announcement doubles as an acknowledgement);
+   * null when nothing. O(agents).
    */
-  announcement(peerHolds: VersionVector): VersionVector | null {
+  announcement(): VersionVector | null {
     const mine = this.host.version()
     let out: MutableVV | null = null
     const told = (this.announced ??= emptyVV())
     for (const a in mine) {
       const n = mine[a]!
-      if (n > (peerHolds[a] ?? 0) && n > (told[a] ?? 0)) {
+      if (n > (told[a] ?? 0)) {
         ;(out ??= emptyVV())[a] = n
         told[a] = n
       }
@@ -100,27 +140,61 @@ export class RelayTree {
     return out
   }
 
-  /** The peer announced `have`: if we lack some of it, check again after the graft delay. */
-  heard(have: VersionVector): void {
-    if (vvCovers(this.host.version(), have)) return
-    if (this.timer === null) {
-      this.awaited = raiseInto(this.awaited, have)
-      this.timer = this.clock.setTimeout(() => this.check(), this.graftDelayMs)
-    } else this.heardSince = raiseInto(this.heardSince, have)
+  /**
+   * The peer announced `have` (`first`: in its HELLO): if we lack some of it, check again
+   * after the graft delay.
+   */
+  heard(have: VersionVector, first = false): void {
+    const mine = this.host.version()
+    if (vvCovers(mine, have)) return
+    if (this.timer !== null) {
+      this.heardSince = raiseInto(this.heardSince, have)
+      return
+    }
+    this.awaited = raiseInto(this.awaited, have)
+    // A HELLO's version is checked sooner: a link that flaps faster than the graft delay
+    // would otherwise never graft a cut tree.
+    this.watch(mine, first ? this.graftDelayMs / 4 : this.graftDelayMs)
   }
 
+  /** Notes our count of each awaited agent, and checks again after `ms`. */
+  private watch(mine: VersionVector, ms = this.graftDelayMs): void {
+    const baseline = (this.baseline = emptyVV())
+    for (const a in this.awaited) baseline[a] = mine[a] ?? 0
+    this.timer = this.clock.setTimeout(() => this.check(), ms)
+  }
+
+  /**
+   * Grafts when some awaited agent is both missing and stuck (no event of it arrived in
+   * the delay: its path is cut; a slow path still delivers); else keeps watching what is
+   * still missing.
+   */
   private check(): void {
     this.timer = null
-    const awaited = this.awaited
-    this.awaited = null
-    if (awaited !== null && !vvCovers(this.host.version(), awaited)) {
-      this.heardSince = null
+    const awaited = this.awaited!
+    const mine = this.host.version()
+    let stuck = false
+    let missing: MutableVV | null = null
+    for (const a in awaited) {
+      const n = mine[a] ?? 0
+      if (n >= awaited[a]!) continue
+      ;(missing ??= emptyVV())[a] = awaited[a]!
+      if (n <= this.baseline![a]!) stuck = true
+    }
+    if (stuck && this.clock.now() - this.memory.lastGraftAt >= this.graftDelayMs) {
+      this.memory.lastGraftAt = this.clock.now()
+      this.awaited = this.heardSince = this.baseline = null
       this.host.graft()
       return
     }
-    const next = this.heardSince
+    // Progress, or another link of ours just grafted (its diff may bring the rest).
+    this.awaited = missing
+    if (this.heardSince !== null && !vvCovers(mine, this.heardSince)) {
+      this.awaited = raiseInto(this.awaited, this.heardSince)
+    }
     this.heardSince = null
-    if (next !== null) this.heard(next)
+    if (this.awaited !== null) this.watch(mine)
+    else this.baseline = null
   }
 
   private stopTimer(): void {
@@ -128,10 +202,15 @@ export class RelayTree {
     this.timer = null
   }
 
-  /** The link closed: no more checks. */
+  /** The link closed: no more checks; remember whether it was out of the tree. */
   close(): void {
+    const lazy = this.lazy
     this.stopTimer()
-    this.awaited = this.heardSince = null
+    this.awaited = this.heardSince = this.baseline = null
+    const closed = this.memory.closed
+    closed.delete(this.peerId)
+    closed.set(this.peerId, { lazy, at: this.clock.now() })
+    if (closed.size > MAX_REMEMBERED) closed.delete(closed.keys().next().value!)
   }
 }
 

@@ -30,6 +30,7 @@ import {
   encodeMessage,
   errorName,
   maxVV,
+  seedDictionaries,
   vvCovers,
   type Acks,
   type Message,
@@ -102,9 +103,12 @@ export interface LinkOptions {
    * Only where both ends ask; false: push on every link (a hub, whose peers are leaves).
    */
   treeRelay?: boolean
-  /** Announcements on a pruned link go at most this often. Default 2 x maxBatchDelayMs. */
+  /** Announcements on a pruned link go at most this often. Default 4 x maxBatchDelayMs. */
   lazyDelayMs?: number
-  /** Announced events still missing this long (up to twice) make us GRAFT. Default 1500 ms. */
+  /**
+   * Announced events missing this long (1-2x per link pair), none of some replica arriving
+   * meanwhile, make us GRAFT. Default 2000 ms (a HELLO's: a quarter of it).
+   */
   graftDelayMs?: number
   /** Extra delay of a plain ack (no persist), so it can ride along with events. Default 0. */
   ackDelayMs?: number
@@ -171,6 +175,8 @@ const BIG_UPDATE_BYTES = 1024
 const BIG_RELAY_FACTOR = 6
 /** A handshake owing the peer at least this many events is a big catch-up (staggered). */
 const BIG_CATCHUP_EVENTS = 256
+/** A new link between two replicas in a relay tree, differing by less, starts out of it. */
+const LAZY_START_EVENTS = 256
 /** Cursor of a link that will diff version vectors at its next flush (pins no log entry). */
 const NO_CURSOR = Number.MAX_SAFE_INTEGER
 /** Unacknowledged messages remembered per link (older ones are merged). */
@@ -294,6 +300,10 @@ class LinkImpl implements Link, LogReader {
   private presencePort: ReturnType<Presence['attach']> | null = null
   /** Relay pruning, when both HELLOs asked for it. */
   private tree: RelayTree | null = null
+  /** We grafted: our diff waits for the peer's version (its answer to the GRAFT). */
+  private awaitingHave = false
+  /** What our HELLO said we hold, when deflate or tree relay needs it (until the peer's HELLO). */
+  private helloSent: VersionVector | null = null
   /** Events of the batch being applied that the doc integrated (for duplicate counting). */
   private fresh = 0
   private syncedDone = false
@@ -332,6 +342,7 @@ class LinkImpl implements Link, LogReader {
     channel.onMessage((m) => this.receive(m))
     channel.onClose(() => this.shutdown())
     const have = doc.version()
+    if (this.wantsTree() || opts.deflate !== false) this.helloSent = have
     const id = (this.myId =
       opts.id ??
       opts.presence?.id ??
@@ -514,10 +525,13 @@ class LinkImpl implements Link, LogReader {
       this.peerHello = { id: msg.id, readOnly: msg.readOnly, have: msg.have }
       // Both directions deflate when both sides want it (each side's HELLO says so).
       this.out.deflate = this.inn.deflate = this.opts.deflate !== false && msg.noDeflate !== true
+      if (this.out.deflate) seedDictionaries(this.out, this.inn, this.helloSent!, msg.have)
       if (msg.tree && this.wantsTree()) {
         const host = { version: () => this.doc.version(), graft: () => this.graft() }
-        const lazyMs = this.opts.lazyDelayMs ?? 2 * this.maxBatchDelay
-        this.tree = new RelayTree(host, this.clock, lazyMs, this.opts.graftDelayMs ?? 1500)
+        const lazyMs = this.opts.lazyDelayMs ?? 4 * this.maxBatchDelay
+        // Graft checks spread per link pair, so one graft can spare the others.
+        const graftMs = (this.opts.graftDelayMs ?? 2000) * (1 + pairJitter(this.myId, msg.id))
+        this.tree = new RelayTree(this.doc, msg.id, host, this.clock, lazyMs, graftMs)
       }
       this.base = msg.have
       // A fresh object from the decoder: ours now.
@@ -531,7 +545,19 @@ class LinkImpl implements Link, LogReader {
       // A big catch-up (a healing partition reaches several links at once) is staggered
       // per link pair, so the first batches' prompt announcements can spare the later ones.
       const lack = missingCount(this.target, msg.have)
-      if (lack >= BIG_CATCHUP_EVENTS && !msg.readOnly) {
+      const told = this.startsLazy(msg.have)
+      if (told !== null) {
+        // A reconnect of a link that was out of the tree, the ends differing by little (in
+        // flight in the tree, most likely): no diffs; the HELLOs were the first announcements.
+        this.tree!.leave(told)
+        this.needFull = false
+        this.cursor = NO_CURSOR
+      }
+      // The peer's HELLO is its first announcement (it may start out of the tree).
+      this.tree?.heard(msg.have, true)
+      if (told !== null) {
+        // nothing to send yet
+      } else if (lack >= BIG_CATCHUP_EVENTS && !msg.readOnly) {
         this.scheduleFlush(4 * this.relayDelay * pairJitter(this.myId, msg.id))
       } else this.flush()
       this.watchDurable()
@@ -550,11 +576,19 @@ class LinkImpl implements Link, LogReader {
       case 'prune':
       case 'graft':
         if (this.tree === null) throw new SyncError('STATE', `${msg.type} on a link without tree`)
-        if (msg.type === 'prune') this.leaveTree()
-        else {
-          // Back in the tree; the peer's version answered as a NEED is.
+        if (msg.type === 'prune') {
+          // Prunes race: the peer may cut what is our last eager link. Then we refuse
+          // (a GRAFT: the peer rejoins; we stayed in the tree, our cursor holds).
+          if (this.tree.lazy || this.otherEager()) this.leaveTree()
+          else this.send({ type: 'graft', have: this.doc.version() })
+        } else {
+          // Back in the tree: from our log position if we still hold it (a refused PRUNE),
+          // else the diff, as for a NEED; and our version, for the grafter's diff.
           this.tree.rejoin()
-          this.diffFrom(msg.have)
+          if (this.cursor === NO_CURSOR || this.needFull) this.diffFrom(msg.have)
+          else raise(this.writableExtra(), msg.have)
+          this.haveOwed = copyVV(this.doc.version())
+          this.scheduleFlush()
         }
         break
       case 'need':
@@ -623,7 +657,16 @@ class LinkImpl implements Link, LogReader {
     let changed = false
     if (msg.have) {
       raise(this.writableExtra(), msg.have)
-      this.tree?.heard(msg.have)
+      if (this.awaitingHave) {
+        this.awaitingHave = false
+        this.needFull = true
+        this.scheduleFlush()
+      }
+      if (this.tree !== null) {
+        // No persist on a tree link: what the peer holds, it has integrated.
+        if (this.raiseAcked(msg.have)) changed = true
+        this.tree.heard(msg.have)
+      }
     }
     if (msg.ack) {
       raise(this.writableExtra(), msg.ack)
@@ -667,14 +710,15 @@ class LinkImpl implements Link, LogReader {
       this.collecting = null
     }
     const pending = this.doc.pendingCount
-    if (this.tree !== null && !diff && !this.tree.lazy) {
-      // Events we held already came by another path: this link is redundant.
+    if (this.tree !== null && !diff) {
+      // Events we held already came by another path: this link is redundant (or the peer
+      // missed that it left the tree).
       let events = 0
       for (const u of updates) events += summarizeUpdate(u)?.events ?? 0
       const dups = events - this.fresh - (pending - pendingBefore)
-      if (this.tree.shouldPrune(dups, diff, this.otherEager())) {
+      if (this.tree.shouldPrune(dups, this.tree.lazy || this.otherEager())) {
         this.send({ type: 'prune' })
-        this.leaveTree()
+        if (!this.tree.lazy) this.leaveTree()
       }
     }
     if (pending > this.maxPending) {
@@ -819,7 +863,7 @@ class LinkImpl implements Link, LogReader {
         // Out of the tree: nothing is pushed (no log position to keep); announce instead.
         this.cursor = NO_CURSOR
         this.baseExact = false
-        const have = this.tree!.announcement(this.peerVersion())
+        const have = this.tree!.announcement()
         if (have !== null) raise((this.haveOwed ??= emptyVV()), have)
       } else if (entries.length > 0) {
         const picked = this.pick(entries)
@@ -970,6 +1014,22 @@ class LinkImpl implements Link, LogReader {
     return acks
   }
 
+  /**
+   * A new tree link starts out of the tree (returns what our HELLO told) when our last link
+   * to this peer closed out of it, another link pushes to us, and neither end lacks
+   * LAZY_START_EVENTS of the other's events; else null. Should the peer decide otherwise,
+   * its first pushed duplicates bring a PRUNE, our announcements of events it lacks a GRAFT.
+   */
+  private startsLazy(peerHave: VersionVector): VersionVector | null {
+    const sent = this.helloSent
+    this.helloSent = null // kept until the peer's HELLO
+    if (this.tree === null || sent === null || !this.tree.wasLazy()) return null
+    const small =
+      missingCount(sent, peerHave) < LAZY_START_EVENTS &&
+      missingCount(peerHave, sent) < LAZY_START_EVENTS
+    return small && this.otherEager() ? sent : null
+  }
+
   /** True while this link is open and pushes events to us (in the relay tree, if any). */
   get eager(): boolean {
     return this.open && this.tree?.lazy !== true
@@ -982,9 +1042,8 @@ class LinkImpl implements Link, LogReader {
 
   /** The link leaves the relay tree: no log position; announcements go every lazyDelayMs. */
   private leaveTree(): void {
+    // The log position is kept until the first announcement (a refusal may come first).
     this.tree!.leave()
-    this.cursor = NO_CURSOR
-    this.baseExact = false
     this.scheduleFlush(this.tree!.lazyDelayMs)
   }
 
@@ -993,10 +1052,11 @@ class LinkImpl implements Link, LogReader {
     if (this.closed) return
     this.send({ type: 'graft', have: this.doc.version() })
     this.tree!.rejoin()
-    this.needFull = true
+    // Our diff waits for the peer's version, which its answer carries.
+    this.needFull = false
+    this.awaitingHave = true
     this.cursor = NO_CURSOR
     this.baseExact = false
-    this.scheduleFlush()
   }
 
   /** Announces a big batch from another link right away (no persist only). */
