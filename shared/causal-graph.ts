@@ -76,8 +76,12 @@ export function agentOf(cg: CausalGraph, lv: LV): string {
 export function rawToLv(cg: CausalGraph, agent: string, seq: number): LV {
   const spans = cg.agents.get(agent)
   if (spans === undefined) return -1
-  let lo = 0
   let hi = spans.length - 1
+  // Parents and acks name an agent's latest events most of the time.
+  const last = spans[hi]
+  if (seq >= last.seq) return seq < last.seqEnd ? last.lv + (seq - last.seq) : -1
+  let lo = 0
+  hi--
   while (lo <= hi) {
     const mid = (lo + hi) >>> 1
     const s = spans[mid]

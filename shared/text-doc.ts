@@ -449,7 +449,8 @@ export class TextDoc {
         if (lv < 0) return 'wait'
         parents.push(lv)
       }
-      parents = minimalFrontier(this.cg, parents)
+      // A kept merge knows the versions of recent events: no walk back through the graph.
+      parents = this.merge?.minimalFrontier(parents) ?? minimalFrontier(this.cg, parents)
     }
     const len = span.len - known
     let lv = addEvents(cg, span.agent, have, len, parents)

@@ -24,7 +24,7 @@ import {
   findEntry,
   frontierEquals,
 } from './causal-graph.ts'
-import { diff, findConflicting } from './graph-diff.ts'
+import { diff, dominators, findConflicting } from './graph-diff.ts'
 import { WindowVersions } from './window-versions.ts'
 import { DEL, INS, type OpLog, type OpRun, opsIn } from './oplog.ts'
 import {
@@ -191,6 +191,20 @@ export class Merge {
     return Merge.start(cg, log, docVersion, firstNew, emit)
   }
 
+  /**
+   * `lvs` reduced to a frontier (no duplicates, no ancestors of the others, ascending) from the
+   * versions of walked entries, or null when they do not cover every one of `lvs`.
+   */
+  minimalFrontier(lvs: readonly LV[]): LV[] | null {
+    const out = this.versions.minimal(lvs)
+    if (out !== null && Merge.verify) {
+      const walked = dominators(this.walk.cg, lvs)
+      if (walked.length !== out.length || walked.some((lv, i) => lv !== out[i]))
+        throw new Error(`window versions reduce [${lvs}] to [${out}], the graph to [${walked}]`)
+    }
+    return out
+  }
+
   /** Characters tracked, a measure of the memory this merge holds. */
   get size(): number {
     return this.processed - this.base
@@ -239,7 +253,7 @@ class Walk {
   emit: Emit = { insert() {}, delete() {} }
 
   constructor(
-    private readonly cg: CausalGraph,
+    readonly cg: CausalGraph,
     private readonly log: OpLog,
     base: LV,
   ) {

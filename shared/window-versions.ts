@@ -114,6 +114,51 @@ export class WindowVersions {
     return this.rangesBetween(this.prep, next)
   }
 
+  /**
+   * `lvs` without duplicates and without ancestors of the others, ascending; null when one is
+   * not here (under `base` with nothing above it, or not walked, or walked too long ago).
+   * O(k^2) for k LVs: p is an ancestor of q when q's version counts p's seq.
+   */
+  minimal(lvs: readonly LV[]): LV[] | null {
+    const cg = this.cg
+    const k = lvs.length
+    const rows: number[] = []
+    const agent: number[] = []
+    const seq: number[] = []
+    let above = false
+    for (const lv of lvs) {
+      if (lv < this.base) {
+        rows.push(-1)
+        agent.push(-1)
+        seq.push(-1)
+        continue
+      }
+      const e = cg.entries[findEntry(cg, lv)]
+      const row = this.rowOf.get(e.start)
+      if (row === undefined) return null
+      rows.push(row)
+      agent.push(this.agentIndex(e.agent))
+      seq.push(e.seq + (lv - e.start))
+      above = true
+    }
+    if (!above) return null
+    const out: LV[] = []
+    for (let i = 0; i < k; i++) {
+      // An event under base is an ancestor of every event above it.
+      let dominated = rows[i] < 0
+      for (let j = 0; j < k && !dominated; j++) {
+        if (j === i || rows[j] < 0) continue
+        if (lvs[j] === lvs[i])
+          dominated = j < i // keep the first of equal ones
+        else if (agent[j] === agent[i]) dominated = seq[j] > seq[i]
+        else if (agent[i] < this.rowAgents[rows[j]])
+          dominated = this.rows[rows[j] * this.width + agent[i]] > seq[i]
+      }
+      if (!dominated) out.push(lvs[i])
+    }
+    return out.sort((a, b) => a - b)
+  }
+
   /** Per agent, the seq ranges one vector has and the other lacks, as LV ranges. */
   private rangesBetween(from: Int32Array, to: Int32Array): { aOnly: Ranges; bOnly: Ranges } {
     const aOnly: Ranges = []
