@@ -25,6 +25,7 @@
  */
 import type { MutableVV, VersionVector } from './replica.ts'
 import { emptyVV, vvCovers } from './protocol.ts'
+import { summarizeUpdate } from './update-summary.ts'
 
 /** Timers (the link's clock). */
 export interface TreeClock {
@@ -47,6 +48,15 @@ class TreeMemory {
 }
 
 const MAX_REMEMBERED = 1024
+/** A new link between two replicas in a relay tree, differing by less, may start out of it. */
+const LAZY_START_EVENTS = 256
+
+/** Events in `mine` that `theirs` lacks (per-agent counts). */
+export function missingCount(mine: VersionVector, theirs: VersionVector): number {
+  let n = 0
+  for (const a in mine) n += Math.max(0, mine[a]! - (theirs[a] ?? 0))
+  return n
+}
 const memories = new WeakMap<object, TreeMemory>()
 
 /** What the relay tree needs from its link. */
@@ -85,7 +95,7 @@ export class RelayTree {
   }
 
   /** Our last link to this peer closed out of the tree (forgotten once asked). */
-  wasLazy(): boolean {
+  private wasLazy(): boolean {
     const last = this.memory.closed.get(this.peerId)
     this.memory.closed.delete(this.peerId)
     // Closed in the tree, but a graft since has likely mended the tree around it.
@@ -93,13 +103,32 @@ export class RelayTree {
   }
 
   /**
-   * A batch pushed to us on this link (not a version-vector diff, which may repeat events)
-   * brought `duplicates` events we already held: true when the caller should send PRUNE
-   * (and `leave`, if in the tree; out of it, the peer missed that). `otherEager`: another
-   * open link pushes to us.
+   * A batch came on this link (`diff`: a version-vector diff, which may repeat events), of
+   * which `fresh` events were new to us (or wait for parents): true when it repeated events
+   * we held, so the caller should send PRUNE (and `leave`, if in the tree; out of it, the
+   * peer missed that). Not while this is our only link that pushes (`otherEager`).
+   * O(batch size): the updates are summarized.
    */
-  shouldPrune(duplicates: number, otherEager: boolean): boolean {
-    return duplicates > 0 && otherEager
+  pushed(updates: readonly Uint8Array[], diff: boolean, fresh: number, otherEager: () => boolean) {
+    if (diff) return false
+    let events = 0
+    for (const u of updates) events += summarizeUpdate(u)?.events ?? 0
+    return events > fresh && (this.lazy || otherEager())
+  }
+
+  /**
+   * Whether a new link starts out of the tree: when our last link to this peer closed out
+   * of it (or a graft since has likely mended the tree around it), another link pushes to
+   * us, and neither HELLO (`sent`, ours; `peerHave`) lacks LAZY_START_EVENTS of the other's
+   * events. Should the peer decide otherwise, its pushed duplicates bring a PRUNE, our
+   * announcements of events it lacks a GRAFT.
+   */
+  startsLazy(sent: VersionVector, peerHave: VersionVector, otherEager: () => boolean): boolean {
+    if (!this.wasLazy()) return false
+    const small =
+      missingCount(sent, peerHave) < LAZY_START_EVENTS &&
+      missingCount(peerHave, sent) < LAZY_START_EVENTS
+    return small && otherEager()
   }
 
   /**

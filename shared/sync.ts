@@ -38,130 +38,20 @@ import {
 } from './protocol.ts'
 import type { Presence, PresencePort } from './presence.ts'
 import type { MutableVV, Replica, VersionVector } from './replica.ts'
-import { RelayTree } from './relay-tree.ts'
+import { RelayTree, missingCount } from './relay-tree.ts'
 import { UpdateLog, type LogEntry, type LogReader } from './update-log.ts'
 import { summarizeUpdate } from './update-summary.ts'
+import {
+  realClock,
+  type Clock,
+  type Identity,
+  type Link,
+  type LinkEvents,
+  type LinkOptions,
+  type LinkStats,
+} from './link-api.ts'
 
-/** Timers and time, injectable so a simulator can run links on virtual time. */
-export interface Clock {
-  now(): number
-  setTimeout(fn: () => void, ms: number): unknown
-  clearTimeout(handle: unknown): void
-}
-
-export const realClock: Clock = {
-  now: () => Date.now(),
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
-}
-
-export interface Identity {
-  readonly user?: string
-  readonly name?: string
-  readonly color?: string
-}
-
-/** Options of `link`; every field is optional (see PROTOCOL.md for the semantics). */
-export interface LinkOptions {
-  /** Refuse the peer's edits (ERROR READ_ONLY, nothing applied); reads still flow. */
-  readOnly?: boolean
-  /** Stores each batch of new events from this peer; the ack waits for it. */
-  persist?: (update: Uint8Array) => Promise<void>
-  /** What this side holds durably (the peer's ack baseline in HELLO). Default `doc.version()`. */
-  durableVersion?: () => VersionVector
-  /**
-   * Deflate outgoing update lists against a per-direction dictionary when that saves bytes
-   * (agent ids and headers repeat). Default true. False also asks the peer (in HELLO) not to
-   * deflate what it sends us: a hub sends the same bytes to every link and keeps no
-   * dictionary per connection.
-   */
-  deflate?: boolean
-  /** Largest incoming message. Default 16 MiB. */
-  maxMessageBytes?: number
-  /** Largest `doc.pendingCount` tolerated after applying a batch. Default 100,000. */
-  maxPendingEvents?: number
-  /** Distinct agent ids per link direction. Default 100,000. */
-  maxAgents?: number
-  /** Bounded delay of the outgoing batch throttle. Default 20 ms. */
-  batchDelayMs?: number
-  /** The longest the batch window grows to (the longest an event waits). Default 500 ms. */
-  maxBatchDelayMs?: number
-  /**
-   * When the batch window grows (doubling per flush, from at least 1 ms, up to
-   * `maxBatchDelayMs`): `'traffic'` (default) while flushes follow each other within
-   * `maxBatchDelayMs`, back to `batchDelayMs` after a quiet stretch that long (fewest
-   * messages and bytes: peers in a mesh); `'backlog'` only while flushes carry several updates
-   * at once (they arrive faster than the link flushes), back to `batchDelayMs` after a flush of
-   * one update or none (a lone edit is never held back: a hub's links).
-   */
-  batchGrowth?: 'traffic' | 'backlog'
-  /** Extra delay before relaying events that came from another link. Default 3 x batchDelayMs. */
-  relayDelayMs?: number
-  /**
-   * Relay along a tree (default true): PRUNE a link that pushes duplicates, announce on
-   * pruned links, GRAFT one whose announced events do not arrive (PROTOCOL.md "Relay tree").
-   * Only where both ends ask; false: push on every link (a hub, whose peers are leaves).
-   */
-  treeRelay?: boolean
-  /** Announcements on a pruned link go at most this often. Default 4 x maxBatchDelayMs. */
-  lazyDelayMs?: number
-  /**
-   * Announced events missing this long (1-2x per link pair), none of some replica arriving
-   * meanwhile, make us GRAFT. Default 2000 ms (a HELLO's: a quarter of it).
-   */
-  graftDelayMs?: number
-  /** Extra delay of a plain ack (no persist), so it can ride along with events. Default 0. */
-  ackDelayMs?: number
-  /** How long events may wait for missing parents before NEED is sent. Default 1000 ms. */
-  gapTimeoutMs?: number
-  /** Shared presence state of this doc. */
-  presence?: Presence
-  /** Server-bound identity of this link's peer (overrides its presence claims). */
-  identity?: Identity
-  /** Called with each batch of new events integrated from this peer, as it integrates. */
-  onIntegrated?: (update: Uint8Array) => void
-  /** Called on a protocol error on this link (before it closes, for fatal codes). */
-  onError?: (err: SyncError) => void
-  /** Time source; default real time. */
-  clock?: Clock
-  /** Replica id announced in HELLO; default the presence id, else the doc's agent. */
-  id?: string
-}
-
-type LinkEvents = {
-  synced: () => void
-  ack: (acked: VersionVector) => void
-  error: (err: SyncError) => void
-  close: () => void
-}
-
-/** One live link. */
-export interface Link {
-  /** Stops the link and closes the channel. Idempotent. */
-  close(): void
-  /** Resolves once the peer's state is merged and our events it lacked are acknowledged. */
-  readonly synced: Promise<void>
-  readonly closed: boolean
-  /** True once the peer's HELLO has arrived. */
-  readonly open: boolean
-  /** The peer's replica id from its HELLO (undefined before). */
-  readonly peerId: string | undefined
-  /** A lower bound of what the peer holds. */
-  peerVersion(): VersionVector
-  /** What the peer has acknowledged (integrated, and persisted if it persists). */
-  ackedVersion(): VersionVector
-  /** Wire statistics of this link. */
-  readonly stats: LinkStats
-  on<E extends keyof LinkEvents>(event: E, handler: LinkEvents[E]): () => void
-}
-
-export interface LinkStats {
-  messagesSent: number
-  bytesSent: number
-  messagesReceived: number
-  bytesReceived: number
-  eventMessagesSent: number
-}
+export { realClock, type Clock, type Identity, type Link, type LinkOptions, type LinkStats }
 
 let nextLinkNo = 0
 
@@ -175,21 +65,12 @@ const BIG_UPDATE_BYTES = 1024
 const BIG_RELAY_FACTOR = 6
 /** A handshake owing the peer at least this many events is a big catch-up (staggered). */
 const BIG_CATCHUP_EVENTS = 256
-/** A new link between two replicas in a relay tree, differing by less, starts out of it. */
-const LAZY_START_EVENTS = 256
 /** Cursor of a link that will diff version vectors at its next flush (pins no log entry). */
 const NO_CURSOR = Number.MAX_SAFE_INTEGER
 /** Unacknowledged messages remembered per link (older ones are merged). */
 const MAX_AWAITING = 256
 /** The empty vv of a link that heard no announcement (shared, never written). */
 const NO_VV: MutableVV = Object.freeze(emptyVV()) as MutableVV
-
-/** Events in `mine` that `theirs` lacks (per-agent counts). */
-function missingCount(mine: VersionVector, theirs: VersionVector): number {
-  let n = 0
-  for (const a in mine) n += Math.max(0, mine[a]! - (theirs[a] ?? 0))
-  return n
-}
 
 /** A stable number in [0, 1) per (us, peer): deterministic, different across link pairs. */
 function pairJitter(a: string, b: string): number {
@@ -542,22 +423,19 @@ class LinkImpl implements Link, LogReader {
       if (this.opts.presence) {
         this.presencePort = this.opts.presence.attach(new LinkPresencePort(this, msg.id))
       }
-      // A big catch-up (a healing partition reaches several links at once) is staggered
-      // per link pair, so the first batches' prompt announcements can spare the later ones.
-      const lack = missingCount(this.target, msg.have)
-      const told = this.startsLazy(msg.have)
-      if (told !== null) {
+      const told = this.helloSent
+      this.helloSent = null // kept until the peer's HELLO
+      // The peer's HELLO is its first announcement (the link may start out of the tree).
+      this.tree?.heard(msg.have, true)
+      if (told !== null && this.tree?.startsLazy(told, msg.have, () => this.otherEager())) {
         // A reconnect of a link that was out of the tree, the ends differing by little (in
-        // flight in the tree, most likely): no diffs; the HELLOs were the first announcements.
-        this.tree!.leave(told)
+        // flight in the tree, most likely): no diffs.
+        this.tree.leave(told)
         this.needFull = false
         this.cursor = NO_CURSOR
-      }
-      // The peer's HELLO is its first announcement (it may start out of the tree).
-      this.tree?.heard(msg.have, true)
-      if (told !== null) {
-        // nothing to send yet
-      } else if (lack >= BIG_CATCHUP_EVENTS && !msg.readOnly) {
+      } else if (missingCount(this.target, msg.have) >= BIG_CATCHUP_EVENTS && !msg.readOnly) {
+        // A big catch-up (a healing partition reaches several links at once) is staggered
+        // per link pair, so the first batches' prompt announcements can spare the later ones.
         this.scheduleFlush(4 * this.relayDelay * pairJitter(this.myId, msg.id))
       } else this.flush()
       this.watchDurable()
@@ -710,16 +588,10 @@ class LinkImpl implements Link, LogReader {
       this.collecting = null
     }
     const pending = this.doc.pendingCount
-    if (this.tree !== null && !diff) {
-      // Events we held already came by another path: this link is redundant (or the peer
-      // missed that it left the tree).
-      let events = 0
-      for (const u of updates) events += summarizeUpdate(u)?.events ?? 0
-      const dups = events - this.fresh - (pending - pendingBefore)
-      if (this.tree.shouldPrune(dups, this.tree.lazy || this.otherEager())) {
-        this.send({ type: 'prune' })
-        if (!this.tree.lazy) this.leaveTree()
-      }
+    const fresh = this.fresh + (pending - pendingBefore)
+    if (this.tree?.pushed(updates, diff, fresh, () => this.otherEager())) {
+      this.send({ type: 'prune' })
+      if (!this.tree.lazy) this.leaveTree()
     }
     if (pending > this.maxPending) {
       throw new SyncError(
@@ -1012,22 +884,6 @@ class LinkImpl implements Link, LogReader {
       this.haveOwed = null
     }
     return acks
-  }
-
-  /**
-   * A new tree link starts out of the tree (returns what our HELLO told) when our last link
-   * to this peer closed out of it, another link pushes to us, and neither end lacks
-   * LAZY_START_EVENTS of the other's events; else null. Should the peer decide otherwise,
-   * its first pushed duplicates bring a PRUNE, our announcements of events it lacks a GRAFT.
-   */
-  private startsLazy(peerHave: VersionVector): VersionVector | null {
-    const sent = this.helloSent
-    this.helloSent = null // kept until the peer's HELLO
-    if (this.tree === null || sent === null || !this.tree.wasLazy()) return null
-    const small =
-      missingCount(sent, peerHave) < LAZY_START_EVENTS &&
-      missingCount(peerHave, sent) < LAZY_START_EVENTS
-    return small && this.otherEager() ? sent : null
   }
 
   /** True while this link is open and pushes events to us (in the relay tree, if any). */

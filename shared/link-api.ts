@@ -1,0 +1,129 @@
+/**
+ * The public surface of `link` (sync.ts): its options, the `Link` interface and its
+ * statistics and events, and the injectable clock. Types only (and the real clock); the
+ * state machine behind them is sync.ts, the semantics are PROTOCOL.md's.
+ */
+import type { Presence } from './presence.ts'
+import type { SyncError } from './protocol.ts'
+import type { VersionVector } from './replica.ts'
+
+/** Timers and time, injectable so a simulator can run links on virtual time. */
+export interface Clock {
+  now(): number
+  setTimeout(fn: () => void, ms: number): unknown
+  clearTimeout(handle: unknown): void
+}
+
+export const realClock: Clock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
+}
+
+export interface Identity {
+  readonly user?: string
+  readonly name?: string
+  readonly color?: string
+}
+
+/** Options of `link`; every field is optional (see PROTOCOL.md for the semantics). */
+export interface LinkOptions {
+  /** Refuse the peer's edits (ERROR READ_ONLY, nothing applied); reads still flow. */
+  readOnly?: boolean
+  /** Stores each batch of new events from this peer; the ack waits for it. */
+  persist?: (update: Uint8Array) => Promise<void>
+  /** What this side holds durably (the peer's ack baseline in HELLO). Default `doc.version()`. */
+  durableVersion?: () => VersionVector
+  /**
+   * Deflate outgoing update lists against a per-direction dictionary when that saves bytes
+   * (agent ids and headers repeat). Default true. False also asks the peer (in HELLO) not to
+   * deflate what it sends us: a hub sends the same bytes to every link and keeps no
+   * dictionary per connection.
+   */
+  deflate?: boolean
+  /** Largest incoming message. Default 16 MiB. */
+  maxMessageBytes?: number
+  /** Largest `doc.pendingCount` tolerated after applying a batch. Default 100,000. */
+  maxPendingEvents?: number
+  /** Distinct agent ids per link direction. Default 100,000. */
+  maxAgents?: number
+  /** Bounded delay of the outgoing batch throttle. Default 20 ms. */
+  batchDelayMs?: number
+  /** The longest the batch window grows to (the longest an event waits). Default 500 ms. */
+  maxBatchDelayMs?: number
+  /**
+   * When the batch window grows (doubling per flush, from at least 1 ms, up to
+   * `maxBatchDelayMs`): `'traffic'` (default) while flushes follow each other within
+   * `maxBatchDelayMs`, back to `batchDelayMs` after a quiet stretch that long (fewest
+   * messages and bytes: peers in a mesh); `'backlog'` only while flushes carry several updates
+   * at once (they arrive faster than the link flushes), back to `batchDelayMs` after a flush of
+   * one update or none (a lone edit is never held back: a hub's links).
+   */
+  batchGrowth?: 'traffic' | 'backlog'
+  /** Extra delay before relaying events that came from another link. Default 3 x batchDelayMs. */
+  relayDelayMs?: number
+  /**
+   * Relay along a tree (default true): PRUNE a link that pushes duplicates, announce on
+   * pruned links, GRAFT one whose announced events do not arrive (PROTOCOL.md "Relay tree").
+   * Only where both ends ask; false: push on every link (a hub, whose peers are leaves).
+   */
+  treeRelay?: boolean
+  /** Announcements on a pruned link go at most this often. Default 4 x maxBatchDelayMs. */
+  lazyDelayMs?: number
+  /**
+   * Announced events missing this long (1-2x per link pair), none of some replica arriving
+   * meanwhile, make us GRAFT. Default 2000 ms (a HELLO's: a quarter of it).
+   */
+  graftDelayMs?: number
+  /** Extra delay of a plain ack (no persist), so it can ride along with events. Default 0. */
+  ackDelayMs?: number
+  /** How long events may wait for missing parents before NEED is sent. Default 1000 ms. */
+  gapTimeoutMs?: number
+  /** Shared presence state of this doc. */
+  presence?: Presence
+  /** Server-bound identity of this link's peer (overrides its presence claims). */
+  identity?: Identity
+  /** Called with each batch of new events integrated from this peer, as it integrates. */
+  onIntegrated?: (update: Uint8Array) => void
+  /** Called on a protocol error on this link (before it closes, for fatal codes). */
+  onError?: (err: SyncError) => void
+  /** Time source; default real time. */
+  clock?: Clock
+  /** Replica id announced in HELLO; default the presence id, else the doc's agent. */
+  id?: string
+}
+
+export type LinkEvents = {
+  synced: () => void
+  ack: (acked: VersionVector) => void
+  error: (err: SyncError) => void
+  close: () => void
+}
+
+/** One live link. */
+export interface Link {
+  /** Stops the link and closes the channel. Idempotent. */
+  close(): void
+  /** Resolves once the peer's state is merged and our events it lacked are acknowledged. */
+  readonly synced: Promise<void>
+  readonly closed: boolean
+  /** True once the peer's HELLO has arrived. */
+  readonly open: boolean
+  /** The peer's replica id from its HELLO (undefined before). */
+  readonly peerId: string | undefined
+  /** A lower bound of what the peer holds. */
+  peerVersion(): VersionVector
+  /** What the peer has acknowledged (integrated, and persisted if it persists). */
+  ackedVersion(): VersionVector
+  /** Wire statistics of this link. */
+  readonly stats: LinkStats
+  on<E extends keyof LinkEvents>(event: E, handler: LinkEvents[E]): () => void
+}
+
+export interface LinkStats {
+  messagesSent: number
+  bytesSent: number
+  messagesReceived: number
+  bytesReceived: number
+  eventMessagesSent: number
+}
