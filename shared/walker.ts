@@ -45,6 +45,9 @@ export interface Emit {
   delete(pos: number, len: number): void
 }
 
+/** Agents in the graph from which a merge keeps window versions (below, graph walks are short). */
+const WINDOW_VERSIONS_AGENTS = 8
+
 /** A delete run's targets: event `del + i` deleted character `target + i` (`target + len-1-i` when `rev`). */
 interface Target {
   del: LV
@@ -76,7 +79,8 @@ export class Merge {
     private readonly base: LV,
     private prepare: Frontier,
     private processed: LV,
-    private readonly versions: WindowVersions,
+    /** Version vectors of the walked entries, kept when many agents make the graph wide. */
+    private readonly versions: WindowVersions | null,
   ) {
     this.probed = processed
   }
@@ -98,13 +102,10 @@ export class Merge {
   ): Merge {
     const { common, zone } = conflict
     const base = zone.length === 0 ? cg.next : zone[0][0]
-    const merge = new Merge(
-      new Walk(cg, log, base),
-      base,
-      common,
-      base,
-      new WindowVersions(cg, base),
-    )
+    // With few agents a walk back through the graph is short; window versions pay with many.
+    const versions =
+      cg.agents.size >= WINDOW_VERSIONS_AGENTS || Merge.verify ? new WindowVersions(cg, base) : null
+    const merge = new Merge(new Walk(cg, log, base), base, common, base, versions)
     // The zone is every event from `base` on (an event below it is an ancestor of every zone event).
     const ok = merge.continue(cg, log, firstNew, emit)
     if (!ok) throw new Error('conflict zone does not cover its own events')
@@ -126,7 +127,13 @@ export class Merge {
       let aOnly: [LV, LV][] = []
       let bOnly: [LV, LV][] = []
       const versions = this.versions
-      if (frontierEquals(prepare, parents)) versions.stay()
+      if (versions === null) {
+        if (!frontierEquals(prepare, parents)) {
+          ;({ aOnly, bOnly } = diff(cg, prepare, parents))
+          if (aOnly.some((r) => r[0] < this.base) || bOnly.some((r) => r[0] < this.base))
+            return false
+        }
+      } else if (frontierEquals(prepare, parents)) versions.stay()
       else {
         const moved = versions.moveTo(parents)
         if (moved !== null && !Merge.verify) ({ aOnly, bOnly } = moved)
@@ -139,7 +146,7 @@ export class Merge {
             throw new Error(`window versions disagree with the graph at LV ${lv}`)
         }
       }
-      versions.enter(entry.start, entry.agent, entry.seq + (lv - entry.start), lv, end)
+      versions?.enter(entry.start, entry.agent, entry.seq + (lv - entry.start), lv, end)
       steps.push({ start: lv, end, aOnly, bOnly })
       prepare = [end - 1]
       lv = end
@@ -196,7 +203,7 @@ export class Merge {
    * versions of walked entries, or null when they do not cover every one of `lvs`.
    */
   minimalFrontier(lvs: readonly LV[]): LV[] | null {
-    const out = this.versions.minimal(lvs)
+    const out = this.versions?.minimal(lvs) ?? null
     if (out !== null && Merge.verify) {
       const walked = dominators(this.walk.cg, lvs)
       if (walked.length !== out.length || walked.some((lv, i) => lv !== out[i]))
