@@ -117,6 +117,11 @@ export interface Link {
   ackedVersion(): VersionVector
   /** Wire statistics of this link. */
   readonly stats: LinkStats
+  /**
+   * Relay tree state (PROTOCOL.md "Relay tree"): 'off' (not a tree link: everything is
+   * pushed), 'eager' (in the tree: pushed), 'lazy' (out of it: announced).
+   */
+  readonly tree: 'off' | 'eager' | 'lazy'
   on<E extends keyof LinkEvents>(event: E, handler: LinkEvents[E]): () => void
 }
 

@@ -180,7 +180,7 @@ class LinkImpl implements Link, LogReader {
   private persistChain: Promise<void> | null = null
   private presencePort: ReturnType<Presence['attach']> | null = null
   /** Relay pruning, when both HELLOs asked for it. */
-  private tree: RelayTree | null = null
+  private relayTree: RelayTree | null = null
   /** We grafted: our diff waits for the peer's version (its answer to the GRAFT). */
   private awaitingHave = false
   /** What our HELLO said we hold, when deflate or tree relay needs it (until the peer's HELLO). */
@@ -311,7 +311,7 @@ class LinkImpl implements Link, LogReader {
     if (this.closed) return
     this.closed = true
     this.log.detach(this)
-    this.tree?.close()
+    this.relayTree?.close()
     if (this.flushTimer !== null) this.clock.clearTimeout(this.flushTimer)
     if (this.gapTimer !== null) this.clock.clearTimeout(this.gapTimer)
     if (this.durableTimer !== null) this.clock.clearTimeout(this.durableTimer)
@@ -360,11 +360,11 @@ class LinkImpl implements Link, LogReader {
     if (origin === this) {
       this.collecting?.push(entry.bytes)
       this.opts.onIntegrated?.(entry.bytes)
-      if (this.tree !== null) this.fresh += entry.summary?.events ?? 0
-    } else if (this.tree?.lazy) {
+      if (this.relayTree !== null) this.fresh += entry.summary?.events ?? 0
+    } else if (this.relayTree?.lazy) {
       // Out of the tree: announce, at most every lazyDelayMs (a big batch at once).
       if (entry.bytes.length >= BIG_UPDATE_BYTES) this.promptAnnounce(entry)
-      this.scheduleFlush(this.tree.lazyDelayMs)
+      this.scheduleFlush(this.relayTree.lazyDelayMs)
     } else if (!(origin instanceof LinkImpl)) {
       // Local edits go out at once (throttled).
       this.scheduleFlush(0)
@@ -412,7 +412,7 @@ class LinkImpl implements Link, LogReader {
         const lazyMs = this.opts.lazyDelayMs ?? 4 * this.maxBatchDelay
         // Graft checks spread per link pair, so one graft can spare the others.
         const graftMs = (this.opts.graftDelayMs ?? 2000) * (1 + pairJitter(this.myId, msg.id))
-        this.tree = new RelayTree(this.doc, msg.id, host, this.clock, lazyMs, graftMs)
+        this.relayTree = new RelayTree(this.doc, msg.id, host, this.clock, lazyMs, graftMs)
       }
       this.base = msg.have
       // A fresh object from the decoder: ours now.
@@ -426,11 +426,11 @@ class LinkImpl implements Link, LogReader {
       const told = this.helloSent
       this.helloSent = null // kept until the peer's HELLO
       // The peer's HELLO is its first announcement (the link may start out of the tree).
-      this.tree?.heard(msg.have, true)
-      if (told !== null && this.tree?.startsLazy(told, msg.have, () => this.otherEager())) {
+      this.relayTree?.heard(msg.have, true)
+      if (told !== null && this.relayTree?.startsLazy(told, msg.have, () => this.otherEager())) {
         // A reconnect of a link that was out of the tree, the ends differing by little (in
         // flight in the tree, most likely): no diffs.
-        this.tree.leave(told)
+        this.relayTree.leave(told)
         this.needFull = false
         this.cursor = NO_CURSOR
       } else if (missingCount(this.target, msg.have) >= BIG_CATCHUP_EVENTS && !msg.readOnly) {
@@ -453,16 +453,17 @@ class LinkImpl implements Link, LogReader {
         break
       case 'prune':
       case 'graft':
-        if (this.tree === null) throw new SyncError('STATE', `${msg.type} on a link without tree`)
+        if (this.relayTree === null)
+          throw new SyncError('STATE', `${msg.type} on a link without tree`)
         if (msg.type === 'prune') {
           // Prunes race: the peer may cut what is our last eager link. Then we refuse
           // (a GRAFT: the peer rejoins; we stayed in the tree, our cursor holds).
-          if (this.tree.lazy || this.otherEager()) this.leaveTree()
+          if (this.relayTree.lazy || this.otherEager()) this.leaveTree()
           else this.send({ type: 'graft', have: this.doc.version() })
         } else {
           // Back in the tree: from our log position if we still hold it (a refused PRUNE),
           // else the diff, as for a NEED; and our version, for the grafter's diff.
-          this.tree.rejoin()
+          this.relayTree.rejoin()
           if (this.cursor === NO_CURSOR || this.needFull) this.diffFrom(msg.have)
           else raise(this.writableExtra(), msg.have)
           this.haveOwed = copyVV(this.doc.version())
@@ -533,17 +534,19 @@ class LinkImpl implements Link, LogReader {
 
   private onAcks(msg: Acks): void {
     let changed = false
+    if (msg.have) raise(this.writableExtra(), msg.have)
+    if (this.awaitingHave) {
+      // The answer to our GRAFT (or a message before it: then the diff is against a lower
+      // bound still). Its `have` may be empty: increments over what we heard already.
+      this.awaitingHave = false
+      this.needFull = true
+      this.scheduleFlush()
+    }
     if (msg.have) {
-      raise(this.writableExtra(), msg.have)
-      if (this.awaitingHave) {
-        this.awaitingHave = false
-        this.needFull = true
-        this.scheduleFlush()
-      }
-      if (this.tree !== null) {
+      if (this.relayTree !== null) {
         // No persist on a tree link: what the peer holds, it has integrated.
         if (this.raiseAcked(msg.have)) changed = true
-        this.tree.heard(msg.have)
+        this.relayTree.heard(msg.have)
       }
     }
     if (msg.ack) {
@@ -589,9 +592,9 @@ class LinkImpl implements Link, LogReader {
     }
     const pending = this.doc.pendingCount
     const fresh = this.fresh + (pending - pendingBefore)
-    if (this.tree?.pushed(updates, diff, fresh, () => this.otherEager())) {
+    if (this.relayTree?.pushed(updates, diff, fresh, () => this.otherEager())) {
       this.send({ type: 'prune' })
-      if (!this.tree.lazy) this.leaveTree()
+      if (!this.relayTree.lazy) this.leaveTree()
     }
     if (pending > this.maxPending) {
       throw new SyncError(
@@ -707,7 +710,7 @@ class LinkImpl implements Link, LogReader {
     let carried: VersionVector[] = []
     let ackWanted = !this.syncedDone
     let diff = false
-    const lazy = this.tree?.lazy === true
+    const lazy = this.relayTree?.lazy === true
     if (this.peerHello.readOnly) {
       // The peer refuses our events: nothing to send, nothing to keep for it.
       this.cursor = NO_CURSOR
@@ -735,7 +738,7 @@ class LinkImpl implements Link, LogReader {
         // Out of the tree: nothing is pushed (no log position to keep); announce instead.
         this.cursor = NO_CURSOR
         this.baseExact = false
-        const have = this.tree!.announcement()
+        const have = this.relayTree!.announcement()
         if (have !== null) raise((this.haveOwed ??= emptyVV()), have)
       } else if (entries.length > 0) {
         const picked = this.pick(entries)
@@ -814,7 +817,7 @@ class LinkImpl implements Link, LogReader {
     else if (
       this.baseExact &&
       (held.length === 0 ||
-        (!this.out.deflate && this.tree === null && !skipped && held.length <= send.length))
+        (!this.out.deflate && this.relayTree === null && !skipped && held.length <= send.length))
     ) {
       // Shared by every link at this cursor. On a hub's links (no deflate: the same bytes
       // for every peer) the peer's own events may ride along; a deflating peer link, where
@@ -886,9 +889,13 @@ class LinkImpl implements Link, LogReader {
     return acks
   }
 
+  get tree(): 'off' | 'eager' | 'lazy' {
+    return this.relayTree === null ? 'off' : this.relayTree.lazy ? 'lazy' : 'eager'
+  }
+
   /** True while this link is open and pushes events to us (in the relay tree, if any). */
   get eager(): boolean {
-    return this.open && this.tree?.lazy !== true
+    return this.open && this.relayTree?.lazy !== true
   }
 
   /** Another open link of our replica pushes events to us. */
@@ -899,15 +906,15 @@ class LinkImpl implements Link, LogReader {
   /** The link leaves the relay tree: no log position; announcements go every lazyDelayMs. */
   private leaveTree(): void {
     // The log position is kept until the first announcement (a refusal may come first).
-    this.tree!.leave()
-    this.scheduleFlush(this.tree!.lazyDelayMs)
+    this.relayTree!.leave()
+    this.scheduleFlush(this.relayTree!.lazyDelayMs)
   }
 
   /** Announced events did not arrive: the link rejoins the tree and both ends send diffs. */
   private graft(): void {
     if (this.closed) return
     this.send({ type: 'graft', have: this.doc.version() })
-    this.tree!.rejoin()
+    this.relayTree!.rejoin()
     // Our diff waits for the peer's version, which its answer carries.
     this.needFull = false
     this.awaitingHave = true

@@ -94,6 +94,8 @@ export class VirtualClock implements Clock {
 export interface WireStats {
   messages: number
   bytes: number
+  /** Messages sent per message type byte (MSG in protocol.ts). */
+  byType?: Record<number, number>
 }
 
 class SimEnd implements Channel {
@@ -112,6 +114,8 @@ class SimEnd implements Channel {
     const net = this.net
     net.stats.messages++
     net.stats.bytes += m.length
+    const byType = (net.stats.byType ??= {})
+    byType[m[1]!] = (byType[m[1]!] ?? 0) + 1
     net.inFlight++
     // Ordered per direction: a message never overtakes an earlier one.
     const at = Math.max(
