@@ -15,6 +15,7 @@ import * as Y from 'yjs'
 import { TextDoc } from '../shared/index.ts'
 import { Network, type SimDocFactory, type Topology } from '../test/support/netsim.ts'
 import { Rng } from '../test/support/rng.ts'
+import { summarizeUpdate } from '../shared/update-summary.ts'
 
 const factory: SimDocFactory = {
   create: (agent) => new TextDoc(agent),
@@ -55,6 +56,7 @@ function drive(
   type: (node: number, rng: Rng) => void,
   flap: (edge: number, up: boolean) => void,
   edges: number,
+  onStep: () => void = () => {},
 ): void {
   const rng = new Rng(load.seed + 1)
   let typed = 0
@@ -78,14 +80,45 @@ function drive(
     }
     clock.setTimeout(flapTick, 1000)
   }
-  while (typed < load.chars) clock.advance(50)
+  while (typed < load.chars) {
+    clock.advance(50)
+    onStep()
+  }
 }
 
-function benchPolyphony(load: Load): { bytes: number; messages: number; ms: number } {
+/** The agent id of a simulated replica (a TextDoc). */
+function agentOf(doc: unknown): string {
+  return String((doc as TextDoc).agent)
+}
+
+interface PolyphonyRun {
+  bytes: number
+  messages: number
+  ms: number
+  /** Events received per inserted event (each must reach nodes - 1 replicas). */
+  received: number
+  /** Event deliveries to other replicas, insert to integration, in virtual ms (50 ms steps). */
+  latency: { mean: number; p99: number }
+}
+
+function benchPolyphony(load: Load): PolyphonyRun {
   const rng = new Rng(load.seed)
   const t0 = performance.now()
+  let received = 0
+  const counting: SimDocFactory = {
+    create: (agent) => countReceived(factory.create(agent)),
+    load: (bytes, agent) => countReceived(factory.load(bytes, agent)),
+  }
+  function countReceived<D extends { applyUpdate(u: Uint8Array, o?: unknown): void }>(doc: D): D {
+    const apply = doc.applyUpdate.bind(doc)
+    doc.applyUpdate = (u, o) => {
+      received += summarizeUpdate(u)?.events ?? 0
+      apply(u, o)
+    }
+    return doc
+  }
   const net = new Network({
-    factory,
+    factory: counting,
     agentName: () => agentName(rng),
     nodes: load.nodes,
     topology: load.topology,
@@ -93,6 +126,23 @@ function benchPolyphony(load: Load): { bytes: number; messages: number; ms: numb
     link: { batchDelayMs: BATCH_MS, maxBatchDelayMs: MAX_BATCH_MS },
   })
   const cursors = new Array(load.nodes).fill(0)
+  // Delivery latency: when each event was made, and what each replica held at the last step.
+  const born = new Map<string, number[]>()
+  const seen: Record<string, number>[] = net.nodes.map(() => ({}))
+  const latencies: number[] = []
+  const sample = () => {
+    net.nodes.forEach((node, i) => {
+      const vv = node.doc.version()
+      for (const a in vv) {
+        const times = born.get(a)
+        for (let q = seen[i]![a] ?? 0; q < vv[a]!; q++) {
+          const t = times?.[q]
+          if (t !== undefined && agentOf(node.doc) !== a) latencies.push(net.clock.now() - t)
+        }
+        seen[i]![a] = vv[a]!
+      }
+    })
+  }
   drive(
     load,
     net.clock,
@@ -101,17 +151,34 @@ function benchPolyphony(load: Load): { bytes: number; messages: number; ms: numb
       if (r.chance(0.03)) cursors[n] = r.int(0, doc.length)
       cursors[n] = Math.min(cursors[n], doc.length)
       doc.insert(cursors[n]++, 'abcdefghijklmnopqrstuvwxyz '[r.int(0, 26)]!)
+      const times = born.get(agentOf(doc)) ?? []
+      born.set(agentOf(doc), times)
+      times.push(net.clock.now())
     },
     (e, up) => net.setEdge(e, up),
     net.edges.length,
+    sample,
   )
   net.healAll()
+  for (let t = 0; t < 120_000 && !net.converged(); t += 50) {
+    net.clock.advance(50)
+    sample()
+  }
   if (!net.settle()) throw new Error(`polyphony ${load.topology} did not converge`)
   const text = net.nodes[0]!.doc.toString()
   if (text.length !== load.chars || net.nodes.some((n) => n.doc.toString() !== text)) {
     throw new Error('polyphony: replicas differ')
   }
-  return { bytes: net.stats.bytes, messages: net.stats.messages, ms: performance.now() - t0 }
+  latencies.sort((a, b) => a - b)
+  const mean = latencies.reduce((a, b) => a + b, 0) / latencies.length
+  const p99 = latencies[Math.floor(0.99 * (latencies.length - 1))]!
+  return {
+    bytes: net.stats.bytes,
+    messages: net.stats.messages,
+    ms: performance.now() - t0,
+    received: received / load.chars,
+    latency: { mean, p99 },
+  }
 }
 
 /**
@@ -266,7 +333,8 @@ function main(): void {
       const y = benchYjsFlood(load)
       console.log(
         `${topology.padEnd(5)} ${flaps ? 'flaps   ' : 'no flaps'}  polyphony ${(p.bytes / CHARS).toFixed(1).padStart(6)} B/event ` +
-          `${(p.messages / CHARS).toFixed(2).padStart(5)} msg/event | yjs flooding ${(y.bytes / CHARS).toFixed(1).padStart(6)} B/event ` +
+          `${(p.messages / CHARS).toFixed(2).padStart(5)} msg/event ${p.received.toFixed(2)} received/event, ` +
+          `latency mean ${p.latency.mean.toFixed(0)} p99 ${p.latency.p99.toFixed(0)} ms | yjs flooding ${(y.bytes / CHARS).toFixed(1).padStart(6)} B/event ` +
           `${(y.messages / CHARS).toFixed(2).padStart(5)} msg/event | ${p.ms.toFixed(0)} ms`,
       )
     }

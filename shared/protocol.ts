@@ -218,11 +218,6 @@ function writeAgent(w: Writer, st: WireState, agent: string): void {
   st.add(agent)
 }
 
-/** The agent at table index `i`, counting names of this message not yet committed. */
-function readAgentAt(st: WireState, added: readonly string[], i: number): string {
-  return i < st.agents.length ? st.agents[i]! : added[i - st.agents.length]!
-}
-
 /**
  * The deflate dictionaries a link starts with, from the two HELLOs: the agent ids each named
  * in `have`, the sending side's first (updates name them; a first diff then deflates well).
@@ -408,18 +403,15 @@ export function encodeMessage(msg: Message, st: WireState): Uint8Array {
           (msg.noDeflate ? H_NO_DEFLATE : 0) |
           (msg.tree ? H_TREE : 0),
       )
+      // The id also opens the agent table (it is often an agent the vvs name next).
+      w.string(msg.id)
+      if (st.indexOf(msg.id) < 0) st.add(msg.id)
       writeIncrements(w, st, emptyVV(), msg.have)
       writeEntries(
         w,
         st,
         diffEntries(msg.have, msg.durable).concat(missingEntries(msg.have, msg.durable)),
       )
-      // The id, often one of the agents just named: then as its ref.
-      if (st.indexOf(msg.id) >= 0) w.uint(st.indexOf(msg.id) + 1)
-      else {
-        w.uint(0)
-        w.string(msg.id)
-      }
       break
     case 'events': {
       w.byte(MSG.EVENTS)
@@ -589,14 +581,16 @@ function decodeChecked(bytes: Uint8Array, st: WireState, maxBytes: number): Mess
     case MSG.HELLO: {
       const flags = r.byte()
       if (flags > 7) r.fail(`bad hello flags ${flags}`)
+      const id = r.string(MAX_AGENT_BYTES)
+      if (id.length === 0) r.fail('empty replica id')
+      if (st.indexOf(id) < 0) {
+        if (st.agents.length >= st.maxAgents) {
+          throw new SyncError('TOO_MANY_AGENTS', `more than ${st.maxAgents} agent ids on one link`)
+        }
+        added.push(id)
+      }
       const have = readDelta(r, st, added, emptyVV(), true)
       const durable = readDelta(r, st, added, have, false)
-      const ref = r.uint()
-      let id: string
-      if (ref === 0) id = r.string(MAX_AGENT_BYTES)
-      else if (ref <= st.agents.length + added.length) id = readAgentAt(st, added, ref - 1)
-      else id = r.fail(`unknown agent ref ${ref} for the replica id`)
-      if (id.length === 0) r.fail('empty replica id')
       msg = { type: 'hello', readOnly: (flags & H_READ_ONLY) !== 0, id, have, durable }
       if (flags & H_NO_DEFLATE) msg = { ...msg, noDeflate: true }
       if (flags & H_TREE) msg = { ...msg, tree: true }

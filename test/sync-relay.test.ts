@@ -200,7 +200,8 @@ test('PRUNE and GRAFT: round trips; malformed ones are BAD_MESSAGE; decoder stat
     ['graft with an unknown agent ref', [3, MSG.GRAFT, 1, 9, 1]],
     ['graft naming an agent twice', [3, MSG.GRAFT, 2, 1, 1, 1, 2]],
     ['hello with unknown flags', [3, MSG.HELLO, 8, 0, 0, 0, 1, 97]],
-    ['hello naming its id by an unknown ref', [3, MSG.HELLO, 4, 0, 0, 5]],
+    ['hello whose vv declares its id again', [3, MSG.HELLO, 4, 1, 97, 1, 0, 1, 97, 1, 0]],
+    ['hello with an empty id', [3, MSG.HELLO, 4, 0, 0, 0]],
   ]
   for (const [what, bytes] of bad) {
     const before = JSON.stringify(rx)
