@@ -68,6 +68,18 @@ function samples(): Message[] {
       ],
     },
     { type: 'error', code: SYNC_ERRORS.READ_ONLY.code, message: 'read-only' },
+    // Relay tree (v3): a diff whose `have` travels as increments over the earlier one.
+    { type: 'events', updates: [new Uint8Array([5, 6])], diff: true, have: vv({ b: 9, d: 1 }) },
+    { type: 'prune' },
+    { type: 'graft', have: vv({ a: 4, c: 2 }) },
+    {
+      type: 'hello',
+      readOnly: false,
+      id: 'carol',
+      have: vv({ carol: 2 }),
+      durable: vv({ carol: 2 }),
+      tree: true,
+    },
   ]
 }
 
@@ -78,7 +90,7 @@ function encodeAll(msgs: Message[]): Uint8Array[] {
 }
 
 function snapshot(st: WireState): string {
-  return JSON.stringify([st.agents, [...(st.dict ?? [])]])
+  return JSON.stringify([st.agents, [...(st.dict ?? [])], st.have])
 }
 
 test('every message type round-trips, with deltas and agent interning', () => {
