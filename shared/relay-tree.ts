@@ -5,23 +5,28 @@
  *
  * Owns, per link: whether the link is in the relay tree (eager: both ends push what the
  * other lacks, as without pruning) or out of it (lazy: neither end pushes; each announces
- * what it holds, at most every `lazyDelayMs`, as an ACK `have`), what we announced, and the
- * graft check: events the peer announced that we still lack `graftDelayMs` later (between
- * one and two delays after the announcement) make us GRAFT the link back.
+ * what it holds, at most every `lazyDelayMs`, as an ACK `have`), what we announced, the
+ * duplicate test that prunes, and the graft check. Per replica (shared by its links):
+ * when one of them last grafted or rejoined, and how its last link to each peer closed.
  *
  * Decisions: a receiver PRUNEs a link when a batch pushed on it (not a version-vector diff)
- * repeats events it already held, while it has another open eager link (so a replica
- * never cuts its last one). The duplicate proves a second path, so the cut keeps the
- * eager links connected unless prunes race; pruning is symmetric, so in a quiet stretch
- * the eager links of a connected graph settle on a spanning tree, where batches carry
- * several replicas' events at once.
+ * repeats events it already held, while another of its open links pushes to it. The
+ * duplicate proves a second path, so the cut keeps the eager links connected unless prunes
+ * race (the sync layer refuses a PRUNE of a replica's last eager link); pruning is
+ * symmetric, so the eager links of a connected graph settle on a spanning tree, where
+ * batches carry several replicas' events at once. The graft check: when the peer
+ * announces events we lack, we look again after `graftDelayMs` (a HELLO's: a quarter of
+ * it); if some announced replica is still missing events and none of its events arrived
+ * meanwhile (its path is cut; a slow path still delivers), and no link of ours grafted
+ * within the delay, we GRAFT; else we keep watching what is still missing. A reconnect
+ * starts out of the tree when the last link to that peer closed out of it (or a graft
+ * has since mended the tree around it) and the two HELLOs differ by little.
  * Safety does not rest on the tree: on every link, each end either pushes what the peer
- * lacks or announces it; an announcement of events the receiver lacks ends, within two
- * graft delays, in GRAFT (a full vv: the peer sends the diff and both ends push again);
- * a new link (a reconnect) starts eager. So an event held anywhere reaches every replica
- * of a connected graph, only later when the tree is broken.
+ * lacks or announces it; announced events that stay missing end in a GRAFT (a full vv:
+ * the peer sends the diff and both ends push again). So an event held anywhere reaches
+ * every replica of a connected graph, only later while the tree is cut.
  * Cost: O(agents) per announcement (at most one per `lazyDelayMs` per lazy link, none
- * while nothing changed) and per graft check; nothing on an eager link beyond a count.
+ * while nothing changed) and per graft check; O(batch) per pushed batch (its summary).
  */
 import type { MutableVV, VersionVector } from './replica.ts'
 import { emptyVV, vvCovers } from './protocol.ts'
@@ -51,13 +56,14 @@ const MAX_REMEMBERED = 1024
 /** A new link between two replicas in a relay tree, differing by less, may start out of it. */
 const LAZY_START_EVENTS = 256
 
+const memories = new WeakMap<object, TreeMemory>()
+
 /** Events in `mine` that `theirs` lacks (per-agent counts). */
 export function missingCount(mine: VersionVector, theirs: VersionVector): number {
   let n = 0
   for (const a in mine) n += Math.max(0, mine[a]! - (theirs[a] ?? 0))
   return n
 }
-const memories = new WeakMap<object, TreeMemory>()
 
 /** What the relay tree needs from its link. */
 export interface TreeHost {
@@ -106,8 +112,8 @@ export class RelayTree {
    * A batch came on this link (`diff`: a version-vector diff, which may repeat events), of
    * which `fresh` events were new to us (or wait for parents): true when it repeated events
    * we held, so the caller should send PRUNE (and `leave`, if in the tree; out of it, the
-   * peer missed that). Not while this is our only link that pushes (`otherEager`).
-   * O(batch size): the updates are summarized.
+   * peer missed that, or pushed before it heard). Not while this is our only link that
+   * pushes (`otherEager`). O(batch size): the updates are summarized.
    */
   pushed(updates: readonly Uint8Array[], diff: boolean, fresh: number, otherEager: () => boolean) {
     if (diff) return false
