@@ -96,6 +96,12 @@ class NumHeap {
   }
 }
 
+/**
+ * Queue length from which a walk stops queueing an LV twice: with wide frontiers every
+ * child names the same parents, and the queue would hold each of them once per child.
+ */
+const DEDUPE_FROM = 16
+
 function mark(aOnly: Ranges, bOnly: Ranges, flag: Flag, start: LV, end: LV): void {
   if (flag === SHARED || start >= end) return
   const out = flag === ONLY_A ? aOnly : bOnly
@@ -127,6 +133,7 @@ export function diff(cg: CausalGraph, a: Frontier, b: Frontier): { aOnly: Ranges
   for (const lv of b) queue.push(lv * 4 + ONLY_B)
   const aOnly: Ranges = []
   const bOnly: Ranges = []
+  let queued: Set<number> | undefined
 
   while (items.length > shared) {
     const x = queue.pop()
@@ -148,7 +155,14 @@ export function diff(cg: CausalGraph, a: Frontier, b: Frontier): { aOnly: Ranges
     }
     mark(aOnly, bOnly, flag, entry.start, lv + 1)
     for (const p of entry.parents) {
-      queue.push(p * 4 + flag)
+      // Many children name the same parents when frontiers are wide: queue each once per flag
+      // (LVs pop newest first, so one never comes back after it popped).
+      const x = p * 4 + flag
+      if (items.length >= DEDUPE_FROM) {
+        if ((queued ??= new Set()).has(x)) continue
+        queued.add(x)
+      }
+      queue.push(x)
       if (flag === SHARED) shared++
     }
   }
@@ -177,6 +191,8 @@ export function dominators(cg: CausalGraph, lvs: readonly LV[]): LV[] {
     if (lv < oldest) oldest = lv
   }
   const out: LV[] = []
+  /** Ancestors queued so far: each once, however many children name it. */
+  let queuedAncestors: Set<LV> | undefined
   while (inputs > 0) {
     const x = queue.pop()
     const isInput = x % 2 === 1
@@ -195,7 +211,14 @@ export function dominators(cg: CausalGraph, lvs: readonly LV[]): LV[] {
       if (queue.pop() % 2 === 1) inputs--
     }
     if (inputs === 0) break
-    for (const p of entry.parents) if (p >= oldest) queue.push(p * 2)
+    for (const p of entry.parents) {
+      if (p < oldest) continue
+      if (items.length >= DEDUPE_FROM) {
+        if ((queuedAncestors ??= new Set()).has(p)) continue
+        queuedAncestors.add(p)
+      }
+      queue.push(p * 2)
+    }
   }
   return out.reverse()
 }
