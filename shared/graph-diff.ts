@@ -223,6 +223,21 @@ export function dominators(cg: CausalGraph, lvs: readonly LV[]): LV[] {
   return out.reverse()
 }
 
+const lastOf = (v: readonly LV[]): LV => (v.length === 0 ? -1 : v[v.length - 1])
+
+/** Walk order of versions: newest last event first, then the wider one (a merge point). */
+function pointBefore(x: readonly LV[], y: readonly LV[]): boolean {
+  const lx = lastOf(x)
+  const ly = lastOf(y)
+  return lx !== ly ? lx > ly : x.length > y.length
+}
+
+function sameFrontier(x: readonly LV[], y: readonly LV[]): boolean {
+  if (x.length !== y.length) return false
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false
+  return true
+}
+
 /**
  * The greatest version `common` that every event of `a` and `b` since it
  * descends from, and the events after it (in either history) as ascending
@@ -235,15 +250,7 @@ export function findConflicting(
   b: Frontier,
   budget = Infinity,
 ): { common: LV[]; zone: Ranges } | null {
-  interface Point {
-    v: readonly LV[]
-  }
-  const last = (p: Point) => (p.v.length === 0 ? -1 : p.v[p.v.length - 1])
-  const queue = new Heap<Point>((x, y) => {
-    const lx = last(x)
-    const ly = last(y)
-    return lx !== ly ? lx > ly : x.v.length > y.v.length
-  })
+  const queue = new Heap<readonly LV[]>(pointBefore)
   const zone: Ranges = []
   let visited = 0
   const visit = (start: LV, end: LV) => {
@@ -252,22 +259,19 @@ export function findConflicting(
     if (top !== undefined && top[0] === end) top[0] = start
     else zone.push([start, end])
   }
-  const equal = (x: readonly LV[], y: readonly LV[]) =>
-    x.length === y.length && x.every((lv, i) => lv === y[i])
 
-  queue.push({ v: a })
-  queue.push({ v: b })
+  queue.push(a)
+  queue.push(b)
   for (;;) {
-    const point = queue.pop()!
-    const v = point.v
-    while (queue.size > 0 && equal(queue.peek()!.v, v)) queue.pop()
+    const v = queue.pop()!
+    while (queue.size > 0 && sameFrontier(queue.peek()!, v)) queue.pop()
     if (queue.size === 0 || v.length === 0) {
       zone.reverse()
       return { common: v.slice(), zone }
     }
     if (v.length > 1) {
       // A merge point: walk its branches separately.
-      for (const lv of v) queue.push({ v: [lv] })
+      for (const lv of v) queue.push([lv])
       continue
     }
     const lv = v[0]
@@ -280,17 +284,17 @@ export function findConflicting(
         return { common: [end - 1], zone }
       }
       const top = queue.peek()!
-      const topLast = last(top)
+      const topLast = lastOf(top)
       if (topLast < entry.start) break
       queue.pop()
       if (topLast + 1 < end) {
         visit(topLast + 1, end)
         end = topLast + 1
       }
-      for (let i = 0; i < top.v.length - 1; i++) queue.push({ v: [top.v[i]] })
+      for (let i = 0; i < top.length - 1; i++) queue.push([top[i]])
     }
     visit(entry.start, end)
     if (visited > budget) return null
-    queue.push({ v: entry.parents })
+    queue.push(entry.parents)
   }
 }
