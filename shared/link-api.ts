@@ -68,7 +68,7 @@ export interface LinkOptions {
    * Only where both ends ask; false: push on every link (a hub, whose peers are leaves).
    */
   treeRelay?: boolean
-  /** Announcements on a pruned link go at most this often. Default 4 x maxBatchDelayMs. */
+  /** Announcements on a pruned link go at most this often. Default 6 x maxBatchDelayMs. */
   lazyDelayMs?: number
   /**
    * Announced events missing this long (1-2x per link pair), none of some replica arriving

@@ -409,7 +409,7 @@ class LinkImpl implements Link, LogReader {
       if (this.out.deflate) seedDictionaries(this.out, this.inn, this.helloSent!, msg.have)
       if (msg.tree && this.wantsTree()) {
         const host = { version: () => this.doc.version(), graft: () => this.graft() }
-        const lazyMs = this.opts.lazyDelayMs ?? 4 * this.maxBatchDelay
+        const lazyMs = this.opts.lazyDelayMs ?? 6 * this.maxBatchDelay
         // Graft checks spread per link pair, so one graft can spare the others.
         const graftMs = (this.opts.graftDelayMs ?? 2000) * (1 + pairJitter(this.myId, msg.id))
         this.relayTree = new RelayTree(this.doc, msg.id, host, this.clock, lazyMs, graftMs)
