@@ -379,7 +379,11 @@ export class TextDoc {
       for (let lv = start; lv < end;) {
         const e = cg.entries[findEntry(cg, lv)]
         const spanEnd = Math.min(end, e.end)
-        const parents = (lv === e.start ? e.parents : [lv - 1]).map((p) => lvToRaw(cg, p))
+        let parents: RawId[]
+        if (lv === e.start) {
+          parents = new Array<RawId>(e.parents.length)
+          for (let i = 0; i < parents.length; i++) parents[i] = lvToRaw(cg, e.parents[i])
+        } else parents = [[e.agent, e.seq + (lv - e.start) - 1]]
         spans.push({ agent: e.agent, seq: e.seq + (lv - e.start), len: spanEnd - lv, parents })
         lv = spanEnd
       }
