@@ -9,17 +9,19 @@
  * causally chained, so the events of agent a in a version are a prefix of a's seqs: two
  * versions differ, for a, by the seq range between their counts.
  *
- * Cost per move: O(agents x parents) integer steps on typed arrays, plus a binary search per
- * agent that differs. The versions of the last `MAX_ENTRIES` walked entries are kept; a parent
- * older than that (or under `base`) returns null and the caller walks the graph instead, then
- * hands the result back through `adjust`.
+ * The same vectors reduce an incoming event's parents to a frontier (`minimal`): p is an
+ * ancestor of q when q's version counts p's seq.
+ *
+ * Cost per move: O(agents x parents) steps on typed arrays (Float64Array: seqs are exact up to
+ * 2^53), plus a binary search per agent that differs. The versions of the last `MAX_ENTRIES`
+ * walked entries are kept; a parent older than that (or under `base`) returns null and the
+ * caller walks the graph instead, then hands the result back through `adjust`.
  */
 import { type CausalGraph, type Frontier, type LV, findEntry } from './causal-graph.ts'
+import type { Ranges } from './graph-diff.ts'
 
 /** Walked entries whose versions are kept: parents are nearly always recent events. */
 const MAX_ENTRIES = 1024
-
-export type Ranges = [LV, LV][]
 
 export class WindowVersions {
   private readonly index = new Map<string, number>()
@@ -32,7 +34,7 @@ export class WindowVersions {
    * of its first event; a row holds the agents known when it was written (`rowAgents`), any
    * later agent is at its floor there.
    */
-  private rows: Int32Array = new Int32Array(0)
+  private rows: Float64Array = new Float64Array(0)
   private width = 0
   private capacity = 0
   private written = 0
@@ -40,9 +42,9 @@ export class WindowVersions {
   private rowKey: LV[] = []
   private rowAgents: number[] = []
   /** The prepare version. */
-  private prep: Int32Array = new Int32Array(0)
+  private prep: Float64Array = new Float64Array(0)
   /** Scratch for the version being computed. */
-  private next: Int32Array = new Int32Array(0)
+  private next: Float64Array = new Float64Array(0)
 
   constructor(
     private readonly cg: CausalGraph,
@@ -75,10 +77,10 @@ export class WindowVersions {
   }
 
   /** `v` widened to every known agent, the new ones at their floor (a vector never holds more). */
-  private widen(v: Int32Array): Int32Array {
+  private widen(v: Float64Array): Float64Array {
     const n = this.agents.length
     if (v.length >= n) return v
-    const out = new Int32Array(n)
+    const out = new Float64Array(n)
     out.set(v)
     for (let i = v.length; i < n; i++) out[i] = this.floor[i]
     return out
@@ -160,7 +162,7 @@ export class WindowVersions {
   }
 
   /** Per agent, the seq ranges one vector has and the other lacks, as LV ranges. */
-  private rangesBetween(from: Int32Array, to: Int32Array): { aOnly: Ranges; bOnly: Ranges } {
+  private rangesBetween(from: Float64Array, to: Float64Array): { aOnly: Ranges; bOnly: Ranges } {
     const aOnly: Ranges = []
     const bOnly: Ranges = []
     const n = this.agents.length
@@ -203,7 +205,7 @@ export class WindowVersions {
     this.count(bOnly, next, 1)
   }
 
-  private count(ranges: Ranges, v: Int32Array, sign: 1 | -1): void {
+  private count(ranges: Ranges, v: Float64Array, sign: 1 | -1): void {
     const cg = this.cg
     for (const [start, end] of ranges) {
       for (let lv = start; lv < end;) {
@@ -218,7 +220,7 @@ export class WindowVersions {
   }
 
   /** Writes `v` as the row of the entry starting at `key`, over the oldest row once full. */
-  private keep(key: LV, v: Int32Array): void {
+  private keep(key: LV, v: Float64Array): void {
     const n = this.agents.length
     if (n > this.width || this.written === this.capacity) {
       this.resize(Math.max(this.width, n + (n >> 1), 4), this.written === this.capacity)
@@ -234,7 +236,7 @@ export class WindowVersions {
   /** Rows of `width` counts; twice the rows (up to `MAX_ENTRIES`) when `grow`. */
   private resize(width: number, grow: boolean): void {
     const capacity = grow ? Math.min(MAX_ENTRIES, Math.max(16, 2 * this.capacity)) : this.capacity
-    const rows = new Int32Array(capacity * width)
+    const rows = new Float64Array(capacity * width)
     const used = Math.min(this.written, this.capacity)
     for (let r = 0; r < used; r++) {
       rows.set(this.rows.subarray(r * this.width, r * this.width + this.rowAgents[r]), r * width)
