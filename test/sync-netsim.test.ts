@@ -11,7 +11,7 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { TextDoc } from '../shared/index.ts'
 import { VirtualClock, topologyEdges, type SimDocFactory, type Topology } from './support/netsim.ts'
-import { checkScenario, runScenario } from './support/netsim-workload.ts'
+import { checkScenario, runCheckedScenario, runScenario } from './support/netsim-workload.ts'
 import { Rng } from './support/rng.ts'
 import { MSG } from '../shared/protocol.ts'
 
@@ -65,23 +65,19 @@ test('simulated replicas converge in every topology through flaps, partitions an
   do {
     for (const topology of TOPOLOGIES) {
       const nodes = topology === 'random' ? 3 + (seed % 5) : 5
-      const res = runScenario({
-        factory,
-        nodes,
-        topology,
-        seed,
-        edits: 120,
-        flaps: true,
-        partitions: true,
-        restarts: true,
-      })
-      try {
-        checkScenario(res)
-      } catch (e) {
-        throw new Error(
-          `${topology} seed ${seed}: ${(e as Error).message}\n  replay: FUZZ_SEED=${seed} npx tsx test/sync-netsim.test.ts`,
-        )
-      }
+      const res = runCheckedScenario(
+        {
+          factory,
+          nodes,
+          topology,
+          seed,
+          edits: 120,
+          flaps: true,
+          partitions: true,
+          restarts: true,
+        },
+        'test/sync-netsim.test.ts',
+      )
       const c = (coverage[topology] ??= {
         seeds: 0,
         events: 0,

@@ -14,7 +14,7 @@ import { TextDoc, link, memoryPair } from '../shared/index.ts'
 import { MSG, SyncError, WireState, decodeMessage, encodeMessage } from '../shared/protocol.ts'
 import { summarizeUpdate } from '../shared/update-summary.ts'
 import { Network, type SimDocFactory } from './support/netsim.ts'
-import { checkScenario, runScenario } from './support/netsim-workload.ts'
+import { runCheckedScenario } from './support/netsim-workload.ts'
 import { RawPeer, until } from './support/raw-peer.ts'
 import { Rng } from './support/rng.ts'
 
@@ -158,23 +158,19 @@ test('meshes and random graphs with flaps, partitions and restarts converge, pru
   do {
     for (const topology of ['mesh', 'random', 'ring'] as const) {
       const nodes = topology === 'random' ? 4 + (seed % 4) : 5
-      const res = runScenario({
-        factory,
-        nodes,
-        topology,
-        seed,
-        edits: 150,
-        flaps: true,
-        partitions: true,
-        restarts: true,
-      })
-      try {
-        checkScenario(res)
-      } catch (e) {
-        throw new Error(
-          `${topology} seed ${seed}: ${(e as Error).message}\n  replay: FUZZ_SEED=${seed} npx tsx test/sync-relay.test.ts`,
-        )
-      }
+      const res = runCheckedScenario(
+        {
+          factory,
+          nodes,
+          topology,
+          seed,
+          edits: 150,
+          flaps: true,
+          partitions: true,
+          restarts: true,
+        },
+        'test/sync-relay.test.ts',
+      )
       prunes += res.net.stats.byType?.[MSG.PRUNE] ?? 0
       grafts += res.net.stats.byType?.[MSG.GRAFT] ?? 0
       runs++

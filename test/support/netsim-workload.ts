@@ -136,3 +136,19 @@ export function checkScenario(res: ScenarioResult): string {
   }
   return text
 }
+
+/**
+ * `runScenario` then `checkScenario`; a failure names the topology, the seed and the command
+ * that replays it (`FUZZ_SEED=<seed> npx tsx <testFile>`).
+ */
+export function runCheckedScenario(o: ScenarioOptions, testFile: string): ScenarioResult {
+  const res = runScenario(o)
+  try {
+    checkScenario(res)
+  } catch (e) {
+    throw new Error(
+      `${o.topology} seed ${o.seed}: ${(e as Error).message}\n  replay: FUZZ_SEED=${o.seed} npx tsx ${testFile}`,
+    )
+  }
+  return res
+}
