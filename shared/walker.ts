@@ -26,7 +26,7 @@ import {
 } from './causal-graph.ts'
 import { diff, dominators, findConflicting } from './graph-diff.ts'
 import { WindowVersions } from './window-versions.ts'
-import { DEL, INS, type OpLog, type OpRun, opsIn } from './oplog.ts'
+import { DEL, INS, type OpLog, type OpRun, findRun, opsIn } from './oplog.ts'
 import {
   type CharAt,
   type Cursor,
@@ -268,33 +268,38 @@ class Walk {
   }
 
   retreat(start: LV, end: LV): void {
-    const ops = opsIn(this.log, start, end)
-    for (let i = ops.length - 1; i >= 0; i--) this.toggle(ops[i], -1)
+    const runs = this.log.runs
+    const first = findRun(this.log, start)
+    let last = first
+    while (last < runs.length && runs[last].start < end) last++
+    for (let i = last - 1; i >= first; i--) this.toggle(runs[i], start, end, -1)
   }
 
   advance(start: LV, end: LV): void {
-    for (const op of opsIn(this.log, start, end)) this.toggle(op, 1)
-  }
-
-  /** Moves the events of `op` out of (-1) or into (+1) the prepare version. */
-  private toggle(op: OpRun, dir: 1 | -1): void {
-    if (op.kind === INS) {
-      this.eachChar(op.start, op.end - op.start, (at, it) =>
-        this.tree.setState(at, it.cur + dir, it.endDel),
-      )
-      return
-    }
-    for (const [target, len] of this.targetsOf(op.start, op.end)) {
-      this.eachChar(target, len, (at, it) => this.tree.setState(at, it.cur + dir, it.endDel))
+    const runs = this.log.runs
+    for (let i = findRun(this.log, start); i < runs.length && runs[i].start < end; i++) {
+      this.toggle(runs[i], start, end, 1)
     }
   }
 
-  /** Calls `fn` on the items holding characters `lv .. lv+len`, split to fit exactly. */
-  private eachChar(lv: LV, len: number, fn: (at: Cursor, it: Item) => void): void {
+  /**
+   * Moves the events of run `op` between `start` and `end` out of (-1) or into (+1) the
+   * prepare version (no slice of the run: only its kind and LVs matter here).
+   */
+  private toggle(op: OpRun, start: LV, end: LV, dir: 1 | -1): void {
+    const from = Math.max(start, op.start)
+    const to = Math.min(end, op.end)
+    if (op.kind === INS) return this.toggleChars(from, to - from, dir)
+    for (const [target, len] of this.targetsOf(from, to)) this.toggleChars(target, len, dir)
+  }
+
+  /** Adds `dir` to the state of characters `lv .. lv+len`, splitting items to fit exactly. */
+  private toggleChars(lv: LV, len: number, dir: 1 | -1): void {
+    const tree = this.tree
     while (len > 0) {
-      const at = this.isolate(this.tree.findLv(lv), len)
+      const at = this.isolate(tree.findLv(lv), len)
       const it = at.leaf.items[at.idx]
-      fn(at, it)
+      tree.setState(at, it.cur + dir, it.endDel)
       lv += it.len
       len -= it.len
     }
