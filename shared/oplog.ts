@@ -93,12 +93,12 @@ export function opsIn(log: OpLog, start: LV, end: LV): OpRun[] {
   return out
 }
 
-/** The part of run `r` from `start` to `end`. */
-export function slice(r: OpRun, start: LV, end: LV): OpRun {
+/** The part of run `r` from `start` to `end`; its inserted text only `withContent`. */
+export function slice(r: OpRun, start: LV, end: LV, withContent = true): OpRun {
   if (start === r.start && end === r.end) return r
   const off = start - r.start
   const pos = r.kind === INS ? r.pos + off : r.fwd ? r.pos : r.pos - off
-  const content = r.kind === INS ? r.content.slice(off, off + (end - start)) : ''
+  const content = r.kind === INS && withContent ? r.content.slice(off, off + (end - start)) : ''
   return { start, end, kind: r.kind, pos, fwd: r.fwd, content }
 }
 

@@ -26,7 +26,7 @@ import {
 } from './causal-graph.ts'
 import { diff, dominators, findConflicting } from './graph-diff.ts'
 import { WindowVersions } from './window-versions.ts'
-import { DEL, INS, type OpLog, type OpRun, findRun, opsIn } from './oplog.ts'
+import { DEL, INS, type OpLog, type OpRun, findRun, slice } from './oplog.ts'
 import {
   type CharAt,
   type Cursor,
@@ -157,13 +157,14 @@ export class Merge {
       for (let i = step.aOnly.length - 1; i >= 0; i--)
         walk.retreat(step.aOnly[i][0], step.aOnly[i][1])
       for (const [s, e] of step.bOnly) walk.advance(s, e)
-      for (const op of opsIn(log, step.start, step.end)) {
-        if (op.start < firstNew && op.end > firstNew) {
-          walk.apply(opsIn(log, op.start, firstNew)[0], false)
-          walk.apply(opsIn(log, firstNew, op.end)[0], true)
-        } else {
-          walk.apply(op, op.start >= firstNew)
-        }
+      // Events already in the document only update the tree (their text is not needed).
+      const runs = log.runs
+      for (let i = findRun(log, step.start); i < runs.length && runs[i].start < step.end; i++) {
+        const r = runs[i]
+        const from = Math.max(step.start, r.start)
+        const to = Math.min(step.end, r.end)
+        if (from < firstNew) walk.apply(slice(r, from, Math.min(to, firstNew), false), false)
+        if (to > firstNew) walk.apply(slice(r, Math.max(from, firstNew), to), true)
       }
     }
     this.prepare = prepare
