@@ -131,7 +131,8 @@ export function addEvents(
   ) {
     last.end = end
   } else {
-    cg.entries.push({ start, end, agent, seq, parents: parents.slice() })
+    // Frontiers are never changed in place (heads are replaced): the entry may share it.
+    cg.entries.push({ start, end, agent, seq, parents })
   }
   let spans = cg.agents.get(agent)
   if (spans === undefined) cg.agents.set(agent, (spans = []))
@@ -148,6 +149,8 @@ export function addEvents(
 
 /** The frontier after adding event `lv` (whose parents are `parents`) to `frontier`. */
 export function advanceFrontier(frontier: Frontier, parents: Frontier, lv: LV): LV[] {
+  // Typing on the current version: the new event is the only head.
+  if (parents === frontier) return [lv]
   const out: LV[] = []
   for (const f of frontier) if (!parents.includes(f)) out.push(f)
   // `lv` is newer than everything in the frontier, so it goes last.

@@ -209,7 +209,8 @@ export class TextDoc {
     pushOp(this.log, lv, INS, pos, text.length, text)
     this.content.insert(pos, text)
     this.ids?.insert(pos, lv, text.length)
-    this.announce(lv, [{ index: pos, insert: text }], undefined)
+    if (this.emitter.has('change') || this.emitter.has('update'))
+      this.announce(lv, [{ index: pos, insert: text }], undefined)
   }
 
   /** Deletes `length` code units from `pos`. Throws RangeError (changing nothing) for a bad range. */
@@ -227,7 +228,8 @@ export class TextDoc {
     pushOp(this.log, lv, DEL, pos, length, '')
     this.content.delete(pos, length)
     this.ids?.delete(pos, length)
-    this.announce(lv, [{ index: pos, delete: length }], undefined)
+    if (this.emitter.has('change') || this.emitter.has('update'))
+      this.announce(lv, [{ index: pos, delete: length }], undefined)
   }
 
   /** Every event the holder of `since` lacks (all events when omitted), encoded. */
@@ -508,7 +510,7 @@ export class TextDoc {
       next: cg.next,
       entries: cg.entries.length,
       lastEntryEnd: cg.entries.length > 0 ? cg.entries[cg.entries.length - 1].end : 0,
-      heads: cg.heads.slice(),
+      heads: cg.heads, // replaced, never changed in place
       runs: this.log.runs.length,
       lastRun: lastRun ? { end: lastRun.end, fwd: lastRun.fwd, content: lastRun.content } : null,
       pending: this.pending.isEmpty ? null : this.pending.snapshot(),
