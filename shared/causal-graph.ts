@@ -211,12 +211,16 @@ export function rangesMissingFrom(cg: CausalGraph, vv: VersionVector): [LV, LV][
     }
   }
   ranges.sort((a, b) => a[0] - b[0])
-  // Merge adjacent ranges.
+  return joinAdjacent(ranges)
+}
+
+/** Ascending ranges `[start, end)` with the ones that touch joined (new tuples; input unchanged). */
+export function joinAdjacent(ranges: readonly (readonly [LV, LV])[]): [LV, LV][] {
   const out: [LV, LV][] = []
-  for (const r of ranges) {
+  for (const [start, end] of ranges) {
     const last = out[out.length - 1]
-    if (last !== undefined && last[1] === r[0]) last[1] = r[1]
-    else out.push(r)
+    if (last !== undefined && last[1] === start) last[1] = end
+    else out.push([start, end])
   }
   return out
 }

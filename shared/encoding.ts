@@ -34,6 +34,8 @@ const HEADER_BYTES = 5
  * Loading then inflates the text alone and checksums the stored bytes, not the inflated ones.
  */
 const FLAG_SECTIONED = 2
+/** What a sectioned snapshot's checksum covers besides its body: the frame's flags. */
+const SECTIONED_CONTEXT = Uint8Array.of(FLAG_SECTIONED)
 /** Bodies smaller than this are not worth compressing. */
 const COMPRESS_FROM = 512
 /** Deflate cannot expand more than this; a larger claimed size is a lie. */
@@ -303,7 +305,7 @@ export function encodeSnapshot(snap: DecodedSnapshot): Uint8Array {
   w.raw(snap.history)
   // A checksum over the whole stored body: corrupted storage fails loudly on load.
   // The frame's flags are covered too: a flipped flag cannot select the other layout unnoticed.
-  return frame(KIND_SNAPSHOT, seal(w.finish(), Uint8Array.of(FLAG_SECTIONED)), FLAG_SECTIONED)
+  return frame(KIND_SNAPSHOT, seal(w.finish(), SECTIONED_CONTEXT), FLAG_SECTIONED)
 }
 
 export function decodeSnapshot(bytes: Uint8Array): DecodedSnapshot {
@@ -316,9 +318,7 @@ export function decodeSnapshot(bytes: Uint8Array): DecodedSnapshot {
   const sectioned = (flags & FLAG_SECTIONED) !== 0
   if (sectioned && flags & FLAG_DEFLATED)
     throw new DecodeError('a sectioned snapshot is never deflated as a whole')
-  const r = new Reader(
-    unseal(body.rest(), 'snapshot', sectioned ? Uint8Array.of(FLAG_SECTIONED) : undefined),
-  )
+  const r = new Reader(unseal(body.rest(), 'snapshot', sectioned ? SECTIONED_CONTEXT : undefined))
   const n = r.count('agent count', 2)
   const version: [string, number][] = []
   const seen = new Set<string>()

@@ -8,7 +8,13 @@
  * the cost is proportional to the events since the versions diverged, not to
  * the history's length.
  */
-import { type CausalGraph, type Frontier, type LV, findEntry } from './causal-graph.ts'
+import {
+  type CausalGraph,
+  type Frontier,
+  type LV,
+  findEntry,
+  frontierEquals,
+} from './causal-graph.ts'
 
 /** A binary max-heap with a caller-supplied "a before b" comparison. */
 class Heap<T> {
@@ -232,12 +238,6 @@ function pointBefore(x: readonly LV[], y: readonly LV[]): boolean {
   return lx !== ly ? lx > ly : x.length > y.length
 }
 
-function sameFrontier(x: readonly LV[], y: readonly LV[]): boolean {
-  if (x.length !== y.length) return false
-  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false
-  return true
-}
-
 /**
  * The greatest version `common` that every event of `a` and `b` since it
  * descends from, and the events after it (in either history) as ascending
@@ -264,7 +264,7 @@ export function findConflicting(
   queue.push(b)
   for (;;) {
     const v = queue.pop()!
-    while (queue.size > 0 && sameFrontier(queue.peek()!, v)) queue.pop()
+    while (queue.size > 0 && frontierEquals(queue.peek()!, v)) queue.pop()
     if (queue.size === 0 || v.length === 0) {
       zone.reverse()
       return { common: v.slice(), zone }

@@ -209,8 +209,7 @@ export class TextDoc {
     pushOp(this.log, lv, INS, pos, text.length, text)
     this.content.insert(pos, text)
     this.ids?.insert(pos, lv, text.length)
-    if (this.emitter.has('change') || this.emitter.has('update'))
-      this.announce(lv, [{ index: pos, insert: text }], undefined)
+    if (this.observed) this.announce(lv, [{ index: pos, insert: text }], undefined)
   }
 
   /** Deletes `length` code units from `pos`. Throws RangeError (changing nothing) for a bad range. */
@@ -228,8 +227,7 @@ export class TextDoc {
     pushOp(this.log, lv, DEL, pos, length, '')
     this.content.delete(pos, length)
     this.ids?.delete(pos, length)
-    if (this.emitter.has('change') || this.emitter.has('update'))
-      this.announce(lv, [{ index: pos, delete: length }], undefined)
+    if (this.observed) this.announce(lv, [{ index: pos, delete: length }], undefined)
   }
 
   /** Every event the holder of `since` lacks (all events when omitted), encoded. */
@@ -526,6 +524,11 @@ export class TextDoc {
     this.pending.restore(mark.pending ?? new Map())
     this.merge = null
     this.ids = null
+  }
+
+  /** Whether anyone listens: local edits build their change record only then. */
+  private get observed(): boolean {
+    return this.emitter.has('change') || this.emitter.has('update')
   }
 
   /** Tells listeners about events `from ..` (encoded, unless `bytes` already are) and the content changes they made. */

@@ -32,11 +32,6 @@ export class Writer {
     } else this.buf = new Uint8Array(256)
   }
 
-  /** Bytes written so far. */
-  get length(): number {
-    return this.pos
-  }
-
   /** The bytes written since `from`, without copying: valid until the next write or `finish`. */
   view(from = 0): Uint8Array {
     return this.buf.subarray(from, this.pos)

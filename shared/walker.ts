@@ -23,6 +23,7 @@ import {
   agentOf,
   findEntry,
   frontierEquals,
+  joinAdjacent,
 } from './causal-graph.ts'
 import { diff, dominators, findConflicting } from './graph-diff.ts'
 import { WindowVersions } from './window-versions.ts'
@@ -127,21 +128,15 @@ export class Merge {
       let aOnly: [LV, LV][] = []
       let bOnly: [LV, LV][] = []
       const versions = this.versions
-      if (versions === null) {
-        if (!frontierEquals(prepare, parents)) {
-          ;({ aOnly, bOnly } = diff(cg, prepare, parents))
-          if (aOnly.some((r) => r[0] < this.base) || bOnly.some((r) => r[0] < this.base))
-            return false
-        }
-      } else if (frontierEquals(prepare, parents)) versions.stay()
+      if (frontierEquals(prepare, parents)) versions?.stay()
       else {
-        const moved = versions.moveTo(parents)
+        const moved = versions?.moveTo(parents) ?? null
         if (moved !== null && !Merge.verify) ({ aOnly, bOnly } = moved)
         else {
           ;({ aOnly, bOnly } = diff(cg, prepare, parents))
           if (aOnly.some((r) => r[0] < this.base) || bOnly.some((r) => r[0] < this.base))
             return false
-          if (moved === null) versions.adjust(aOnly, bOnly)
+          if (moved === null) versions?.adjust(aOnly, bOnly)
           else if (!sameRanges(moved.aOnly, aOnly) || !sameRanges(moved.bOnly, bOnly))
             throw new Error(`window versions disagree with the graph at LV ${lv}`)
         }
@@ -207,7 +202,7 @@ export class Merge {
     const out = this.versions?.minimal(lvs) ?? null
     if (out !== null && Merge.verify) {
       const walked = dominators(this.walk.cg, lvs)
-      if (walked.length !== out.length || walked.some((lv, i) => lv !== out[i]))
+      if (!frontierEquals(walked, out))
         throw new Error(`window versions reduce [${lvs}] to [${out}], the graph to [${walked}]`)
     }
     return out
@@ -240,17 +235,8 @@ export class Merge {
 
 /** Equal sets of LVs, whatever the ranges' boundaries (adjacent ranges may be split or joined). */
 function sameRanges(a: [LV, LV][], b: [LV, LV][]): boolean {
-  const join = (r: [LV, LV][]) => {
-    const out: [LV, LV][] = []
-    for (const [s, e] of r) {
-      const last = out[out.length - 1]
-      if (last !== undefined && last[1] === s) last[1] = e
-      else out.push([s, e])
-    }
-    return out
-  }
-  const x = join(a)
-  const y = join(b)
+  const x = joinAdjacent(a)
+  const y = joinAdjacent(b)
   return x.length === y.length && x.every((r, i) => r[0] === y[i][0] && r[1] === y[i][1])
 }
 

@@ -198,11 +198,9 @@ export class WindowVersions {
    * is the old one less `aOnly`, plus `bOnly` (as the scratch `next`, until `enter`).
    */
   adjust(aOnly: Ranges, bOnly: Ranges): void {
-    this.prep = this.widen(this.prep)
-    const next = (this.next = this.widen(this.next))
-    next.set(this.prep.subarray(0, Math.min(this.prep.length, next.length)))
-    this.count(aOnly, next, -1)
-    this.count(bOnly, next, 1)
+    this.stay()
+    this.count(aOnly, this.next, -1)
+    this.count(bOnly, this.next, 1)
   }
 
   private count(ranges: Ranges, v: Float64Array, sign: 1 | -1): void {
