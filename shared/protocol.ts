@@ -671,8 +671,20 @@ function decodeChecked(bytes: Uint8Array, st: WireState, maxBytes: number): Mess
 /** Componentwise maximum (a new prototype-free object). */
 export function maxVV(a: VersionVector, b: VersionVector): MutableVV {
   const out = copyVV(a)
-  for (const k in b) if ((out[k] ?? 0) < b[k]!) out[k] = b[k]!
+  raiseVV(out, b)
   return out
+}
+
+/** Raises `into` to cover `vv`, in place (O(entries of vv)); true if anything changed. */
+export function raiseVV(into: MutableVV, vv: VersionVector): boolean {
+  let changed = false
+  for (const k in vv) {
+    if ((into[k] ?? 0) < vv[k]!) {
+      into[k] = vv[k]!
+      changed = true
+    }
+  }
+  return changed
 }
 
 /** True when `a` holds every event of `b`. */

@@ -29,7 +29,7 @@
  * while nothing changed) and per graft check; O(batch) per pushed batch (its summary).
  */
 import type { MutableVV, VersionVector } from './replica.ts'
-import { emptyVV, vvCovers } from './protocol.ts'
+import { emptyVV, raiseVV, vvCovers } from './protocol.ts'
 import { summarizeUpdate } from './update-summary.ts'
 
 /** Timers (the link's clock). */
@@ -183,10 +183,10 @@ export class RelayTree {
     const mine = this.host.version()
     if (vvCovers(mine, have)) return
     if (this.timer !== null) {
-      this.heardSince = raiseInto(this.heardSince, have)
+      raiseVV((this.heardSince ??= emptyVV()), have)
       return
     }
-    this.awaited = raiseInto(this.awaited, have)
+    raiseVV((this.awaited ??= emptyVV()), have)
     // A HELLO's version is checked sooner: a link that flaps faster than the graft delay
     // would otherwise never graft a cut tree.
     this.watch(mine, first ? this.graftDelayMs / 4 : this.graftDelayMs)
@@ -225,7 +225,7 @@ export class RelayTree {
     // Progress, or another link of ours just grafted (its diff may bring the rest).
     this.awaited = missing
     if (this.heardSince !== null && !vvCovers(mine, this.heardSince)) {
-      this.awaited = raiseInto(this.awaited, this.heardSince)
+      raiseVV((this.awaited ??= emptyVV()), this.heardSince)
     }
     this.heardSince = null
     if (this.awaited !== null) this.watch(mine)
@@ -247,10 +247,4 @@ export class RelayTree {
     closed.set(this.peerId, { lazy, at: this.clock.now() })
     if (closed.size > MAX_REMEMBERED) closed.delete(closed.keys().next().value!)
   }
-}
-
-function raiseInto(into: MutableVV | null, vv: VersionVector): MutableVV {
-  const out = into ?? emptyVV()
-  for (const a in vv) if ((out[a] ?? 0) < vv[a]!) out[a] = vv[a]!
-  return out
 }

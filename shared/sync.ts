@@ -30,6 +30,7 @@ import {
   encodeMessage,
   errorName,
   maxVV,
+  raiseVV,
   seedDictionaries,
   vvCovers,
   type Acks,
@@ -77,18 +78,6 @@ function pairJitter(a: string, b: string): number {
   let h = 2166136261
   for (const ch of `${a}\u0000${b}`) h = Math.imul(h ^ ch.charCodeAt(0), 16777619) >>> 0
   return h / 4294967296
-}
-
-/** Raises `into` to cover `vv` (in place, O(entries of vv)); true if anything changed. */
-function raise(into: MutableVV, vv: VersionVector): boolean {
-  let changed = false
-  for (const a in vv) {
-    if ((into[a] ?? 0) < vv[a]!) {
-      into[a] = vv[a]!
-      changed = true
-    }
-  }
-  return changed
 }
 
 function isEmpty(vv: VersionVector): boolean {
@@ -465,7 +454,7 @@ class LinkImpl implements Link, LogReader {
           // else the diff, as for a NEED; and our version, for the grafter's diff.
           this.relayTree.rejoin()
           if (this.cursor === NO_CURSOR || this.needFull) this.diffFrom(msg.have)
-          else raise(this.writableExtra(), msg.have)
+          else raiseVV(this.writableExtra(), msg.have)
           this.haveOwed = copyVV(this.doc.version())
           this.scheduleFlush()
         }
@@ -518,7 +507,7 @@ class LinkImpl implements Link, LogReader {
       this.peerAcked = copyVV(this.peerAcked)
       this.ackedOwned = true
     }
-    raise(this.peerAcked as MutableVV, vv)
+    raiseVV(this.peerAcked as MutableVV, vv)
     return true
   }
 
@@ -534,7 +523,7 @@ class LinkImpl implements Link, LogReader {
 
   private onAcks(msg: Acks): void {
     let changed = false
-    if (msg.have) raise(this.writableExtra(), msg.have)
+    if (msg.have) raiseVV(this.writableExtra(), msg.have)
     if (this.awaitingHave) {
       // The answer to our GRAFT (or a message before it: then the diff is against a lower
       // bound still). Its `have` may be empty: increments over what we heard already.
@@ -550,7 +539,7 @@ class LinkImpl implements Link, LogReader {
       }
     }
     if (msg.ack) {
-      raise(this.writableExtra(), msg.ack)
+      raiseVV(this.writableExtra(), msg.ack)
       if (this.raiseAcked(msg.ack)) changed = true
     }
     const n = msg.ackedMessages
@@ -739,7 +728,7 @@ class LinkImpl implements Link, LogReader {
         this.cursor = NO_CURSOR
         this.baseExact = false
         const have = this.relayTree!.announcement()
-        if (have !== null) raise((this.haveOwed ??= emptyVV()), have)
+        if (have !== null) raiseVV((this.haveOwed ??= emptyVV()), have)
       } else if (entries.length > 0) {
         const picked = this.pick(entries)
         updates = picked.updates
@@ -797,7 +786,7 @@ class LinkImpl implements Link, LogReader {
       if (sum !== null && vvCovers(this.extra, sum.vv)) {
         // The peer has it from elsewhere; tell it we have it too.
         this.haveOwed ??= emptyVV()
-        raise(this.haveOwed, sum.vv)
+        raiseVV(this.haveOwed, sum.vv)
         held.push(e)
         skipped = true
         continue
@@ -830,7 +819,7 @@ class LinkImpl implements Link, LogReader {
       for (const e of held) {
         const sum = e.summary
         if (sum === null) known = false
-        else raise(since, sum.vv)
+        else raiseVV(since, sum.vv)
       }
       updates = known ? [this.doc.encodeUpdate(since)] : send.map((e) => e.bytes)
     } else updates = send.map((e) => e.bytes)

@@ -105,15 +105,24 @@ test('steady mesh: the eager links settle on a spanning tree; each event reaches
   assert.is(net.errors.length, 0, net.errors.join('; '))
 })
 
-test('a pruned link delivers (announcements, then GRAFT) when the tree path is cut for good', () => {
-  const rng = new Rng(fixedSeed ?? 5)
-  // A ring of 3 is a triangle: once settled, two links push and one announces.
-  const net = new Network({ factory, nodes: 3, topology: 'ring', rng })
-  type(net, 40, rng)
+/**
+ * A network typed on for a while and settled: its eager edges and its first pruned edge
+ * (one with links, -1 when none).
+ */
+function settled(nodes: number, topology: 'ring' | 'mesh', seed: number, perNode: number) {
+  const rng = new Rng(seed)
+  const net = new Network({ factory, nodes, topology, rng })
+  type(net, perNode, rng)
   assert.ok(net.settle(), 'converged')
   const eager = eagerEdges(net)
+  const lazy = net.edges.findIndex((e, i) => !eager.includes(i) && e.links !== null)
+  return { rng, net, eager, lazy }
+}
+
+test('a pruned link delivers (announcements, then GRAFT) when the tree path is cut for good', () => {
+  // A ring of 3 is a triangle: once settled, two links push and one announces.
+  const { rng, net, eager, lazy } = settled(3, 'ring', fixedSeed ?? 5, 40)
   assert.is(eager.length, 2, 'a triangle settles on a path')
-  const lazy = net.edges.findIndex((_, i) => !eager.includes(i))
   const grafts = net.stats.byType?.[MSG.GRAFT] ?? 0
   // Cut one tree link and keep it down: only the pruned link connects its two ends now.
   net.setEdge(eager[0]!, false)
@@ -129,20 +138,13 @@ test('a pruned link delivers (announcements, then GRAFT) when the tree path is c
 })
 
 test('a reconnect of a pruned link, while the tree holds, sends no diff', () => {
-  const rng = new Rng(fixedSeed ?? 3)
-  const net = new Network({ factory, nodes: 5, topology: 'mesh', rng })
-  type(net, 60, rng)
-  assert.ok(net.settle(), 'converged')
-  const eager = eagerEdges(net)
-  const lazy = net.edges.findIndex((e, i) => !eager.includes(i) && e.links !== null)
+  const { rng, net, lazy } = settled(5, 'mesh', fixedSeed ?? 3, 60)
   assert.ok(lazy >= 0, 'a pruned link')
-  let diffs = 0
   net.setEdge(lazy, false)
   net.setEdge(lazy, true)
   const [la, lb] = net.edges[lazy]!.links!
-  const seen = () => la.stats.eventMessagesSent + lb.stats.eventMessagesSent
   type(net, 10, rng)
-  diffs = seen()
+  const diffs = la.stats.eventMessagesSent + lb.stats.eventMessagesSent
   assert.ok(net.settle(), 'converged')
   assert.is(la.tree, 'lazy')
   assert.is(lb.tree, 'lazy')
