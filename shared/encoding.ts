@@ -6,7 +6,8 @@
  * holds columns: the agent table; the event spans (agent, first seq, length,
  * parents of the first event as ids); the operation runs (kind, length,
  * position as a zigzag delta from the previous run); then all inserted text as
- * one WTF-8 string. Decoding builds plain objects and checks every count,
+ * one WTF-8 string. An insert run's direction bit says whether its text is in
+ * that string: an elided run (oplog.ts) has none, its characters being deleted. Decoding builds plain objects and checks every count,
  * index and length against the rest of the message before returning, so a bad
  * message throws `DecodeError` before anything is touched.
  *
@@ -60,7 +61,7 @@ export interface OpSpan {
   readonly len: number
   readonly pos: number
   readonly fwd: boolean
-  /** Inserts: the inserted code units. */
+  /** Inserts: the inserted code units; '' when elided (the characters are deleted, their text dropped). */
   readonly content: string
 }
 
@@ -203,11 +204,13 @@ export function encodeUpdate(update: DecodedUpdate): Uint8Array {
   let prev = 0
   const content: string[] = []
   for (const op of update.ops) {
-    // kind, direction and length in one varint: len * 4 + fwd * 2 + kind
-    w.uint(op.len * 4 + (op.fwd ? 2 : 0) + op.kind)
+    // kind, direction and length in one varint: len * 4 + fwd * 2 + kind. An insert's
+    // direction bit says that its text follows (clear: elided).
+    const bit = op.kind === INS ? op.content !== '' : op.fwd
+    w.uint(op.len * 4 + (bit ? 2 : 0) + op.kind)
     w.uint(zigzag(op.pos - prev))
     prev = op.kind === INS ? op.pos + op.len : op.pos
-    if (op.kind === INS) content.push(op.content)
+    if (op.kind === INS && op.content !== '') content.push(op.content)
   }
   w.string(content.join(''))
   return frameWritten(w, KIND_UPDATE)
@@ -250,18 +253,20 @@ export function decodeUpdate(bytes: Uint8Array, maxBody = MAX_UPDATE_BODY): Deco
   for (let i = 0; i < opCount; i++) {
     const head = r.uint('op header')
     const kind = head % 2 === 1 ? DEL : INS
-    const fwd = Math.floor(head / 2) % 2 === 1
+    const bit = Math.floor(head / 2) % 2 === 1
     const len = Math.floor(head / 4)
     if (len === 0) throw new DecodeError('empty op')
     const pos = prev + unzigzag(r.uint('op position'))
     if (!Number.isSafeInteger(pos) || pos < 0)
       throw new DecodeError(`op position ${pos} out of range`)
-    if (kind === DEL && !fwd && pos - len + 1 < 0)
+    if (kind === DEL && !bit && pos - len + 1 < 0)
       throw new DecodeError(`backspace run of ${len} from position ${pos} runs past the start`)
     prev = kind === INS ? pos + len : pos
-    ops[i] = { kind, len, pos, fwd, content: '' }
+    // An insert's bit: its text follows (else elided, content ''); a delete's: forward.
+    // An insert with text gets a non-empty marker here, its text below.
+    ops[i] = { kind, len, pos, fwd: kind === INS || bit, content: kind === INS && bit ? '?' : '' }
     opEvents += len
-    if (kind === INS) insertLen += len
+    if (kind === INS && bit) insertLen += len
   }
   if (opEvents !== events)
     throw new DecodeError(`ops cover ${opEvents} events but the spans hold ${events}`)
@@ -271,7 +276,7 @@ export function decodeUpdate(bytes: Uint8Array, maxBody = MAX_UPDATE_BODY): Deco
   if (r.remaining !== 0) throw new DecodeError(`${r.remaining} unexpected bytes after the update`)
   let at = 0
   for (const op of ops) {
-    if (op.kind !== INS) continue
+    if (op.content === '') continue // deletes and elided inserts
     op.content = content.slice(at, at + op.len)
     at += op.len
   }

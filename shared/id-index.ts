@@ -75,6 +75,20 @@ export class IdIndex {
     return null
   }
 
+  /** The LVs of the visible characters, as sorted disjoint ranges `[start, end)`. */
+  visible(): [LV, LV][] {
+    const out: [LV, LV][] = []
+    for (const r of this.runs) if (!r.deleted && r.len > 0) out.push([r.lv, r.lv + r.len])
+    out.sort((a, b) => a[0] - b[0])
+    let n = 0
+    for (const r of out) {
+      if (n > 0 && out[n - 1][1] === r[0]) out[n - 1][1] = r[1]
+      else out[n++] = r
+    }
+    out.length = n
+    return out
+  }
+
   /** Characters `lv .. lv+len` were inserted at visible position `pos`. */
   insert(pos: number, lv: LV, len: number): void {
     const runs = this.runs

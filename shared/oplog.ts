@@ -6,6 +6,10 @@
  * forward deletion (every delete at the same position) and backspacing (each
  * delete one before the last) are stored as one record. Runs cover the LVs
  * without gaps, in LV order; lookup is a binary search.
+ *
+ * An insert run may be elided: its characters are all deleted and a save dropped
+ * their text (content ''). Its events still place characters, which are deleted
+ * from birth: no text is ever shown for them (walker.ts, text-doc.ts).
  */
 import type { LV } from './causal-graph.ts'
 
@@ -20,8 +24,13 @@ export interface OpRun {
   readonly pos: number
   /** Deletes: true when every event deletes at `pos`; false when backspacing (event i at pos - i). */
   fwd: boolean
-  /** Inserts: the inserted code units, one per event. */
+  /** Inserts: the inserted code units, one per event; '' when elided (see the module header). */
   content: string
+}
+
+/** Whether `r` inserts characters whose text was dropped (an elided insert run). */
+export function isElided(r: { readonly kind: number; readonly content: string }): boolean {
+  return r.kind === INS && r.content === ''
 }
 
 export interface OpLog {
@@ -49,7 +58,7 @@ export function pushOp(
   const last = log.runs[log.runs.length - 1]
   if (last !== undefined && last.end === start && last.kind === kind) {
     const n = last.end - last.start
-    if (kind === INS && pos === last.pos + n) {
+    if (kind === INS && pos === last.pos + n && (last.content === '') === (content === '')) {
       last.content += content
       last.end += len
       return
@@ -106,7 +115,7 @@ export function checkOpLog(log: OpLog, next: LV): void {
   let expect = 0
   for (const r of log.runs) {
     if (r.start !== expect || r.end <= r.start) throw new Error(`op run gap at LV ${r.start}`)
-    if (r.kind === INS && r.content.length !== r.end - r.start)
+    if (r.kind === INS && r.content !== '' && r.content.length !== r.end - r.start)
       throw new Error(
         `insert run at ${r.start} has ${r.content.length} units for ${r.end - r.start} events`,
       )

@@ -5,7 +5,7 @@
  * itself (a cycle), is refused: neither could ever be applied.
  */
 import type { EventSpan, OpSpan } from './encoding.ts'
-import { INS } from './oplog.ts'
+import { INS, isElided } from './oplog.ts'
 import { DecodeError } from './varint.ts'
 
 export interface IncomingSpan extends EventSpan {
@@ -35,11 +35,20 @@ export class PendingEvents {
     return out
   }
 
+  /** Whether some held span satisfies `test`. */
+  some(test: (span: IncomingSpan) => boolean): boolean {
+    for (const spans of this.byAgent.values()) if (spans.some(test)) return true
+    return false
+  }
+
   all(): IncomingSpan[] {
     return [...this.byAgent.values()].flat()
   }
 
-  /** Holds the part of `span` not held yet. */
+  /**
+   * Holds the part of `span` not held yet. Where a held copy has elided text (oplog.ts) and
+   * `span` carries it, `span`'s copy takes its place.
+   */
   hold(span: IncomingSpan): void {
     let spans = this.byAgent.get(span.agent)
     if (spans === undefined) this.byAgent.set(span.agent, (spans = []))
@@ -48,19 +57,25 @@ export class PendingEvents {
     const pieces: IncomingSpan[] = []
     let seq = span.seq
     const end = span.seq + span.len
-    for (const held of spans) {
+    for (let h = 0; h < spans.length; h++) {
+      const held = spans[h]
       const heldEnd = held.seq + held.len
       if (heldEnd <= seq || held.seq >= end) continue
       if (held.seq > seq) pieces.push(sliceSpan(span, seq - span.seq, held.seq - seq))
       const from = Math.max(seq, held.seq)
       const to = Math.min(end, heldEnd)
-      if (
-        !sameEvents(
-          sliceSpan(held, from - held.seq, to - from),
-          sliceSpan(span, from - span.seq, to - from),
-        )
-      )
+      const mine = sliceSpan(span, from - span.seq, to - from)
+      const theirs = sliceSpan(held, from - held.seq, to - from)
+      if (!sameEvents(theirs, mine))
         throw new DecodeError(`event (${span.agent}, ${from}) conflicts with a held copy`)
+      const richer = withText(theirs, mine)
+      if (richer !== null) {
+        const parts = [richer]
+        if (held.seq < from) parts.unshift(sliceSpan(held, 0, from - held.seq))
+        if (to < heldEnd) parts.push(sliceSpan(held, to - held.seq, heldEnd - to))
+        spans.splice(h, 1, ...parts)
+        h += parts.length - 1
+      }
       seq = to
     }
     if (seq < end) pieces.push(sliceSpan(span, seq - span.seq, end - seq))
@@ -164,6 +179,31 @@ function sameEvents(a: IncomingSpan, b: IncomingSpan): boolean {
   return sameOpList(a.ops, b.ops)
 }
 
+/**
+ * `held`'s events with the text `incoming` (the same events) carries where `held` has it
+ * elided, or null when `incoming` adds no text.
+ */
+function withText(held: IncomingSpan, incoming: IncomingSpan): IncomingSpan | null {
+  if (!held.ops.some(isElided) || incoming.ops.every(isElided)) return null
+  const ops: OpSpan[] = []
+  let gained = false
+  let j = 0
+  let bj = 0
+  for (const op of held.ops) {
+    for (let ai = 0; ai < op.len;) {
+      const other = incoming.ops[j]
+      const take = Math.min(op.len - ai, other.len - bj)
+      const fill = isElided(op) && !isElided(other)
+      gained ||= fill
+      ops.push(sliceOp(fill ? other : op, fill ? bj : ai, take))
+      ai += take
+      bj += take
+      if (bj === other.len) (j++, (bj = 0))
+    }
+  }
+  return gained ? { ...held, ops } : null
+}
+
 /** Whether two op lists describe the same events (run boundaries may differ). */
 export function sameOpList(a: readonly OpSpan[], b: readonly OpSpan[]): boolean {
   let i = 0
@@ -183,6 +223,7 @@ export function sameOpList(a: readonly OpSpan[], b: readonly OpSpan[]): boolean 
 
 export function sameOp(a: OpSpan, b: OpSpan): boolean {
   if (a.kind !== b.kind || a.len !== b.len || a.pos !== b.pos) return false
-  if (a.kind === INS) return a.content === b.content
+  // An elided insert's text is unknown: it matches any (the characters are deleted anyway).
+  if (a.kind === INS) return a.content === b.content || a.content === '' || b.content === ''
   return a.len === 1 || a.fwd === b.fwd
 }

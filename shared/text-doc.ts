@@ -33,13 +33,15 @@ import {
   type OpRun,
   checkOpLog,
   createOpLog,
+  findRun,
+  isElided,
   opsIn,
   pushOp,
 } from './oplog.ts'
 import { GapBuffer } from './gap-buffer.ts'
 import { type Emit, Merge } from './walker.ts'
 import { IdIndex } from './id-index.ts'
-import { type IncomingSpan, PendingEvents, sliceOp } from './pending.ts'
+import { type IncomingSpan, PendingEvents, sliceOp, sliceSpan } from './pending.ts'
 import { attachOps, checkKnown, minimalFrontier, toOpSpan } from './incoming.ts'
 import {
   type DecodedUpdate,
@@ -66,6 +68,14 @@ export type { VersionVector } from './causal-graph.ts'
 export const MAX_PENDING_EVENTS = 1_000_000
 /** A concurrent merge's walk is kept for the next merge while it tracks at most this many events. */
 const MAX_KEPT_MERGE = 2_000_000
+/**
+ * When `save()` drops the text of deleted characters (elides it). `from`: once this many
+ * inserted characters are deleted; below, the walk that finds them costs more than the bytes
+ * it saves. `minStretch`: a deleted stretch inside a run with visible text is elided from
+ * this many characters; a shorter one would cost more in op headers (the run is split around
+ * it) than its text. Tests lower both, so that small documents elide too.
+ */
+export const elision = { from: 64, minStretch: 8 }
 
 interface Checkpoint {
   next: LV
@@ -120,6 +130,9 @@ class ContentPatcher implements Emit {
     }
   }
 }
+
+/** A merge placed elided characters whose deletes have not all arrived (they wait for parents). */
+class ElidedTooSoon extends Error {}
 
 interface LazyHistory {
   readonly bytes: Uint8Array
@@ -266,10 +279,15 @@ export class TextDoc {
     this.integrate(decoded, origin, update)
   }
 
-  /** The whole document: content, version and history. */
+  /**
+   * The whole document: content, version and history. The text of deleted characters is
+   * dropped (elided): every replica that receives these events receives their deletes with them.
+   */
   save(): Uint8Array {
     const history =
-      this.lazy !== null ? this.lazy.bytes : encodeUpdate(this.eventsIn([[0, this.cg.next]]))
+      this.lazy !== null
+        ? this.lazy.bytes
+        : encodeUpdate(this.eventsIn([[0, this.cg.next]], this.visibleChars()))
     const version = Object.entries(this.version())
     const heads =
       this.lazy !== null ? this.lazy.heads : this.cg.heads.map((lv) => lvToRaw(this.cg, lv))
@@ -369,8 +387,25 @@ export class TextDoc {
     this.lazy = null
   }
 
-  /** Encodes the events in `ranges` as an update. */
-  private eventsIn(ranges: readonly (readonly [LV, LV])[]): DecodedUpdate {
+  /**
+   * The LVs of the characters visible now, sorted and disjoint, from the id index (built by a
+   * walk over the history when missing); null when too few characters are deleted to pay.
+   */
+  private visibleChars(): [LV, LV][] | null {
+    let inserted = 0
+    for (const r of this.log.runs) if (r.kind === INS) inserted += r.end - r.start
+    if (inserted - this.length < elision.from) return null
+    return this.idIndex().visible()
+  }
+
+  /**
+   * Encodes the events in `ranges` as an update; with `visible` (see `visibleChars`), the text
+   * of the other inserted characters is elided.
+   */
+  private eventsIn(
+    ranges: readonly (readonly [LV, LV])[],
+    visible: readonly (readonly [LV, LV])[] | null = null,
+  ): DecodedUpdate {
     const cg = this.cg
     const spans: EventSpan[] = []
     const ops: OpSpan[] = []
@@ -387,7 +422,10 @@ export class TextDoc {
         spans.push({ agent: e.agent, seq: e.seq + (lv - e.start), len: spanEnd - lv, parents })
         lv = spanEnd
       }
-      for (const op of opsIn(this.log, start, end)) ops.push(toOpSpan(op))
+      for (const op of opsIn(this.log, start, end)) {
+        if (visible !== null && op.kind === INS && !isElided(op)) elideDeleted(op, visible, ops)
+        else ops.push(toOpSpan(op))
+      }
     }
     return { spans, ops }
   }
@@ -397,26 +435,49 @@ export class TextDoc {
    * it. `bytes`, the update as received, is announced as is when it held exactly the new events.
    */
   private integrate(update: DecodedUpdate, origin: unknown, bytes?: Uint8Array): void {
+    try {
+      this.integrateOnce(update, origin, bytes, false)
+    } catch (e) {
+      if (!(e instanceof ElidedTooSoon)) throw e
+      // Elided inserts whose deletes are not all here yet wait with their descendants.
+      this.integrateOnce(update, origin, bytes, true)
+    }
+  }
+
+  /** `integrate`; `holdElided`: events with elided text wait in the pending buffer. */
+  private integrateOnce(
+    update: DecodedUpdate,
+    origin: unknown,
+    bytes: Uint8Array | undefined,
+    holdElided: boolean,
+  ): void {
     const mark = this.checkpoint()
     const firstNew = this.cg.next
     const patcher = new ContentPatcher(this.content, this.ids)
     let exact = bytes !== undefined
     try {
       let added = false
-      for (const span of attachOps(update)) {
+      let spans = attachOps(update)
+      if (!this.pending.isEmpty && spans.some((span) => span.ops.some(isElided))) {
+        // A held copy that carries the text wins over an elided one: meet in the buffer first.
+        for (const span of spans) this.pending.hold(span)
+        spans = this.pending.takeAll().sort((a, b) => a.seq - b.seq)
+        exact = false
+      }
+      for (const span of spans) {
         const have = this.cg.next
-        const result = this.tryAdd(span)
-        if (result === 'added') added = true
-        else if (result === 'wait') this.pending.hold(span)
+        if (this.place(span, holdElided)) added = true
         if (this.cg.next - have !== span.len) exact = false
       }
       if (added && !this.pending.isEmpty) exact = false
+      // Held elided inserts are retried with every update: it may bring their deletes, which
+      // wait for them (nothing else is added then).
+      if (!holdElided && !added && this.pending.some((span) => span.ops.some(isElided)))
+        added = true
       while (added && !this.pending.isEmpty) {
         added = false
         for (const span of this.pending.takeAll().sort((a, b) => a.seq - b.seq)) {
-          const result = this.tryAdd(span)
-          if (result === 'added') added = true
-          else if (result === 'wait') this.pending.hold(span)
+          if (this.place(span, holdElided)) added = true
         }
       }
       if (this.cg.next > firstNew) this.applyNew(mark.heads, firstNew, patcher)
@@ -427,6 +488,24 @@ export class TextDoc {
     }
     if (this.cg.next > firstNew)
       this.announce(firstNew, patcher.changes, origin, exact ? bytes : undefined)
+  }
+
+  /**
+   * Adds `span` or holds it until its parents arrive; with `holdElided`, its events from the
+   * first new elided insert on are held too. Returns whether events were added.
+   */
+  private place(span: IncomingSpan, holdElided: boolean): boolean {
+    if (holdElided) {
+      const cut = firstElided(span, nextSeq(this.cg, span.agent) - span.seq)
+      if (cut >= 0) {
+        this.pending.hold(sliceSpan(span, cut, span.len - cut))
+        if (cut === 0) return false
+        span = sliceSpan(span, 0, cut)
+      }
+    }
+    const result = this.tryAdd(span)
+    if (result === 'wait') this.pending.hold(span)
+    return result === 'added'
   }
 
   /** Adds the part of `span` we lack, if its parents are here; checks the part we have. */
@@ -472,13 +551,18 @@ export class TextDoc {
     return 'added'
   }
 
-  /** Brings the content from version `before` to the graph's heads. */
+  /**
+   * Brings the content from version `before` to the graph's heads. New elided inserts go
+   * through the walker, which places their characters deleted from birth (no text shown);
+   * every one of them must then be deleted by the events held, or the update is refused.
+   */
   private applyNew(before: Frontier, firstNew: LV, emit: ContentPatcher): void {
     const cg = this.cg
     let version: Frontier = before
     let lv = firstNew
+    const elided = this.elidedSince(firstNew)
     // Fast path: events made on the version the content is at apply as they are.
-    while (lv < cg.next) {
+    while (lv < cg.next && elided === null) {
       const e = cg.entries[findEntry(cg, lv)]
       const parents = lv === e.start ? e.parents : [lv - 1]
       if (!frontierEquals(parents, version)) break
@@ -496,9 +580,24 @@ export class TextDoc {
       // The id index followed the transformed ops; tombstones may be out of the walk's order.
       this.tombstonesExact = false
     }
+    if (elided !== null) {
+      // Their deletes may still be on the way (or wait for other parents): hold them back.
+      if (!this.merge!.deletedAll(elided)) throw new ElidedTooSoon()
+      this.ids = null // it never saw the elided characters
+    }
     // At a critical version (one head) the next merge's zone is short: drop the walk.
     if (cg.heads.length === 1 || (this.merge !== null && this.merge.size > MAX_KEPT_MERGE))
       this.merge = null
+  }
+
+  /** The LVs from `firstNew` on whose inserts are elided, or null when there are none. */
+  private elidedSince(firstNew: LV): [LV, LV][] | null {
+    const runs = this.log.runs
+    let out: [LV, LV][] | null = null
+    for (let i = findRun(this.log, firstNew); i < runs.length; i++) {
+      if (isElided(runs[i])) (out ??= []).push([Math.max(firstNew, runs[i].start), runs[i].end])
+    }
+    return out
   }
 
   private checkpoint(): Checkpoint {
@@ -540,4 +639,54 @@ export class TextDoc {
       this.emitter.emit('update', update, origin)
     }
   }
+}
+
+/**
+ * Appends insert run `op` to `out` with the text of its deleted characters elided (`visible`:
+ * the visible characters' LVs, sorted and disjoint): the whole run when none is visible, else
+ * each deleted stretch of at least `elision.minStretch` characters, the run split around it.
+ */
+function elideDeleted(op: OpRun, visible: readonly (readonly [LV, LV])[], out: OpSpan[]): void {
+  // The first visible range ending after the run's start.
+  let lo = 0
+  let hi = visible.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if (visible[mid][1] <= op.start) lo = mid + 1
+    else hi = mid
+  }
+  // Stretches [start, end) of the run, each with its text or elided.
+  const pieces: [start: LV, end: LV, text: boolean][] = []
+  let i = lo
+  for (let at = op.start; at < op.end;) {
+    let end: LV
+    let text: boolean
+    if (i < visible.length && visible[i][0] <= at) {
+      end = Math.min(op.end, visible[i][1])
+      text = true
+      if (end === visible[i][1]) i++
+    } else {
+      end = i < visible.length ? Math.min(op.end, visible[i][0]) : op.end
+      text = at === op.start && end === op.end ? false : end - at < elision.minStretch
+    }
+    const last = pieces[pieces.length - 1]
+    if (last !== undefined && last[2] === text) last[1] = end
+    else pieces.push([at, end, text])
+    at = end
+  }
+  for (const [start, end, text] of pieces) {
+    const off = start - op.start
+    const content = text ? op.content.slice(off, off + (end - start)) : ''
+    out.push({ kind: INS, len: end - start, pos: op.pos + off, fwd: true, content })
+  }
+}
+
+/** The offset in `span` of its first event from `from` on that inserts elided text, or -1. */
+function firstElided(span: IncomingSpan, from: number): number {
+  let at = 0
+  for (const op of span.ops) {
+    if (at + op.len > from && isElided(op)) return Math.max(at, from)
+    at += op.len
+  }
+  return -1
 }

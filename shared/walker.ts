@@ -27,7 +27,7 @@ import {
 } from './causal-graph.ts'
 import { diff, dominators, findConflicting } from './graph-diff.ts'
 import { WindowVersions } from './window-versions.ts'
-import { DEL, INS, type OpLog, type OpRun, findRun, slice } from './oplog.ts'
+import { DEL, INS, type OpLog, type OpRun, findRun, isElided, slice } from './oplog.ts'
 import {
   type CharAt,
   type Cursor,
@@ -158,8 +158,10 @@ export class Merge {
         const r = runs[i]
         const from = Math.max(step.start, r.start)
         const to = Math.min(step.end, r.end)
-        if (from < firstNew) walk.apply(slice(r, from, Math.min(to, firstNew), false), false)
-        if (to > firstNew) walk.apply(slice(r, Math.max(from, firstNew), to), true)
+        const elided = isElided(r)
+        if (from < firstNew)
+          walk.apply(slice(r, from, Math.min(to, firstNew), false), false, elided)
+        if (to > firstNew) walk.apply(slice(r, Math.max(from, firstNew), to), true, elided)
       }
     }
     this.prepare = prepare
@@ -206,6 +208,18 @@ export class Merge {
         throw new Error(`window versions reduce [${lvs}] to [${out}], the graph to [${walked}]`)
     }
     return out
+  }
+
+  /** Whether every character inserted by events `ranges` (sorted, disjoint) has been deleted. */
+  deletedAll(ranges: readonly (readonly [LV, LV])[]): boolean {
+    const hit = this.walk.deletedIn(ranges[0][0], ranges[ranges.length - 1][1])
+    let h = 0
+    for (const [lv, end] of ranges) {
+      // `hit` is sorted and disjoint, adjacent ones joined: the range lies inside one of them.
+      while (h < hit.length && hit[h][1] <= lv) h++
+      if (h === hit.length || hit[h][0] > lv || hit[h][1] < end) return false
+    }
+    return true
   }
 
   /** Characters tracked, a measure of the memory this merge holds. */
@@ -328,13 +342,32 @@ class Walk {
     return out
   }
 
-  apply(op: OpRun, emit: boolean): void {
-    if (op.kind === INS) this.insert(op, emit)
+  /** Applies `op`; `elided`: an insert whose characters are deleted from birth (never emitted). */
+  /** The characters between LVs `lo` and `hi` that deletes walked so far target, as sorted disjoint ranges. */
+  deletedIn(lo: LV, hi: LV): [LV, LV][] {
+    const hits: [LV, LV][] = []
+    for (const t of this.targets) {
+      const s = Math.max(lo, t.target)
+      const e = Math.min(hi, t.target + t.len)
+      if (s < e) hits.push([s, e])
+    }
+    hits.sort((a, b) => a[0] - b[0])
+    const out: [LV, LV][] = []
+    for (const [s, e] of hits) {
+      const last = out[out.length - 1]
+      if (last !== undefined && last[1] >= s) last[1] = Math.max(last[1], e)
+      else out.push([s, e])
+    }
+    return out
+  }
+
+  apply(op: OpRun, emit: boolean, elided: boolean): void {
+    if (op.kind === INS) this.insert(op, emit && !elided, elided)
     else if (op.fwd) this.deleteForward(op, emit)
     else this.deleteBackward(op, emit)
   }
 
-  private insert(op: OpRun, emit: boolean): void {
+  private insert(op: OpRun, emit: boolean, elided: boolean): void {
     const tree = this.tree
     const len = op.end - op.start
     let originLeft = -1
@@ -363,7 +396,7 @@ class Walk {
       originLeft,
       originRight,
       cur: INSERTED,
-      endDel: false,
+      endDel: elided,
     }
     const dest = cursor === null ? this.endCursor() : this.integrate(item, cursor)
     const at = tree.insertAt(dest, item)

@@ -13,7 +13,7 @@ import { TextDoc } from '../../shared/index.ts'
 import { versionEntries } from '../support/reference.ts'
 import { Rng, splitsSurrogate } from '../support/rng.ts'
 import { checkRoundTrips } from '../support/round-trip.ts'
-import { stepsFromEnv, type CaseStats } from './harness.ts'
+import { pickElision, stepsFromEnv, type CaseStats } from './harness.ts'
 import {
   applyTextOps,
   applyEditToString,
@@ -95,6 +95,7 @@ export function convergenceCase(seed: number, opts: ConvergenceOptions = {}): Ca
   // drawn even when given, so that a shorter run replays a prefix of the same run
   const drawn = rng.int(40, 250)
   const steps = opts.steps ?? stepsFromEnv() ?? drawn
+  pickElision(rng)
   const trace: string[] = []
   /** Anchors taken along the way; after the full sync every replica must place them alike. */
   const anchors: ({ agent: string; seq: number } | null)[] = []

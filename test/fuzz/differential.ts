@@ -12,7 +12,8 @@ import { TextDoc } from '../../shared/index.ts'
 import { RefDoc, versionEntries, type RefEvent } from '../support/reference.ts'
 import { Rng, splitsSurrogate } from '../support/rng.ts'
 import { checkRoundTrips } from '../support/round-trip.ts'
-import { stepsFromEnv, type CaseStats } from './harness.ts'
+import { insertKeys } from '../support/elided.ts'
+import { pickElision, stepsFromEnv, type CaseStats } from './harness.ts'
 import { applyTextOps, describeEdit, pickAgents, randomBurst, randomEdit } from './edits.ts'
 import { Merge } from '../../shared/walker.ts'
 
@@ -133,8 +134,17 @@ function compareAnchors(t: Twin, where: string, rng: Rng): void {
 
 /** Delivers one message to `to`; logs what it integrated as a new message. */
 function deliver(to: Twin, bytes: readonly Uint8Array[], events: readonly RefEvent[]): void {
-  for (const b of bytes) to.doc.applyUpdate(b, 'fuzz')
-  const newEvents = to.ref.applyEvents(events)
+  // The inserts the bytes carry only with their text elided (the reference holds them alike).
+  const elided = new Set<string>()
+  const withText = new Set<string>()
+  for (const b of bytes) {
+    to.doc.applyUpdate(b, 'fuzz')
+    const keys = insertKeys(b)
+    for (const key of keys.elided) elided.add(key)
+    for (const key of keys.withText) withText.add(key)
+  }
+  for (const key of withText) elided.delete(key)
+  const newEvents = to.ref.applyEvents(events, elided)
   const emitted = take(to)
   if (newEvents.length > 0 && emitted.length === 0) {
     fail(`${to.doc.agent} integrated ${newEvents.length} events but emitted no 'update'`)
@@ -159,6 +169,7 @@ export function differentialCase(seed: number, opts: DifferentialOptions = {}): 
   // drawn even when given, so that a shorter run replays a prefix of the same run
   const drawn = rng.int(30, 150)
   const steps = opts.steps ?? stepsFromEnv() ?? drawn
+  pickElision(rng)
   const trace: string[] = []
   try {
     for (let step = 0; step < steps; step++) {

@@ -3,7 +3,7 @@
  *
  * Owns: reading `FUZZ_SEED` / `FUZZ_MS`, running cases with fresh seeds until a budget is
  * spent, and turning a failing case into an Error that names its seed and the one command
- * that replays it.
+ * that replays it; and each case's `save()` elision setting.
  *
  * - `FUZZ_SEED=N`: run exactly the case with seed N, once (replay).
  * - `FUZZ_MS=N`: the total time budget of all fuzzers, in ms (default 20000 under
@@ -12,10 +12,21 @@
  *   case, since the step count is drawn first): shrink a failing seed by lowering N.
  * - `FUZZ_TRACE=1`: a failure prints every step of the case, not the last 25.
  */
-import { seedFromEnv } from '../support/rng.ts'
+import { type Rng, seedFromEnv } from '../support/rng.ts'
+import { elision } from '../../shared/text-doc.ts'
 
 /** Default total budget of the fuzzers in `npm test`. */
 export const DEFAULT_FUZZ_MS = 20_000
+
+/**
+ * Half the cases elide the text of every deleted character in `save()` (the defaults only do
+ * so for documents bigger than a fuzz case makes): the other half keep the defaults.
+ */
+export function pickElision(rng: Rng): void {
+  const all = rng.chance(0.5)
+  elision.from = all ? 1 : 64
+  elision.minStretch = all ? 1 : 8
+}
 
 /** `FUZZ_STEPS` as a number of steps, or undefined when unset. */
 export function stepsFromEnv(env: NodeJS.ProcessEnv = process.env): number | undefined {

@@ -14,6 +14,9 @@
  * - integration is YjsMod / FugueMax (reference-crdts `integrateYjsMod`), ties going to the
  *   lower agent by JS string comparison.
  * - a delete of n units at p is n events deleting the visible items p..p+n-1 in order.
+ * - an insert received with its text elided (a save drops the text of deleted characters)
+ *   is integrated only together with events that delete it: when a delivery would leave
+ *   such a character visible, the delivery is redone with every elided event waiting.
  *
  * Invariants: an event is integrated only when all its parents are; events are kept in
  * integration order, which is a causal order. Complexity: O(n) per integrated unit, with
@@ -66,14 +69,16 @@ export function idKey(id: Id): string {
 export class RefDoc {
   readonly agent: string
   /** Every item ever inserted, in document order. */
-  private readonly items: Item[] = []
-  private readonly itemByKey = new Map<string, Item>()
+  private items: Item[] = []
+  private itemByKey = new Map<string, Item>()
   /** Integrated events, in integration (causal) order. */
-  private readonly log: RefEvent[] = []
-  private readonly have = new Map<string, RefEvent>()
-  private readonly counts = new Map<string, number>()
+  private log: RefEvent[] = []
+  private have = new Map<string, RefEvent>()
+  private counts = new Map<string, number>()
   /** Received events whose parents are not all integrated yet, keyed by id. */
-  private readonly pending = new Map<string, RefEvent>()
+  private pending = new Map<string, RefEvent>()
+  /** Keys of pending events every copy of which came with its text elided. */
+  private elidedPending = new Set<string>()
 
   constructor(agent: string) {
     this.agent = agent
@@ -169,10 +174,10 @@ export class RefDoc {
 
   /**
    * Receive events from another reference replica, in any order, possibly duplicated or
-   * with parents missing (those wait). Returns the events newly integrated by this call,
-   * in integration order.
+   * with parents missing (those wait). `elided`: keys (idKey) of the inserts whose text the
+   * bytes left out. Returns the events newly integrated by this call, in integration order.
    */
-  applyEvents(events: readonly RefEvent[]): RefEvent[] {
+  applyEvents(events: readonly RefEvent[], elided: ReadonlySet<string> = new Set()): RefEvent[] {
     for (const e of events) {
       const key = idKey(e.id)
       const known = this.have.get(key) ?? this.pending.get(key)
@@ -180,24 +185,57 @@ export class RefDoc {
         if (JSON.stringify(known) !== JSON.stringify(e)) {
           throw new Error(`conflicting content for event ${key}`)
         }
+        if (!elided.has(key)) this.elidedPending.delete(key) // this copy brings the text
         continue
       }
       this.pending.set(key, e)
+      if (elided.has(key)) this.elidedPending.add(key)
     }
+    if (this.elidedPending.size === 0) return this.drain(false)
+    const saved = this.copyState()
+    const done = this.drain(false)
+    const shown = done.some(
+      (e) => e.kind === 'ins' && saved.elidedPending.has(idKey(e.id)) && !this.isDeleted(e.id),
+    )
+    if (!shown) return done
+    this.restoreState(saved)
+    return this.drain(true)
+  }
+
+  /** Integrates every pending event whose parents are here (with `holdElided`, not elided ones). */
+  private drain(holdElided: boolean): RefEvent[] {
     const done: RefEvent[] = []
     let progress = true
     while (progress) {
       progress = false
       for (const [key, e] of this.pending) {
+        if (holdElided && this.elidedPending.has(key)) continue
         if (!e.parents.every((p) => this.have.has(idKey(p)))) continue
         if (e.id.seq !== (this.counts.get(e.id.agent) ?? 0)) continue
         this.pending.delete(key)
+        this.elidedPending.delete(key)
         this.integrate(e)
         done.push(e)
         progress = true
       }
     }
     return done
+  }
+
+  private copyState() {
+    return {
+      items: this.items.map((it) => ({ ...it, deletedBy: new Set(it.deletedBy) })),
+      log: this.log.slice(),
+      have: new Map(this.have),
+      counts: new Map(this.counts),
+      pending: new Map(this.pending),
+      elidedPending: new Set(this.elidedPending),
+    }
+  }
+
+  private restoreState(saved: ReturnType<RefDoc['copyState']>): void {
+    Object.assign(this, saved)
+    this.itemByKey = new Map(saved.items.map((it) => [idKey(it.id), it]))
   }
 
   /** The id of the visible character at `pos`, or null at the end (TextDoc.anchorAt). */
