@@ -14,6 +14,7 @@ import { link, type Link, type LinkOptions, type SyncError } from '../shared/syn
 import { summarizeUpdate } from '../shared/update-summary.ts'
 import { anonymousUser, verifyToken, type TokenClaims, type TokenProblem } from './auth.ts'
 import { CLOSE } from './close-codes.ts'
+import { Bucket } from './token-bucket.ts'
 import { CapacityError, type DocumentRegistry, type LoadedDoc } from './documents.ts'
 import type { Limits } from './limits.ts'
 import type { Logger } from './log.ts'
@@ -67,25 +68,6 @@ const TOKEN_CLOSE: Record<TokenProblem, number> = {
   'bad-signature': CLOSE.UNAUTHORIZED,
   expired: CLOSE.UNAUTHORIZED,
   'wrong-document': CLOSE.FORBIDDEN,
-}
-
-/** A token bucket: `take(n)` returns how many ms to pause to stay within the rate (0: none). */
-class Bucket {
-  private tokens: number
-  private last = performance.now()
-  constructor(
-    private readonly rate: number,
-    private readonly burst: number,
-  ) {
-    this.tokens = burst
-  }
-  take(n: number): number {
-    const now = performance.now()
-    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.rate)
-    this.last = now
-    this.tokens -= n
-    return this.tokens >= 0 || this.rate === 0 ? 0 : Math.ceil((-this.tokens / this.rate) * 1000)
-  }
 }
 
 /** The connection a socket belongs to (a property on the socket: handlers are shared). */

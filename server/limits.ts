@@ -33,6 +33,10 @@ export interface Limits {
   readonly maxLoadedDocuments: number
   /** Open WebSocket connections per remote address (the socket's, never a header). */
   readonly maxConnectionsPerIp: number
+  /** New WebSocket connections per second per remote address, sustained; excess gets HTTP 429. */
+  readonly connectionsPerIpPerSecond: number
+  /** New connections one address may open in a burst (a reconnect storm) before that rate applies. */
+  readonly connectionBurstPerIp: number
   /** Bytes queued to a slow reader (`bufferedAmount`) before its link is dropped (4409). */
   readonly maxSendBufferBytes: number
   /** A document with no connections is unloaded after this long (after its writes are flushed). */
@@ -68,6 +72,11 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
   // y-websocket leaks documents (#100, #145); Hocuspocus caps pending documents at 100 (B4).
   maxLoadedDocuments: 10_000,
   maxConnectionsPerIp: 1_000,
+  // The cap above bounds open sockets, not churn: a connect/close loop would make the server
+  // pay a handshake and a document lookup per iteration (A10). Hocuspocus's throttle is opt-in
+  // and keys on spoofable headers. A whole reconnect storm of the cap passes; then 50/s.
+  connectionsPerIpPerSecond: 50,
+  connectionBurstPerIp: 1_000,
   // No peer bounds bufferedAmount (A9): a reader that stops reading would grow memory forever.
   maxSendBufferBytes: 32 * 1024 * 1024,
   idleUnloadMs: 30_000,

@@ -1,6 +1,7 @@
 /**
  * The WebSocket endpoint `ws://HOST:PORT/ws/:docId`: upgrade routing, per-address connection
- * caps, the heartbeat that frees half-open sockets, and closing every connection on shutdown.
+ * caps and connection rates, the heartbeat that frees half-open sockets, and closing every
+ * connection on shutdown.
  *
  * Invariants: an upgrade is refused with a plain HTTP status (404, 429, 503) before any
  * WebSocket state exists; `ws` enforces `maxMessageBytes` itself (close 1009 before buffering a
@@ -12,6 +13,7 @@ import { WebSocketServer } from 'ws'
 import { Presence } from '../shared/presence.ts'
 import { CLOSE } from './close-codes.ts'
 import { ServerConnection, type ConnectionContext, type FanoutClock } from './connection.ts'
+import { Bucket } from './token-bucket.ts'
 import type { LoadedDoc } from './documents.ts'
 
 const MAX_DOC_ID_LENGTH = 256
@@ -40,6 +42,8 @@ export class WsEndpoint {
   private readonly wss: WebSocketServer
   private readonly connections = new Set<ServerConnection>()
   private readonly perAddress = new Map<string, number>()
+  /** New-connection budgets by address; a refilled one is dropped at the next heartbeat. */
+  private readonly rates = new Map<string, Bucket>()
   private readonly presences = new WeakMap<LoadedDoc, Presence>()
   private readonly fanouts = new WeakMap<LoadedDoc, FanoutClock>()
   private readonly heartbeat: ReturnType<typeof setInterval>
@@ -88,9 +92,19 @@ export class WsEndpoint {
     const m = /^\/ws\/([^/]+)$/.exec(url.pathname)
     if (m === null) return reject(socket, 404, 'Not Found')
     const address = req.socket.remoteAddress ?? 'unknown'
+    const limits = this.ctx.limits
     const count = this.perAddress.get(address) ?? 0
-    if (count >= this.ctx.limits.maxConnectionsPerIp) {
+    if (count >= limits.maxConnectionsPerIp) {
       this.ctx.metrics.refusals.inc({ reason: 'connections-per-ip' })
+      return reject(socket, 429, 'Too Many Requests')
+    }
+    let rate = this.rates.get(address)
+    if (rate === undefined) {
+      rate = new Bucket(limits.connectionsPerIpPerSecond, limits.connectionBurstPerIp)
+      this.rates.set(address, rate)
+    }
+    if (!rate.tryTake(1)) {
+      this.ctx.metrics.refusals.inc({ reason: 'connection-rate-per-ip' })
       return reject(socket, 429, 'Too Many Requests')
     }
     this.perAddress.set(address, count + 1)
@@ -120,6 +134,7 @@ export class WsEndpoint {
   }
 
   private beat(): void {
+    for (const [address, rate] of this.rates) if (rate.full) this.rates.delete(address)
     for (const c of this.connections) {
       if (!c.alive) {
         c.ws.terminate()

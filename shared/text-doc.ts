@@ -554,7 +554,7 @@ export class TextDoc {
   /**
    * Brings the content from version `before` to the graph's heads. New elided inserts go
    * through the walker, which places their characters deleted from birth (no text shown);
-   * every one of them must then be deleted by the events held, or the update is refused.
+   * every one of them must then be deleted by the events held, else they wait (ElidedTooSoon).
    */
   private applyNew(before: Frontier, firstNew: LV, emit: ContentPatcher): void {
     const cg = this.cg

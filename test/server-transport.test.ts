@@ -352,4 +352,35 @@ test('A10: connections per address are capped (HTTP 429); freed on close', async
   }
 })
 
+test('A10: new connections per address are rate-limited (HTTP 429), then allowed again', async () => {
+  const ts = await startServer({
+    limits: { connectionsPerIpPerSecond: 2, connectionBurstPerIp: 3 },
+  })
+  const statusOf = () =>
+    within(
+      new Promise<number>((resolve) => {
+        const ws = new WebSocket(`${ts.wsUrl}/ws/rate`)
+        ws.on('open', () => {
+          ws.close()
+          resolve(101)
+        })
+        ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0))
+        ws.on('error', () => undefined)
+      }),
+      3000,
+      'upgrade answered',
+    )
+  try {
+    // A connect/close loop: the burst passes, then the rate refuses though none is open.
+    assert.equal([await statusOf(), await statusOf(), await statusOf()], [101, 101, 101])
+    assert.is(await statusOf(), 429)
+    await new Promise((r) => setTimeout(r, 600)) // one token back at 2 per second
+    assert.is(await statusOf(), 101)
+    const metrics = await (await fetch(`${ts.httpUrl}/metrics`)).text()
+    assert.match(metrics, /refusals[^\n]*reason="connection-rate-per-ip"[^\n]* 1\n/)
+  } finally {
+    await ts.stop()
+  }
+})
+
 test.run()

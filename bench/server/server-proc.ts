@@ -25,7 +25,7 @@ if (kind === 'ours') {
     dataDir,
     logger: pino({ level: 'silent' }),
     // All load clients come from 127.0.0.1; the other limits stay at their defaults.
-    limits: { maxConnectionsPerIp: 1_000_000 },
+    limits: { maxConnectionsPerIp: 1_000_000, connectionBurstPerIp: 1_000_000 },
     // Experiments: BENCH_LINK_TUNING='{"batchDelayMs":2}' overrides SERVER_LINK_TUNING.
     linkTuning: JSON.parse(process.env.BENCH_LINK_TUNING ?? '{}'),
   })
