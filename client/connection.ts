@@ -45,9 +45,10 @@ export interface ConnectOptions<D extends ConnectableDoc = TextDoc> {
   presence?: Presence
   /**
    * Batching of outgoing edits (shared/sync.ts `LinkOptions`); default `CLIENT_LINK_TUNING`:
-   * a keystroke waits at most ~10 ms, a burst of typing at most 50 ms.
+   * a keystroke goes out at the end of its event-loop turn; edits that pile up faster than
+   * the link flushes share a message, waiting at most 50 ms.
    */
-  linkTuning?: Pick<LinkOptions, 'batchDelayMs' | 'maxBatchDelayMs'>
+  linkTuning?: Pick<LinkOptions, 'batchDelayMs' | 'maxBatchDelayMs' | 'batchGrowth'>
   /** Reconnect backoff: first delay and cap, ms (defaults 100 and 5000). */
   backoff?: { minMs?: number; maxMs?: number }
 }
@@ -88,8 +89,17 @@ export interface Connection<D extends ConnectableDoc = TextDoc> {
   close(): void
 }
 
-/** Default batching of a client's link: interactive latency over message count. */
-export const CLIENT_LINK_TUNING = Object.freeze({ batchDelayMs: 10, maxBatchDelayMs: 50 })
+/**
+ * Default batching of a client's link: interactive latency over message count. A lone edit is
+ * never held back (Hocuspocus and y-websocket send every update at once); the window grows
+ * only while flushes keep carrying several edits, so a client that falls behind (a slow
+ * device, a busy document) sends fewer, bigger messages.
+ */
+export const CLIENT_LINK_TUNING = Object.freeze({
+  batchDelayMs: 0,
+  maxBatchDelayMs: 50,
+  batchGrowth: 'backlog' as const,
+})
 
 /**
  * Server close codes after which reconnecting cannot help. Must match
