@@ -182,11 +182,17 @@ export class Merge {
     firstNew: LV,
     emit: Emit,
   ): Merge {
+    // A walk kept since the graph had few agents has no window versions: once many agents
+    // make graph walks long, a fresh walk (once) is cheaper than walking back for every event.
+    if (kept !== null && kept.versions === null && cg.agents.size >= WINDOW_VERSIONS_AGENTS)
+      kept = null
     if (kept !== null) {
       // A fresh walk pays off once its zone is much smaller than the kept tree (concurrency
-      // has died down). Probing costs up to the budget, so probe only after the graph grew
-      // by an eighth of the tree since the last probe: amortized O(1) per event.
-      if (8 * (cg.next - kept.probed) >= kept.size) {
+      // has died down). Probing costs up to the budget (half the tree), and a step of it is
+      // dearer than a kept merge's step, so probe only after the graph grew by the tree's
+      // size since the last probe: amortized O(1) per event. (With constant concurrency, as
+      // in a busy star, no probe ever succeeds: at an eighth, probes took 30% of the time.)
+      if (cg.next - kept.probed >= kept.size) {
         kept.probed = cg.next
         const fresh = findConflicting(cg, docVersion, cg.heads, kept.size >> 1)
         if (fresh !== null) return Merge.start(cg, log, docVersion, firstNew, emit, fresh)
