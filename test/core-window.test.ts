@@ -55,6 +55,17 @@ test('20 lagging clients of a hub converge; window versions agree with the graph
   for (let seed = 1; seed <= 3; seed++) star(seed, 20, 400, 25)
 })
 
+test('merges kept from the first few agents restart with window versions as more agents type', () => {
+  // Without verification a merge gets window versions only from 8 agents on: the first merges
+  // of each client are kept without them, and must restart (walker.ts, Merge.run).
+  Merge.verify = false
+  try {
+    for (let seed = 4; seed <= 5; seed++) star(seed, 20, 400, 25)
+  } finally {
+    Merge.verify = true
+  }
+})
+
 test('60 clients, long lag: agents appear mid-merge and old parents fall back to a walk', () => {
   star(99, 60, 500, 120)
 })
