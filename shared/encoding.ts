@@ -7,9 +7,10 @@
  * parents of the first event as ids); the operation runs (kind, length,
  * position as a zigzag delta from the previous run); then all inserted text as
  * one WTF-8 string. An insert run's direction bit says whether its text is in
- * that string: an elided run (oplog.ts) has none, its characters being deleted. Decoding builds plain objects and checks every count,
- * index and length against the rest of the message before returning, so a bad
- * message throws `DecodeError` before anything is touched.
+ * that string: an elided run (oplog.ts) has none, its characters being deleted.
+ * Decoding builds plain objects and checks every count, index and length against
+ * the rest of the message before returning, so a bad message throws
+ * `DecodeError` before anything is touched.
  *
  * A snapshot is sectioned (FLAG_SECTIONED): version and heads, the text (deflated on its
  * own when that pays), then the history as a framed update, all under one CRC-32 that
@@ -61,7 +62,7 @@ export interface OpSpan {
   readonly len: number
   readonly pos: number
   readonly fwd: boolean
-  /** Inserts: the inserted code units; '' when elided (the characters are deleted, their text dropped). */
+  /** Inserts: the inserted code units; '' when elided (the characters are deleted, text dropped). */
   readonly content: string
 }
 

@@ -348,7 +348,6 @@ class Walk {
     return out
   }
 
-  /** Applies `op`; `elided`: an insert whose characters are deleted from birth (never emitted). */
   /** The characters between LVs `lo` and `hi` that deletes walked so far target, as sorted disjoint ranges. */
   deletedIn(lo: LV, hi: LV): [LV, LV][] {
     const hits: [LV, LV][] = []
@@ -367,6 +366,7 @@ class Walk {
     return out
   }
 
+  /** Applies `op`; `elided`: an insert whose characters are deleted from birth (never emitted). */
   apply(op: OpRun, emit: boolean, elided: boolean): void {
     if (op.kind === INS) this.insert(op, emit && !elided, elided)
     else if (op.fwd) this.deleteForward(op, emit)
