@@ -383,4 +383,27 @@ test('A10: new connections per address are rate-limited (HTTP 429), then allowed
   }
 })
 
+test('A10: a client refused for the connection rate retries with backoff and gets in', async () => {
+  const ts = await startServer({
+    limits: { connectionsPerIpPerSecond: 0.5, connectionBurstPerIp: 1 },
+  })
+  try {
+    const first = client(ts.wsUrl, 'storm')
+    first.doc.insert(0, 'before the storm')
+    await within(first.synced, 3000, 'first client synced')
+    // The burst is spent: the next upgrades get 429 until a token refills (2 s); the client
+    // keeps retrying with its backoff (20-200 ms here) and gets in then.
+    const second = client(ts.wsUrl, 'storm')
+    await within(second.synced, 6000, 'second client synced after retrying')
+    await waitFor(() => second.doc.toString() === 'before the storm', 'second has the text')
+    const metrics = await (await fetch(`${ts.httpUrl}/metrics`)).text()
+    const refused = /refusals_total\{reason="connection-rate-per-ip"\} (\d+)/.exec(metrics)
+    assert.ok(refused !== null && Number(refused[1]) >= 2, `refused and retried: ${refused?.[1]}`)
+    first.close()
+    second.close()
+  } finally {
+    await ts.stop()
+  }
+})
+
 test.run()
