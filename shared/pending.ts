@@ -139,6 +139,11 @@ export class PendingEvents {
   }
 }
 
+/** Whether `span` inserts characters whose text is elided (oplog.ts). */
+export function hasElidedText(span: IncomingSpan): boolean {
+  return span.ops.some(isElided)
+}
+
 /** Events `off .. off+len` of `span`, with their ops. */
 export function sliceSpan(span: IncomingSpan, off: number, len: number): IncomingSpan {
   if (off === 0 && len === span.len) return span
@@ -184,7 +189,7 @@ function sameEvents(a: IncomingSpan, b: IncomingSpan): boolean {
  * elided, or null when `incoming` adds no text.
  */
 function withText(held: IncomingSpan, incoming: IncomingSpan): IncomingSpan | null {
-  if (!held.ops.some(isElided) || incoming.ops.every(isElided)) return null
+  if (!hasElidedText(held) || incoming.ops.every(isElided)) return null
   const ops: OpSpan[] = []
   let gained = false
   let j = 0

@@ -41,7 +41,7 @@ import {
 import { GapBuffer } from './gap-buffer.ts'
 import { type Emit, Merge } from './walker.ts'
 import { IdIndex } from './id-index.ts'
-import { type IncomingSpan, PendingEvents, sliceOp, sliceSpan } from './pending.ts'
+import { type IncomingSpan, PendingEvents, hasElidedText, sliceOp, sliceSpan } from './pending.ts'
 import { attachOps, checkKnown, minimalFrontier, toOpSpan } from './incoming.ts'
 import {
   type DecodedUpdate,
@@ -458,7 +458,7 @@ export class TextDoc {
     try {
       let added = false
       let spans = attachOps(update)
-      if (!this.pending.isEmpty && spans.some((span) => span.ops.some(isElided))) {
+      if (!this.pending.isEmpty && spans.some(hasElidedText)) {
         // A held copy that carries the text wins over an elided one: meet in the buffer first.
         for (const span of spans) this.pending.hold(span)
         spans = this.pending.takeAll().sort((a, b) => a.seq - b.seq)
@@ -472,8 +472,7 @@ export class TextDoc {
       if (added && !this.pending.isEmpty) exact = false
       // Held elided inserts are retried with every update: it may bring their deletes, which
       // wait for them (nothing else is added then).
-      if (!holdElided && !added && this.pending.some((span) => span.ops.some(isElided)))
-        added = true
+      if (!holdElided && !added && this.pending.some(hasElidedText)) added = true
       while (added && !this.pending.isEmpty) {
         added = false
         for (const span of this.pending.takeAll().sort((a, b) => a.seq - b.seq)) {

@@ -243,15 +243,7 @@ test('PRUNE or GRAFT on a link without the tree is STATE; links with persist nev
   const [p, q] = memoryPair()
   const l2 = link(new TextDoc('peer'), p, { treeRelay: false })
   const raw2 = new RawPeer(q)
-  raw2.send({
-    type: 'hello',
-    readOnly: false,
-    id: 'raw',
-    have: {},
-    durable: {},
-    tree: true,
-    noDeflate: true,
-  })
+  raw2.hello({}, false, true)
   raw2.send({ type: 'graft', have: {} })
   await until(() => l2.closed)
   assert.is(l2.tree, 'off')
@@ -263,15 +255,7 @@ test('a PRUNE of a link that is our only one that pushes is refused with a GRAFT
   const [x, y] = memoryPair()
   const l = link(doc, x)
   const raw = new RawPeer(y)
-  raw.send({
-    type: 'hello',
-    readOnly: false,
-    id: 'raw',
-    have: {},
-    durable: {},
-    tree: true,
-    noDeflate: true,
-  })
+  raw.hello({}, false, true)
   await until(() => raw.of('events').length === 1)
   raw.send({ type: 'prune' })
   await until(() => raw.of('graft').length === 1)

@@ -21,10 +21,11 @@ export class RawPeer {
   sendBytes(bytes: Uint8Array): void {
     this.channel.send(bytes)
   }
-  hello(have: Record<string, number> = {}, readOnly = false): void {
+  /** Sends HELLO; `tree`: ask for relay-tree links (the peer may then PRUNE and GRAFT). */
+  hello(have: Record<string, number> = {}, readOnly = false, tree = false): void {
     const vv = Object.assign(Object.create(null), have)
     // A raw peer reads what it gets with a plain decoder: it takes nothing deflated.
-    this.send({ type: 'hello', readOnly, id: 'raw', have: vv, durable: vv, noDeflate: true })
+    this.send({ type: 'hello', readOnly, id: 'raw', have: vv, durable: vv, noDeflate: true, tree })
   }
   events(update: Uint8Array, have: Record<string, number>): void {
     const vv = Object.assign(Object.create(null), have)
