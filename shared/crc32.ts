@@ -2,6 +2,7 @@
  * CRC-32 (IEEE) and sealing: a checksum in front of stored bytes, so that
  * corrupted storage fails loudly on load instead of yielding a wrong document.
  */
+import { nativeZlib } from './deflate.ts'
 import { DecodeError } from './varint.ts'
 
 /** Slice-by-8 tables: TABLES[k][b] is the CRC of byte b followed by k zero bytes. */
@@ -24,6 +25,14 @@ const TABLES = (() => {
 
 /** CRC-32 of `bytes`; pass the CRC of earlier bytes as `prev` to continue over a concatenation. */
 export function crc32(bytes: Uint8Array, prev = 0): number {
+  return nativeCrc32 !== undefined ? nativeCrc32(bytes, prev) : crc32Js(bytes, prev)
+}
+
+/** Node's native CRC-32 (zlib.crc32, Node ≥ 20.15), the same function without JIT warm-up. */
+const nativeCrc32 = nativeZlib?.crc32?.bind(nativeZlib)
+
+/** The portable CRC-32, for runtimes without a native one. Exported for tests. */
+export function crc32Js(bytes: Uint8Array, prev = 0): number {
   const t = TABLES
   let c = (prev ^ 0xffffffff) >>> 0
   let i = 0

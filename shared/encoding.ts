@@ -17,10 +17,10 @@
  * also covers the frame's flags. Loading inflates the text alone; the history stays
  * bytes until a merge needs it. The first layout (the whole body deflated) still loads.
  */
-import { deflateSync, inflateSync } from 'fflate'
 import { DecodeError, Reader, Writer, decodeWtf8, encodeWtf8 } from './varint.ts'
 import { DEL, INS } from './oplog.ts'
 import { seal, unseal } from './crc32.ts'
+import { deflateRaw, inflateRaw } from './deflate.ts'
 
 const MAGIC_0 = 0x50 // 'P'
 const MAGIC_1 = 0x59 // 'Y'
@@ -92,7 +92,7 @@ export function messageKind(bytes: Uint8Array): number {
 
 function frame(kind: number, body: Uint8Array, flags = 0): Uint8Array {
   if (body.length >= COMPRESS_FROM && !(flags & FLAG_SECTIONED)) {
-    const packed = deflateSync(body, { level: 6 })
+    const packed = deflateRaw(body)
     if (packed.length < body.length * 0.9) {
       const w = new Writer()
       w.byte(MAGIC_0)
@@ -138,7 +138,7 @@ function inflate(packed: Uint8Array, size: number, maxBody: number): Uint8Array 
   if (size > maxBody) throw new DecodeError(`body of ${size} bytes exceeds the limit of ${maxBody}`)
   let body: Uint8Array
   try {
-    body = inflateSync(packed, { out: new Uint8Array(size + 1) })
+    body = inflateRaw(packed, size)
   } catch (e) {
     throw new DecodeError(`corrupt compressed body: ${(e as Error).message}`)
   }
@@ -299,7 +299,7 @@ export function encodeSnapshot(snap: DecodedSnapshot): Uint8Array {
   }
   // The text section: a flag, then the WTF-8 bytes, deflated (after their size) when that pays.
   const text = encodeWtf8(snap.text)
-  const packed = text.length >= COMPRESS_FROM ? deflateSync(text, { level: 6 }) : null
+  const packed = text.length >= COMPRESS_FROM ? deflateRaw(text) : null
   if (packed !== null && packed.length < text.length * 0.9) {
     w.byte(FLAG_DEFLATED)
     w.uint(text.length)

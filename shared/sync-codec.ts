@@ -8,7 +8,7 @@
  * protocol.ts reports as BAD_MESSAGE) on any malformed input; `unpack` returns null
  * unless the output is exactly the announced length.
  */
-import { deflateSync, inflateSync } from 'fflate'
+import { deflateRaw, inflateRaw } from './deflate.ts'
 
 /** Malformed bytes (protocol.ts turns it into a BAD_MESSAGE SyncError). */
 export class WireError extends Error {
@@ -45,16 +45,13 @@ export const MAX_DEFLATE_RATIO = 1032
  */
 export function pack(u: Uint8Array, dict: Uint8Array | null): Uint8Array | null {
   if (u.length < 8) return null
-  const c = deflateSync(u, { level: 6, dictionary: dict?.length ? dict : undefined })
+  const c = deflateRaw(u, dict ?? undefined)
   return c.length + 2 < u.length ? c : null
 }
 
 export function unpack(c: Uint8Array, rawLen: number, dict: Uint8Array | null): Uint8Array | null {
   try {
-    const out = inflateSync(c, {
-      out: new Uint8Array(rawLen + 1),
-      dictionary: dict?.length ? dict : undefined,
-    })
+    const out = inflateRaw(c, rawLen, dict ?? undefined)
     return out.length === rawLen ? out : null
   } catch {
     return null

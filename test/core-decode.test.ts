@@ -14,7 +14,8 @@ import { versionEntries } from './support/reference.ts'
 import type { CategoryResult } from './fuzz/decode-mutations.ts'
 import { encodeUpdate as encodeRaw, type EventSpan, type OpSpan } from '../shared/encoding.ts'
 import { DEL, INS } from '../shared/oplog.ts'
-import { crc32 } from '../shared/crc32.ts'
+import { crc32, crc32Js } from '../shared/crc32.ts'
+import { deflateRaw, inflateRaw, nativeZlib } from '../shared/deflate.ts'
 import { deflateSync, inflateSync } from 'fflate'
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
@@ -434,6 +435,31 @@ test('crc32: the standard check value; any split continues to the same sum', () 
   const whole = crc32(bytes)
   for (const cut of [0, 1, 7, 8, 9, 500, 999, 1000])
     assert.is(crc32(bytes.subarray(cut), crc32(bytes.subarray(0, cut))), whole, `cut at ${cut}`)
+  // The portable CRC (browsers) and the native one (Node) agree, split or not.
+  assert.is(crc32Js(new TextEncoder().encode('123456789')), 0xcbf43926)
+  for (const cut of [0, 3, 8, 999])
+    assert.is(crc32Js(bytes.subarray(cut), crc32Js(bytes.subarray(0, cut))), whole, `js cut ${cut}`)
+})
+
+test('deflate: native zlib and the portable fflate read each other, with and without a dictionary', () => {
+  assert.ok(nativeZlib !== null, 'this Node has a native zlib through process.getBuiltinModule')
+  const text = new TextEncoder().encode('the quick brown fox jumps over the lazy dog; '.repeat(400))
+  const dictionary = new TextEncoder().encode('quick brown fox lazy dog')
+  for (const dict of [undefined, dictionary]) {
+    const native = deflateRaw(text, dict)
+    assert.ok(native.length < text.length / 10, 'compresses')
+    assert.ok(native.slice(0, 4).buffer !== native.buffer, 'slice copies (no Buffer view leaks)')
+    assert.equal(inflateSync(native, { dictionary: dict }), text, 'fflate reads native')
+    const portable = deflateSync(text, { level: 6, dictionary: dict })
+    assert.equal(inflateRaw(portable, text.length, dict), text, 'native reads fflate')
+    assert.equal(inflateRaw(native, text.length, dict), text)
+    // Corrupt, truncated, or larger than allowed: an Error, never a partial result.
+    assert.throws(() => inflateRaw(native.subarray(0, native.length >> 1), text.length, dict))
+    assert.throws(() => inflateRaw(native, text.length - 2, dict))
+    const flipped = native.slice()
+    flipped[0] ^= 0xff
+    assert.throws(() => inflateRaw(flipped, text.length, dict))
+  }
 })
 
 test.run()
