@@ -118,6 +118,17 @@ export class Writer {
   }
 }
 
+/** Short ASCII strings read lately (agent ids, mostly), by a hash of their bytes. */
+const shortStrings = new Map<number, string>()
+/** Entries before the table starts over: bounded memory whatever the input. */
+const SHORT_STRINGS_MAX = 4096
+
+function sameAscii(s: string, buf: Uint8Array, start: number, n: number): boolean {
+  if (s.length !== n) return false
+  for (let i = 0; i < n; i++) if (s.charCodeAt(i) !== buf[start + i]) return false
+  return true
+}
+
 export class Reader {
   pos = 0
   constructor(private readonly buf: Uint8Array) {}
@@ -175,11 +186,21 @@ export class Reader {
       // Short ASCII (agent ids, typing): straight from the buffer, no view, no decoder.
       const start = this.pos + 1
       let ascii = true
-      for (let i = start; i < start + n; i++) if (buf[i] >= 0x80) ascii = false
+      let hash = 0x811c9dc5 ^ n
+      for (let i = start; i < start + n; i++) {
+        if (buf[i] >= 0x80) ascii = false
+        hash = Math.imul(hash ^ buf[i], 0x01000193)
+      }
       if (ascii) {
         this.pos = start + n
+        // The same agent ids come in every update: hand back the string made last time, so
+        // maps keyed by it find it without hashing and comparing a fresh copy.
+        const known = shortStrings.get(hash)
+        if (known !== undefined && sameAscii(known, buf, start, n)) return known
         let s = ''
         for (let i = start; i < start + n; i++) s += String.fromCharCode(buf[i])
+        if (shortStrings.size >= SHORT_STRINGS_MAX) shortStrings.clear()
+        shortStrings.set(hash, s)
         return s
       }
     }

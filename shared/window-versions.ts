@@ -45,6 +45,11 @@ export class WindowVersions {
   private prep: Float64Array = new Float64Array(0)
   /** Scratch for the version being computed. */
   private next: Float64Array = new Float64Array(0)
+  /** Scratch for `minimal`, one slot per LV. */
+  private at = new Int32Array(0)
+  private span = new Int32Array(0)
+  private ag = new Int32Array(0)
+  private sq = new Float64Array(0)
 
   constructor(
     private readonly cg: CausalGraph,
@@ -124,41 +129,58 @@ export class WindowVersions {
   minimal(lvs: readonly LV[]): LV[] | null {
     const cg = this.cg
     const k = lvs.length
-    const rows: number[] = []
-    const agent: number[] = []
-    const seq: number[] = []
+    if (this.at.length < k) {
+      this.at = new Int32Array(k + (k >> 1))
+      this.span = new Int32Array(this.at.length)
+      this.ag = new Int32Array(this.at.length)
+      this.sq = new Float64Array(this.at.length)
+    }
+    // Per LV: where its entry's row starts (-1 under base), how many agents that row holds,
+    // its agent, and its seq (the count of its agent's events before it).
+    const { at, span, ag, sq } = this
     let above = false
-    for (const lv of lvs) {
+    for (let i = 0; i < k; i++) {
+      const lv = lvs[i]
       if (lv < this.base) {
-        rows.push(-1)
-        agent.push(-1)
-        seq.push(-1)
+        at[i] = -1
         continue
       }
       const e = cg.entries[findEntry(cg, lv)]
       const row = this.rowOf.get(e.start)
       if (row === undefined) return null
-      rows.push(row)
-      agent.push(this.agentIndex(e.agent))
-      seq.push(e.seq + (lv - e.start))
+      at[i] = row * this.width
+      span[i] = this.rowAgents[row]
+      ag[i] = this.agentIndex(e.agent)
+      sq[i] = e.seq + (lv - e.start)
       above = true
     }
     if (!above) return null
+    const rows = this.rows
     const out: LV[] = []
     for (let i = 0; i < k; i++) {
       // An event under base is an ancestor of every event above it.
-      let dominated = rows[i] < 0
-      for (let j = 0; j < k && !dominated; j++) {
-        if (j === i || rows[j] < 0) continue
-        if (lvs[j] === lvs[i])
-          dominated = j < i // keep the first of equal ones
-        else if (agent[j] === agent[i]) dominated = seq[j] > seq[i]
-        else if (agent[i] < this.rowAgents[rows[j]])
-          dominated = this.rows[rows[j] * this.width + agent[i]] > seq[i]
+      if (at[i] < 0) continue
+      const a = ag[i]
+      const s = sq[i]
+      let dominated = false
+      for (let j = 0; j < k; j++) {
+        if (at[j] < 0) continue
+        // q's version counts, for agent a: its own seq if a is q's agent, else its row's count
+        // (an agent the row predates is at its floor, which no seq above base is below).
+        const count = ag[j] === a ? sq[j] : a < span[j] ? rows[at[j] + a] : 0
+        if (count > s) {
+          dominated = true
+          break
+        }
       }
       if (!dominated) out.push(lvs[i])
     }
-    return out.sort((a, b) => a - b)
+    // Equal LVs were all kept (none counts itself): keep one.
+    out.sort((x, y) => x - y)
+    let w = 0
+    for (let i = 0; i < out.length; i++) if (w === 0 || out[i] !== out[w - 1]) out[w++] = out[i]
+    out.length = w
+    return out
   }
 
   /** Per agent, the seq ranges one vector has and the other lacks, as LV ranges. */
