@@ -15,6 +15,7 @@ import {
   findEntry,
   frontierEquals,
 } from './causal-graph.ts'
+import { anchorShape } from './shape-anchors.ts'
 
 /** A binary max-heap with a caller-supplied "a before b" comparison. */
 class Heap<T> {
@@ -57,6 +58,7 @@ class Heap<T> {
     return top
   }
 }
+anchorShape(new Heap<readonly LV[]>(() => false))
 
 const ONLY_A = 0
 const ONLY_B = 1
@@ -101,6 +103,7 @@ class NumHeap {
     return top
   }
 }
+anchorShape(new NumHeap())
 
 /**
  * Queue length from which a walk stops queueing an LV twice: with wide frontiers every

@@ -16,6 +16,7 @@
  * rate) scans the runs. Documents that never ask pay nothing.
  */
 import type { LV } from './causal-graph.ts'
+import { anchorShape } from './shape-anchors.ts'
 
 interface Run {
   lv: LV
@@ -138,3 +139,4 @@ export class IdIndex {
     }
   }
 }
+anchorShape(new IdIndex([]))

@@ -14,6 +14,8 @@
  * `cur` state of an item: 0 not yet inserted, 1 inserted, k >= 2 deleted k - 1 times.
  */
 
+import { anchorShape } from './shape-anchors.ts'
+
 export const NOT_YET_INSERTED = 0
 export const INSERTED = 1
 /** LV of the first placeholder character. */
@@ -354,3 +356,4 @@ export class ItemTree {
     visit(this.root)
   }
 }
+anchorShape(new ItemTree(0))

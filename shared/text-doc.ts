@@ -60,6 +60,7 @@ import {
 import { DecodeError } from './varint.ts'
 import { Emitter } from './emitter.ts'
 import { randomAgent } from './agent.ts'
+import { anchorShape } from './shape-anchors.ts'
 
 export type TextOp = { index: number; insert: string } | { index: number; delete: number }
 export type { VersionVector } from './causal-graph.ts'
@@ -130,6 +131,7 @@ class ContentPatcher implements Emit {
     }
   }
 }
+anchorShape(new ContentPatcher(new GapBuffer(), null))
 
 /** A merge placed elided characters whose deletes have not all arrived (they wait for parents). */
 class ElidedTooSoon extends Error {}
@@ -639,6 +641,7 @@ export class TextDoc {
     }
   }
 }
+anchorShape(new TextDoc())
 
 /**
  * Appends insert run `op` to `out` with the text of its deleted characters elided (`visible`:

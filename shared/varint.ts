@@ -8,6 +8,8 @@
  * more bytes than remain: no length can cause a large allocation.
  */
 
+import { anchorShape } from './shape-anchors.ts'
+
 export class DecodeError extends Error {
   override name = 'DecodeError'
 }
@@ -117,6 +119,9 @@ export class Writer {
     this.pos = 0
   }
 }
+const writerAnchor = new Writer()
+writerAnchor.release() // hands the spare buffer back
+anchorShape(writerAnchor)
 
 /** Short ASCII strings read lately (agent ids, mostly), by a hash of their bytes. */
 const shortStrings = new Map<number, string>()
@@ -213,6 +218,7 @@ export class Reader {
     return out
   }
 }
+anchorShape(new Reader(new Uint8Array(0)))
 
 const utf8Encoder = new TextEncoder()
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })

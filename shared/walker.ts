@@ -21,13 +21,15 @@ import {
   type Frontier,
   type LV,
   agentOf,
+  createGraph,
   findEntry,
   frontierEquals,
   joinAdjacent,
 } from './causal-graph.ts'
 import { diff, dominators, findConflicting } from './graph-diff.ts'
 import { WindowVersions } from './window-versions.ts'
-import { DEL, INS, type OpLog, type OpRun, findRun, isElided, slice } from './oplog.ts'
+import { DEL, INS, type OpLog, type OpRun, createOpLog, findRun, isElided, slice } from './oplog.ts'
+import { anchorShape } from './shape-anchors.ts'
 import {
   type CharAt,
   type Cursor,
@@ -84,6 +86,11 @@ export class Merge {
     private readonly versions: WindowVersions | null,
   ) {
     this.probed = processed
+  }
+
+  /** A merge over an empty graph (a shape anchor: see shape-anchors.ts). */
+  static empty(): Merge {
+    return new Merge(new Walk(createGraph(), createOpLog(), 0), 0, [], 0, null)
   }
 
   /** The graph's size when `run` last looked for a fresh, smaller conflict zone. */
@@ -316,7 +323,7 @@ class Walk {
   private isolate(from: CharAt, len: number): Cursor {
     let at = this.tree.split(from)
     const it = at.leaf.items[at.idx]
-    if (it.len > len) this.tree.split({ ...at, off: len })
+    if (it.len > len) this.tree.split({ leaf: at.leaf, idx: at.idx, off: len })
     // The second split may have moved the item to a new leaf.
     if (at.leaf.items[at.idx] !== it) at = this.locate(it)
     return at
@@ -384,7 +391,8 @@ class Walk {
       const left = tree.findCur(op.pos - 1)
       const it = left.leaf.items[left.idx]
       originLeft = it.lv + left.off
-      if (left.off + 1 < it.len) cursor = tree.split({ ...left, off: left.off + 1 })
+      if (left.off + 1 < it.len)
+        cursor = tree.split({ leaf: left.leaf, idx: left.idx, off: left.off + 1 })
       else cursor = tree.nextItem(left)
     }
     // The right origin: the first character after the cursor that exists in the prepare version.
@@ -462,7 +470,8 @@ class Walk {
     while (remaining > 0) {
       const found = this.tree.findCur(pos)
       const take = Math.min(remaining, found.off + 1)
-      this.deleteChars({ ...found, off: found.off - take + 1 }, take, del, true, emit)
+      const from = { leaf: found.leaf, idx: found.idx, off: found.off - take + 1 }
+      this.deleteChars(from, take, del, true, emit)
       del += take
       remaining -= take
       pos -= take
@@ -479,3 +488,4 @@ class Walk {
     this.targets.push({ del, len, target: it.lv, rev })
   }
 }
+anchorShape(Merge.empty())

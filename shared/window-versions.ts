@@ -17,8 +17,9 @@
  * walked entries are kept; a parent older than that (or under `base`) returns null and the
  * caller walks the graph instead, then hands the result back through `adjust`.
  */
-import { type CausalGraph, type Frontier, type LV, findEntry } from './causal-graph.ts'
+import { type CausalGraph, type Frontier, type LV, createGraph, findEntry } from './causal-graph.ts'
 import type { Ranges } from './graph-diff.ts'
+import { anchorShape } from './shape-anchors.ts'
 
 /** Walked entries whose versions are kept: parents are nearly always recent events. */
 const MAX_ENTRIES = 1024
@@ -289,6 +290,7 @@ export class WindowVersions {
     prep[a] = seqAtLv + (end - lv)
   }
 }
+anchorShape(new WindowVersions(createGraph(), 0))
 
 function sortRanges(r: Ranges): Ranges {
   if (r.length > 1) r.sort((x, y) => x[0] - y[0])
