@@ -11,12 +11,12 @@
  * peak of their allocator during the load: that is what the process keeps. The loaded document is kept alive until after the second snapshot.
  */
 import { readFileSync } from 'node:fs'
-import { canGc, fullGc, memoryInUse } from './measure.ts'
+import { canGc, collectAll, memoryInUse } from './measure.ts'
 
-/** A full GC, then a pause so freed ArrayBuffer/external memory is really released. */
+/** A forced full GC, then a pause so freed ArrayBuffer/external memory is really released. */
 async function settle(): Promise<void> {
   for (let i = 0; i < 3; i++) {
-    fullGc()
+    collectAll()
     await new Promise((resolve) => setTimeout(resolve, 30))
   }
 }
