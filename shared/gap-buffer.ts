@@ -8,6 +8,8 @@
  * Memory: 2 bytes per code unit plus the gap (at most half the capacity).
  */
 
+import { anchorShape } from './shape-anchors.ts'
+
 const MIN_CAPACITY = 64
 const CHUNK = 8192
 
@@ -128,3 +130,4 @@ export class GapBuffer {
     this.buf = next
   }
 }
+anchorShape(() => new GapBuffer())

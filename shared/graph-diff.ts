@@ -58,7 +58,7 @@ class Heap<T> {
     return top
   }
 }
-anchorShape(new Heap<readonly LV[]>(() => false))
+anchorShape(() => new Heap<readonly LV[]>(() => false))
 
 const ONLY_A = 0
 const ONLY_B = 1
@@ -103,7 +103,7 @@ class NumHeap {
     return top
   }
 }
-anchorShape(new NumHeap())
+anchorShape(() => new NumHeap())
 
 /**
  * Queue length from which a walk stops queueing an LV twice: with wide frontiers every

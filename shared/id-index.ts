@@ -139,4 +139,4 @@ export class IdIndex {
     }
   }
 }
-anchorShape(new IdIndex([]))
+anchorShape(() => new IdIndex([]))

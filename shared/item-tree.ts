@@ -356,4 +356,4 @@ export class ItemTree {
     visit(this.root)
   }
 }
-anchorShape(new ItemTree(0))
+anchorShape(() => new ItemTree(0))

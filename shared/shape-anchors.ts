@@ -7,11 +7,26 @@
  * next merge back to the interpreter until it was optimized again: 1.6x slower on the
  * concurrent traces. One instance per class, kept here for the life of the process, keeps
  * the hidden class and the compiled code valid, for a few hundred bytes in all.
+ *
+ * An anchor only helps while it has the class's current hidden class: a field that later
+ * changes representation (a small integer field given a heap number) moves every instance to
+ * a new one and leaves the anchor behind. test/shape-anchors.test.ts checks each anchor
+ * against a fresh instance after a concurrent editing session.
  */
 
-const anchors: object[] = []
+interface Anchor {
+  readonly instance: object
+  readonly make: () => object
+}
 
-/** Keeps `instance` alive for good; call it once per class, at module load. */
-export function anchorShape(instance: object): void {
-  anchors.push(instance)
+const anchors: Anchor[] = []
+
+/** Keeps an instance from `make` alive for good; call it once per class, at module load. */
+export function anchorShape(make: () => object): void {
+  anchors.push({ instance: make(), make })
+}
+
+/** Each anchor with a fresh instance made the same way (for the test: they share a class). */
+export function anchorPairs(): [anchor: object, fresh: object][] {
+  return anchors.map((a) => [a.instance, a.make()])
 }

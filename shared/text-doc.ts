@@ -131,7 +131,7 @@ class ContentPatcher implements Emit {
     }
   }
 }
-anchorShape(new ContentPatcher(new GapBuffer(), null))
+anchorShape(() => new ContentPatcher(new GapBuffer(), null))
 
 /** A merge placed elided characters whose deletes have not all arrived (they wait for parents). */
 class ElidedTooSoon extends Error {}
@@ -641,7 +641,7 @@ export class TextDoc {
     }
   }
 }
-anchorShape(new TextDoc())
+anchorShape(() => new TextDoc())
 
 /**
  * Appends insert run `op` to `out` with the text of its deleted characters elided (`visible`:

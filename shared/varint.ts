@@ -119,9 +119,11 @@ export class Writer {
     this.pos = 0
   }
 }
-const writerAnchor = new Writer()
-writerAnchor.release() // hands the spare buffer back
-anchorShape(writerAnchor)
+anchorShape(() => {
+  const w = new Writer()
+  w.release() // hands the spare buffer back
+  return w
+})
 
 /** Short ASCII strings read lately (agent ids, mostly), by a hash of their bytes. */
 const shortStrings = new Map<number, string>()
@@ -218,7 +220,7 @@ export class Reader {
     return out
   }
 }
-anchorShape(new Reader(new Uint8Array(0)))
+anchorShape(() => new Reader(new Uint8Array(0)))
 
 const utf8Encoder = new TextEncoder()
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })

@@ -488,4 +488,4 @@ class Walk {
     this.targets.push({ del, len, target: it.lv, rev })
   }
 }
-anchorShape(Merge.empty())
+anchorShape(() => Merge.empty())

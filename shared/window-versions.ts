@@ -290,7 +290,7 @@ export class WindowVersions {
     prep[a] = seqAtLv + (end - lv)
   }
 }
-anchorShape(new WindowVersions(createGraph(), 0))
+anchorShape(() => new WindowVersions(createGraph(), 0))
 
 function sortRanges(r: Ranges): Ranges {
   if (r.length > 1) r.sort((x, y) => x[0] - y[0])
