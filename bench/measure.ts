@@ -7,7 +7,7 @@
  * engine's garbage is not collected on another's clock. It is a major GC like those the
  * engine runs by itself (`fullGc`). A bare `gc()` is V8's forced testing collection, which
  * leaves more to redo: after one, the next native zlib call took 0.24 ms instead of 0.05
- * (21 KB inflated), and Yjs's merges took up to 10x as long, costs a running application does
+ * (21 KB inflated), and Yjs's merges took up to 11x as long, costs a running application does
  * not pay. Retained memory is read after forced collections (`collectAll`), which free the
  * most. Memory is `heapUsed + external`, where Node's `external` already includes
  * `arrayBuffers` and WebAssembly memory (Loro and Automerge live there), so nothing is left

@@ -102,8 +102,9 @@ export class GapBuffer {
   }
 
   private moveGap(pos: number): void {
-    // A merge's positions can arrive as heap numbers (its sums run past 2^31); kept small
-    // integers, the gap fields never change representation (see shape-anchors.ts).
+    // A merge's positions can arrive as heap numbers (the walk counts past the small-integer
+    // range); kept small integers, the gap fields never change representation, which would
+    // leave this class's shape anchor behind (see shape-anchors.ts).
     pos |= 0
     const buf = this.buf
     if (pos < this.gapStart) {

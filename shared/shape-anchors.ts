@@ -6,7 +6,7 @@
  * tree and heaps, and every codec cursor, die when their call ends, so each full GC sent the
  * next merge back to the interpreter until it was optimized again: 1.6x slower on the
  * concurrent traces. One instance per class, kept here for the life of the process, keeps
- * the hidden class and the compiled code valid, for a few hundred bytes in all.
+ * the hidden class and the compiled code valid, for a few kilobytes in all.
  *
  * An anchor only helps while it has the class's current hidden class: a field that later
  * changes representation (a small integer field given a heap number) moves every instance to
