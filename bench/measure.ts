@@ -17,14 +17,21 @@ import { spawn } from 'node:child_process'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-type Gc = (options?: { type: 'major' | 'minor'; execution: 'sync' | 'async' }) => void
+type Gc = (options?: {
+  type: 'major' | 'minor'
+  execution: 'sync' | 'async'
+}) => void | Promise<void>
 const gc: Gc | undefined = (globalThis as { gc?: Gc }).gc
 
-/** Runs a major GC as V8 runs them (twice, to also collect what finalizers freed). */
-export function fullGc(): void {
+/**
+ * Runs a major GC as V8 runs them (twice, to also collect what finalizers freed). It must be
+ * the async form: on Node 20 (V8 11.3) `gc({ type: 'major', execution: 'sync' })` runs a
+ * scavenge only (`--trace-gc` shows it), which left old garbage for whoever ran next.
+ */
+export async function fullGc(): Promise<void> {
   if (gc === undefined) return
-  gc({ type: 'major', execution: 'sync' })
-  gc({ type: 'major', execution: 'sync' })
+  await gc({ type: 'major', execution: 'async' })
+  await gc({ type: 'major', execution: 'async' })
 }
 
 /**
@@ -48,8 +55,8 @@ export function memoryInUse(): number {
 }
 
 /** Milliseconds taken by `fn` (after a GC, which is not timed) and what it returned. */
-export function timeOnce<T>(fn: () => T): { ms: number; value: T } {
-  fullGc()
+export async function timeOnce<T>(fn: () => T): Promise<{ ms: number; value: T }> {
+  await fullGc()
   const t0 = performance.now()
   const value = fn()
   return { ms: performance.now() - t0, value }
@@ -81,11 +88,11 @@ export const okCell = (values: readonly number[]): Cell => ({
  * That first run is an untimed warm-up when it took under a second (and runs > 1); slower
  * first runs are kept as samples (JIT warm-up is a small part of them).
  */
-export function interleaved<T>(
+export async function interleaved<T>(
   contestants: readonly { name: string; run: () => T; check?: (value: T) => void }[],
   runs: number,
   budgetMs: number,
-): Map<string, Cell> {
+): Promise<Map<string, Cell>> {
   const times = new Map<string, number[]>(contestants.map((c) => [c.name, []]))
   const checked = new Set<string>()
   for (let r = 0; r <= runs; r++) {
@@ -94,7 +101,7 @@ export function interleaved<T>(
       const list = times.get(c.name)!
       if (list.length >= runs) continue
       if (list.length > 0 && list.reduce((a, b) => a + b, 0) > budgetMs) continue
-      const { ms, value } = timeOnce(c.run)
+      const { ms, value } = await timeOnce(c.run)
       if (!checked.has(c.name)) {
         checked.add(c.name)
         c.check?.(value)

@@ -32,14 +32,14 @@ const base =
   kind === 'seq'
     ? sequentialContestant(peer, loadSequential(traceName))
     : concurrentContestant(peer, loadConcurrent(traceName))
-const replay = interleaved([{ ...base, run: () => (last = base.run()) }], runs, budget).get(
+const replay = (await interleaved([{ ...base, run: () => (last = base.run()) }], runs, budget)).get(
   peer.name,
 )
 const doc = kind === 'seq' ? last : replicaDoc(peer, last)
 last = undefined
 
 const { contestants, sizes } = mergeContestants(peer, doc)
-const mergeCells = interleaved(contestants, runs, budget)
+const mergeCells = await interleaved(contestants, runs, budget)
 const merges = contestants.map((c) => ({
   name: c.name,
   size: sizes.get(c.name),
@@ -48,6 +48,8 @@ const merges = contestants.map((c) => ({
 
 const saved = peer.save(doc)
 writeFileSync(saveFile, saved)
-const load = interleaved([loadContestant(peer, saved, peer.text(doc))], runs, budget).get(peer.name)
+const load = (await interleaved([loadContestant(peer, saved, peer.text(doc))], runs, budget)).get(
+  peer.name,
+)
 
 console.log(JSON.stringify({ replay, merges, saveSize: saved.byteLength, load }))

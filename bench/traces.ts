@@ -166,7 +166,7 @@ async function benchTrace(kind: 'seq' | 'conc', name: string, o: Options, tmp: s
     const trace = loadConcurrent(name)
     for (const p of inProcess) contestants.push(keep(p.name, concurrentContestant(p, trace)))
   }
-  for (const [k, cell] of interleaved(contestants, o.runs, BUDGET_MS)) r.replay[k] = cell
+  for (const [k, cell] of await interleaved(contestants, o.runs, BUDGET_MS)) r.replay[k] = cell
 
   // Merge into an empty replica, interleaved.
   const merges: Contestant<any>[] = []
@@ -177,7 +177,7 @@ async function benchTrace(kind: 'seq' | 'conc', name: string, o: Options, tmp: s
     merges.push(...m.contestants)
     for (const [k, size] of m.sizes) r.mergeSize[k] = size
   }
-  for (const [k, cell] of interleaved(merges, o.runs, BUDGET_MS)) {
+  for (const [k, cell] of await interleaved(merges, o.runs, BUDGET_MS)) {
     r.merge[k === 'yjs:v1 update' ? 'yjs v1' : k === 'yjs:v2 update' ? 'yjs v2' : k.split(':')[0]] =
       cell
   }
@@ -195,7 +195,7 @@ async function benchTrace(kind: 'seq' | 'conc', name: string, o: Options, tmp: s
     loads.push(loadContestant(p, bytes, p.text(doc)))
   }
   r.save['yjs v1'] = okCell([r.mergeSize['yjs:v1 update']])
-  for (const [k, cell] of interleaved(loads, o.runs, BUDGET_MS)) r.load[k] = cell
+  for (const [k, cell] of await interleaved(loads, o.runs, BUDGET_MS)) r.load[k] = cell
   docs.clear()
 
   if (o.automerge) {
