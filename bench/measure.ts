@@ -100,8 +100,9 @@ export const okCell = (values: readonly number[]): Cell => ({
  * rotated per run, so drift (thermal, JIT, GC pressure) spreads over all of them. A
  * contestant whose runs so far add up past `budgetMs` stops early (at least one run).
  * `check` validates the first run's result (outside the timing) and throws if it is wrong.
- * That first run is an untimed warm-up when it took under a second (and runs > 1); slower
- * first runs are kept as samples (JIT warm-up is a small part of them).
+ * When that first run took under a second (and runs > 1) it starts an untimed warm-up, repeated
+ * until the warm-up took 0.5 s or 20 runs (each trace runs in a fresh process, where nothing
+ * else warmed the code); slower first runs are kept as samples (JIT warm-up is a small part).
  */
 export async function interleaved<T>(
   contestants: readonly { name: string; run: () => T; check?: (value: T) => void }[],
@@ -120,8 +121,11 @@ export async function interleaved<T>(
       if (!checked.has(c.name)) {
         checked.add(c.name)
         c.check?.(value)
-        // A quick first run is a warm-up (JIT, WebAssembly tiers): run once more, untimed no more.
-        if (ms < WARMUP_MAX_MS && runs > 1) continue
+        // A quick first run starts a warm-up (JIT, WebAssembly tiers), untimed.
+        if (ms < WARMUP_MAX_MS && runs > 1) {
+          warmUp(c.run, ms)
+          continue
+        }
       }
       list.push(ms)
     }
@@ -130,6 +134,18 @@ export async function interleaved<T>(
 }
 
 const WARMUP_MAX_MS = 1000
+/** A warm-up repeats a quick run until its runs took this long, or this many runs. */
+const WARMUP_MS = 500
+const WARMUP_RUNS = 20
+
+function warmUp(run: () => unknown, firstMs: number): void {
+  let spent = firstMs
+  for (let n = 1; n < WARMUP_RUNS && spent < WARMUP_MS; n++) {
+    const t0 = performance.now()
+    run()
+    spent += performance.now() - t0
+  }
+}
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url))
 

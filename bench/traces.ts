@@ -4,9 +4,10 @@
  *
  * Figures: local replay (sequential traces), per-agent replay (concurrent traces), merge of a
  * whole history into an empty replica, saved size, load + toString, memory retained after load.
- * Ours, Yjs, Loro and the string run in this process, interleaved, median of --runs. Automerge
- * runs in a child process per trace under a time limit (it needs minutes on some traces), with
- * fewer runs when slow; memory is measured in a fresh child per engine and trace.
+ * Each trace runs in a fresh process of its own (so no trace's figures depend on which traces
+ * ran before it), where ours, Yjs, Loro and the string run interleaved, median of --runs.
+ * Automerge runs in a child process per trace under a time limit (it needs minutes on some
+ * traces), with fewer runs when slow; memory is measured in a fresh child per engine and trace.
  *
  * Flags: --trace NAME (one trace), --runs N (default 5), --quick (small traces, 3 runs),
  * --big (also node_nodecc and git-makefile per-agent: minutes each), --timeout S (per child,
@@ -24,7 +25,7 @@ import {
   sequentialContestant,
   type Contestant,
 } from './figures.ts'
-import { canGc, interleaved, none, okCell, runChildSafe, type Cell } from './measure.ts'
+import { canGc, interleaved, none, okCell, runChild, runChildSafe, type Cell } from './measure.ts'
 import { PEERS, replayPlainString } from './peers.ts'
 import { renderHeader, renderTables, type TraceResult } from './report.ts'
 import {
@@ -48,10 +49,19 @@ interface Options {
   timeoutMs: number
   automerge: boolean
   out?: string
+  /** Internal: bench the one `--trace` here and print its result as JSON (a per-trace child). */
+  oneJson: boolean
 }
 
 function parseArgs(argv: readonly string[]): Options {
-  const o: Options = { runs: 5, quick: false, big: false, timeoutMs: 60_000, automerge: true }
+  const o: Options = {
+    runs: 5,
+    quick: false,
+    big: false,
+    timeoutMs: 60_000,
+    automerge: true,
+    oneJson: false,
+  }
   let runsGiven = false
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
@@ -70,6 +80,7 @@ function parseArgs(argv: readonly string[]): Options {
     else if (a === '--timeout') o.timeoutMs = Number(next()) * 1000
     else if (a === '--no-automerge') o.automerge = false
     else if (a === '--out') o.out = next()
+    else if (a === '--one-json') o.oneJson = true
     else throw new Error(`unknown flag ${a} (see the header of bench/traces.ts)`)
   }
   if (o.quick && !runsGiven) o.runs = 3
@@ -78,6 +89,9 @@ function parseArgs(argv: readonly string[]): Options {
 
 /** Automerge's budget per figure (its child also has the --timeout limit). */
 const AUTOMERGE_BUDGET_MS = 5_000
+
+/** A trace's own process (every engine and figure) is killed after this long. */
+const TRACE_CHILD_TIMEOUT_MS = 30 * 60_000
 
 /** Budget per contestant and figure: stop repeating once its runs add up past this. */
 const BUDGET_MS = 12_000
@@ -277,24 +291,40 @@ async function main(): Promise<void> {
     conc = concurrent.filter((n) => n === o.trace)
     if (seq.length + conc.length === 0) throw new Error(`no trace named ${o.trace}`)
   }
-  const tmp = mkdtempSync(join(tmpdir(), 'polyphony-bench-'))
+  if (o.oneJson) {
+    if (o.trace === undefined) throw new Error('--one-json needs --trace')
+    const tmp = mkdtempSync(join(tmpdir(), 'polyphony-bench-'))
+    try {
+      const r =
+        seq.length > 0
+          ? await benchTrace('seq', o.trace, o, tmp)
+          : BIG_CONCURRENT.has(o.trace)
+            ? await benchBigConcurrent(o.trace, o, tmp)
+            : await benchTrace('conc', o.trace, o, tmp)
+      console.log(JSON.stringify(r))
+    } finally {
+      rmSync(tmp, { recursive: true, force: true })
+    }
+    return
+  }
   const results: TraceResult[] = []
   const t0 = Date.now()
-  try {
-    for (const name of seq) {
-      console.error(`[${((Date.now() - t0) / 1000).toFixed(0)} s] sequential ${name}`)
-      results.push(await benchTrace('seq', name, o, tmp))
-    }
-    for (const name of conc) {
-      console.error(`[${((Date.now() - t0) / 1000).toFixed(0)} s] concurrent ${name}`)
-      results.push(
-        BIG_CONCURRENT.has(name)
-          ? await benchBigConcurrent(name, o, tmp)
-          : await benchTrace('conc', name, o, tmp),
+  const passOn = ['--runs', String(o.runs), '--timeout', String(o.timeoutMs / 1000)]
+  if (!o.automerge) passOn.push('--no-automerge')
+  for (const [kind, names] of [
+    ['sequential', seq],
+    ['concurrent', conc],
+  ] as const) {
+    for (const name of names) {
+      console.error(`[${((Date.now() - t0) / 1000).toFixed(0)} s] ${kind} ${name}`)
+      const res = await runChild(
+        'traces.ts',
+        ['--trace', name, ...passOn, '--one-json'],
+        TRACE_CHILD_TIMEOUT_MS,
       )
+      if (res.timedOut) throw new Error(`trace ${name} took over ${TRACE_CHILD_TIMEOUT_MS} ms`)
+      results.push(res.result as TraceResult)
     }
-  } finally {
-    rmSync(tmp, { recursive: true, force: true })
   }
   const command = `npm run bench${process.argv.length > 2 ? ' -- ' + process.argv.slice(2).join(' ') : ''}`
   const notes = results.flatMap((r) => r.notes.map((n) => `- ${r.name}: ${n}`))
