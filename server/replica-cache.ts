@@ -9,6 +9,11 @@
  * `update` and clears the memo. `version()` hands out one frozen object per state (links keep it
  * as a lower bound of what a peer holds, and compare it by identity).
  *
+ * The encodings are dropped once unused for `ENCODINGS_IDLE_MS`: they are worth keeping only
+ * while links flush together (one turn, or a batch window of at most 10 ms) or a burst of
+ * clients joins, and the one for a joining client is the whole document, which an idle
+ * document would otherwise hold twice for as long as it stays loaded.
+ *
  * A class, not closures: a server holds thousands of documents.
  */
 import type { Replica, VersionVector } from '../shared/replica.ts'
@@ -16,6 +21,21 @@ import type { TextDoc } from '../shared/text-doc.ts'
 
 /** Encodings kept per document state (distinct `since` vectors; most links share one). */
 const MAX_ENTRIES = 16
+/** Encodings unused this long are dropped (checked by one timer for every document). */
+const ENCODINGS_IDLE_MS = 250
+
+/** Caches holding encodings, swept by one timer while there are any. */
+const holding = new Set<CachedReplica>()
+let sweeper: ReturnType<typeof setInterval> | null = null
+
+function sweep(): void {
+  const now = performance.now()
+  for (const c of holding) if (c.dropIdle(now)) holding.delete(c)
+  if (holding.size === 0 && sweeper !== null) {
+    clearInterval(sweeper)
+    sweeper = null
+  }
+}
 
 /** A canonical string for a version vector (sorted agents), the memo key. */
 function vvKey(vv: VersionVector | undefined): string {
@@ -29,6 +49,7 @@ function vvKey(vv: VersionVector | undefined): string {
 /** `doc` behind a memo of `encodeUpdate` and `version` (see the module header). */
 export class CachedReplica implements Replica {
   private encodings: Map<string, Uint8Array> | null = null
+  private usedAt = 0
   private memoVersion: VersionVector | null = null
 
   constructor(private readonly doc: TextDoc) {
@@ -46,7 +67,16 @@ export class CachedReplica implements Replica {
 
   encodeUpdate(since?: VersionVector): Uint8Array {
     const key = vvKey(since)
-    const encodings = (this.encodings ??= new Map())
+    this.usedAt = performance.now()
+    if (this.encodings === null) {
+      this.encodings = new Map()
+      holding.add(this)
+      if (sweeper === null) {
+        sweeper = setInterval(sweep, ENCODINGS_IDLE_MS)
+        sweeper.unref?.()
+      }
+    }
+    const encodings = this.encodings
     let bytes = encodings.get(key)
     if (bytes === undefined) {
       bytes = this.doc.encodeUpdate(since)
@@ -54,6 +84,13 @@ export class CachedReplica implements Replica {
       encodings.set(key, bytes)
     }
     return bytes
+  }
+
+  /** Drops the encodings if unused since `now - ENCODINGS_IDLE_MS`; true when none are left. */
+  dropIdle(now: number): boolean {
+    if (this.encodings !== null && now - this.usedAt < ENCODINGS_IDLE_MS) return false
+    this.encodings = null
+    return true
   }
 
   applyUpdate(update: Uint8Array, origin?: unknown): void {
