@@ -34,6 +34,8 @@ export interface ConnectionContext {
   readonly linkTuning: LinkTuning
   /** Fan-out latency bookkeeping of a loaded document. */
   fanoutFor(entry: LoadedDoc): FanoutClock
+  /** The connection's socket closed (called once). */
+  closed(conn: ServerConnection): void
 }
 
 /** The link batching options the server sets (shared/sync.ts `LinkOptions`). */
@@ -391,6 +393,7 @@ export class ServerConnection implements Channel {
       this.cleanup()
     }
     this.ctx.metrics.connections.dec()
+    this.ctx.closed(this)
   }
 
   private cleanup(): void {

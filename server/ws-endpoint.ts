@@ -37,6 +37,23 @@ function reject(socket: Duplex, status: number, text: string): void {
   socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`)
 }
 
+// Socket handlers shared by every connection (`this` is the socket), as in connection.ts: a
+// closure (and a `once` wrapper) per connection is memory for nothing.
+function destroyOnError(this: Duplex): void {
+  this.destroy()
+}
+
+/** What a counted socket is counted under, until it closes. */
+const COUNTED = Symbol('polyphony.counted')
+type CountedSocket = Duplex & { [COUNTED]?: { endpoint: WsEndpoint; address: string } | null }
+
+function uncountOnClose(this: CountedSocket): void {
+  const counted = this[COUNTED]
+  if (counted == null) return
+  this[COUNTED] = null
+  counted.endpoint.uncount(counted.address)
+}
+
 /** Accepts WebSocket upgrades and owns every live connection. */
 export class WsEndpoint {
   private readonly wss: WebSocketServer
@@ -50,7 +67,7 @@ export class WsEndpoint {
   private accepting = true
   private readonly ctx: ConnectionContext
 
-  constructor(ctx: Omit<ConnectionContext, 'presenceFor' | 'fanoutFor'>) {
+  constructor(ctx: Omit<ConnectionContext, 'presenceFor' | 'fanoutFor' | 'closed'>) {
     this.ctx = {
       ...ctx,
       presenceFor: (entry) => {
@@ -69,6 +86,7 @@ export class WsEndpoint {
         }
         return f
       },
+      closed: (conn) => void this.connections.delete(conn),
     }
     this.wss = new WebSocketServer({
       noServer: true,
@@ -85,8 +103,8 @@ export class WsEndpoint {
   }
 
   /** The http server's `upgrade` handler. */
-  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    socket.on('error', () => socket.destroy())
+  handleUpgrade(req: IncomingMessage, socket: CountedSocket, head: Buffer): void {
+    socket.on('error', destroyOnError)
     if (!this.accepting) return reject(socket, 503, 'Service Unavailable')
     const url = new URL(req.url ?? '/', 'http://localhost')
     const m = /^\/ws\/([^/]+)$/.exec(url.pathname)
@@ -108,15 +126,9 @@ export class WsEndpoint {
       return reject(socket, 429, 'Too Many Requests')
     }
     this.perAddress.set(address, count + 1)
-    let counted = true
-    const uncount = () => {
-      if (!counted) return
-      counted = false
-      const n = (this.perAddress.get(address) ?? 1) - 1
-      if (n <= 0) this.perAddress.delete(address)
-      else this.perAddress.set(address, n)
-    }
-    socket.once('close', uncount)
+    // Uncounted when the socket closes, whether or not the upgrade completes.
+    socket[COUNTED] = { endpoint: this, address }
+    socket.on('close', uncountOnClose)
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       const docId = parseDocId(m[1]!)
       if (docId === null) {
@@ -126,11 +138,14 @@ export class WsEndpoint {
       }
       const conn = new ServerConnection(ws, docId, address, url.searchParams.get('token'), this.ctx)
       this.connections.add(conn)
-      ws.once('close', () => {
-        this.connections.delete(conn)
-        uncount()
-      })
     })
+  }
+
+  /** A counted socket of `address` closed. */
+  uncount(address: string): void {
+    const n = (this.perAddress.get(address) ?? 1) - 1
+    if (n <= 0) this.perAddress.delete(address)
+    else this.perAddress.set(address, n)
   }
 
   private beat(): void {
