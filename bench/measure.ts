@@ -6,9 +6,9 @@
  * Invariants: every timed call runs after a full GC (when `--expose-gc` is on) so one
  * engine's garbage is not collected on another's clock (`fullGc`); calls under 5 ms are
  * repeated for 25 ms and averaged (`timeOnce`). Retained memory is read after forced
- * collections (`collectAll`), which free the most. Memory is `heapUsed + external`, where Node's `external` already includes
- * `arrayBuffers` and WebAssembly memory (Loro and Automerge live there), so nothing is left
- * out and nothing is counted twice.
+ * collections (`collectAll`), which free the most. Memory is `heapUsed + external`, where
+ * Node's `external` already includes `arrayBuffers` and WebAssembly memory (Loro and
+ * Automerge live there), so nothing is left out and nothing is counted twice.
  */
 import { spawn } from 'node:child_process'
 import { dirname, join } from 'node:path'
