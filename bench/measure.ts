@@ -33,8 +33,7 @@ export async function fullGc(): Promise<void> {
 
 /**
  * Collects everything that can be (V8's forced collection, twice), before reading retained
- * memory: a major GC may leave caches and dead objects that a figure of memory kept should not
- * count (clownschool: 109 KiB after major GCs against 83 after forced ones).
+ * memory: it also drops caches that a figure of memory kept should not count.
  */
 export function collectAll(): void {
   if (gc === undefined) return
