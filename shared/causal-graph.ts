@@ -152,7 +152,13 @@ export function advanceFrontier(frontier: Frontier, parents: Frontier, lv: LV): 
   // Typing on the current version: the new event is the only head.
   if (parents === frontier) return [lv]
   const out: LV[] = []
-  for (const f of frontier) if (!parents.includes(f)) out.push(f)
+  // Both ascending: one merge pass (wide frontiers, as with many concurrent writers, make a
+  // search per head quadratic).
+  let j = 0
+  for (const f of frontier) {
+    while (j < parents.length && parents[j] < f) j++
+    if (j === parents.length || parents[j] !== f) out.push(f)
+  }
   // `lv` is newer than everything in the frontier, so it goes last.
   out.push(lv)
   return out

@@ -8,6 +8,7 @@
  * position as a zigzag delta from the previous run); then all inserted text as
  * one WTF-8 string. An insert run's direction bit says whether its text is in
  * that string: an elided run (oplog.ts) has none, its characters being deleted.
+ * A merge event run (NOP) is the header 1 (a length-0 op otherwise), then its length.
  * Decoding builds plain objects and checks every count, index and length against
  * the rest of the message before returning, so a bad message throws
  * `DecodeError` before anything is touched.
@@ -18,7 +19,7 @@
  * bytes until a merge needs it. The first layout (the whole body deflated) still loads.
  */
 import { DecodeError, Reader, Writer, decodeWtf8, encodeWtf8 } from './varint.ts'
-import { DEL, INS } from './oplog.ts'
+import { DEL, INS, NOP, type OpKind } from './oplog.ts'
 import { seal, unseal } from './crc32.ts'
 import { deflateRaw, inflateRaw } from './deflate.ts'
 
@@ -58,7 +59,7 @@ export interface EventSpan {
 }
 
 export interface OpSpan {
-  readonly kind: typeof INS | typeof DEL
+  readonly kind: OpKind
   readonly len: number
   readonly pos: number
   readonly fwd: boolean
@@ -205,6 +206,12 @@ export function encodeUpdate(update: DecodedUpdate): Uint8Array {
   let prev = 0
   const content: string[] = []
   for (const op of update.ops) {
+    if (op.kind === NOP) {
+      // A header of length 0 (never an op otherwise), then the length; no position.
+      w.uint(NOP_HEADER)
+      w.uint(op.len)
+      continue
+    }
     // kind, direction and length in one varint: len * 4 + fwd * 2 + kind. An insert's
     // direction bit says that its text follows (clear: elided).
     const bit = op.kind === INS ? op.content !== '' : op.fwd
@@ -216,6 +223,9 @@ export function encodeUpdate(update: DecodedUpdate): Uint8Array {
   w.string(content.join(''))
   return frameWritten(w, KIND_UPDATE)
 }
+
+/** An op header for merge events (NOP): read as ops, it would be a backspace of length 0. */
+const NOP_HEADER = 1
 
 /** Decodes and validates an update; `maxBody` caps its decompressed size. */
 export function decodeUpdate(bytes: Uint8Array, maxBody = MAX_UPDATE_BODY): DecodedUpdate {
@@ -242,7 +252,7 @@ export function decodeUpdate(bytes: Uint8Array, maxBody = MAX_UPDATE_BODY): Deco
   }
   const opCount = r.count('op count', 2)
   const ops = new Array<{
-    kind: typeof INS | typeof DEL
+    kind: OpKind
     len: number
     pos: number
     fwd: boolean
@@ -253,6 +263,13 @@ export function decodeUpdate(bytes: Uint8Array, maxBody = MAX_UPDATE_BODY): Deco
   let insertLen = 0
   for (let i = 0; i < opCount; i++) {
     const head = r.uint('op header')
+    if (head === NOP_HEADER) {
+      const len = r.uint('merge event length')
+      if (len === 0) throw new DecodeError('empty op')
+      ops[i] = { kind: NOP, len, pos: 0, fwd: true, content: '' }
+      opEvents += len
+      continue
+    }
     const kind = head % 2 === 1 ? DEL : INS
     const bit = Math.floor(head / 2) % 2 === 1
     const len = Math.floor(head / 4)

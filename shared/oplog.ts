@@ -7,6 +7,10 @@
  * delete one before the last) are stored as one record. Runs cover the LVs
  * without gaps, in LV order; lookup is a binary search.
  *
+ * A merge event (NOP) has no operation: it only joins the versions it names as
+ * parents, so that events made on it name one parent instead of many (a hub makes
+ * them: TextDoc.mergeHeads). It changes no text and places no character.
+ *
  * An insert run may be elided: its characters are all deleted and a save dropped
  * their text (content ''). Its events still place characters, which are deleted
  * from birth: no text is ever shown for them (walker.ts, text-doc.ts).
@@ -15,12 +19,15 @@ import type { LV } from './causal-graph.ts'
 
 export const INS = 0
 export const DEL = 1
+export const NOP = 2
+
+export type OpKind = typeof INS | typeof DEL | typeof NOP
 
 export interface OpRun {
   readonly start: LV
   end: LV
-  readonly kind: typeof INS | typeof DEL
-  /** Position of the first event. */
+  readonly kind: OpKind
+  /** Position of the first event (0 for a NOP). */
   readonly pos: number
   /** Deletes: true when every event deletes at `pos`; false when backspacing (event i at pos - i). */
   fwd: boolean
@@ -48,7 +55,7 @@ export function createOpLog(): OpLog {
 export function pushOp(
   log: OpLog,
   start: LV,
-  kind: typeof INS | typeof DEL,
+  kind: OpKind,
   pos: number,
   len: number,
   content: string,
@@ -57,6 +64,10 @@ export function pushOp(
   if (len === 1) fwd = true
   const last = log.runs[log.runs.length - 1]
   if (last !== undefined && last.end === start && last.kind === kind) {
+    if (kind === NOP) {
+      last.end += len
+      return
+    }
     const n = last.end - last.start
     if (kind === INS && pos === last.pos + n && (last.content === '') === (content === '')) {
       last.content += content
@@ -106,7 +117,7 @@ export function opsIn(log: OpLog, start: LV, end: LV): OpRun[] {
 export function slice(r: OpRun, start: LV, end: LV, withContent = true): OpRun {
   if (start === r.start && end === r.end) return r
   const off = start - r.start
-  const pos = r.kind === INS ? r.pos + off : r.fwd ? r.pos : r.pos - off
+  const pos = r.kind === INS ? r.pos + off : r.kind === NOP || r.fwd ? r.pos : r.pos - off
   const content = r.kind === INS && withContent ? r.content.slice(off, off + (end - start)) : ''
   return { start, end, kind: r.kind, pos, fwd: r.fwd, content }
 }

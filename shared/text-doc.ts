@@ -29,6 +29,7 @@ import {
 import {
   DEL,
   INS,
+  NOP,
   type OpLog,
   type OpRun,
   checkOpLog,
@@ -243,6 +244,23 @@ export class TextDoc {
     this.content.delete(pos, length)
     this.ids?.delete(pos, length)
     if (this.observed) this.announce(lv, [{ index: pos, delete: length }], undefined)
+  }
+
+  /**
+   * Joins the heads with a merge event when there are several: an event without an operation
+   * (it changes no text) whose parents are the heads, so that the next event made here or by a
+   * replica that has it names one parent instead of every concurrent edit. A hub relaying many
+   * writers (the server) calls it after integrating their edits: with it every replica's
+   * frontier stays narrow, and so does the cost of integrating an edit, however many write at
+   * once and however late edits arrive. Returns whether it made one.
+   */
+  mergeHeads(): boolean {
+    if (this.lazy !== null || this.cg.heads.length < 2) return false
+    const cg = this.cg
+    const lv = addEvents(cg, this.agent, nextSeq(cg, this.agent), 1, cg.heads)
+    pushOp(this.log, lv, NOP, 0, 1, '')
+    if (this.observed) this.announce(lv, [], undefined)
+    return true
   }
 
   /** Every event the holder of `since` lacks (all events when omitted), encoded. */
@@ -569,6 +587,7 @@ export class TextDoc {
       if (!frontierEquals(parents, version)) break
       for (const op of opsIn(this.log, lv, e.end)) {
         const len = op.end - op.start
+        if (op.kind === NOP) continue
         if (op.kind === INS) emit.insert(op.pos, op.content, op.start)
         else if (op.fwd) emit.delete(op.pos, len)
         else emit.delete(op.pos - len + 1, len)
@@ -586,8 +605,13 @@ export class TextDoc {
       if (!this.merge!.deletedAll(elided)) throw new ElidedTooSoon()
       this.ids = null // it never saw the elided characters
     }
-    // At a critical version (one head) the next merge's zone is short: drop the walk.
-    if (cg.heads.length === 1 || (this.merge !== null && this.merge.size > MAX_KEPT_MERGE))
+    // At a critical version (one head) the next merge's zone is short: drop the walk. Not at a
+    // merge event: it joins what a hub had, and edits made before it are still on the way.
+    const head = cg.heads.length === 1 ? cg.heads[0] : -1
+    if (
+      (head >= 0 && this.log.runs[findRun(this.log, head)].kind !== NOP) ||
+      (this.merge !== null && this.merge.size > MAX_KEPT_MERGE)
+    )
       this.merge = null
   }
 

@@ -28,7 +28,17 @@ import {
 } from './causal-graph.ts'
 import { diff, dominators, findConflicting } from './graph-diff.ts'
 import { WindowVersions } from './window-versions.ts'
-import { DEL, INS, type OpLog, type OpRun, createOpLog, findRun, isElided, slice } from './oplog.ts'
+import {
+  DEL,
+  INS,
+  NOP,
+  type OpLog,
+  type OpRun,
+  createOpLog,
+  findRun,
+  isElided,
+  slice,
+} from './oplog.ts'
 import { anchorShape } from './shape-anchors.ts'
 import {
   type CharAt,
@@ -132,6 +142,12 @@ export class Merge {
       const entry = cg.entries[findEntry(cg, lv)]
       const end = entry.end
       const parents = lv === entry.start ? entry.parents : [lv - 1]
+      if (onlyMerges(log, lv, end)) {
+        // Nothing to apply: the prepare version stays; later events may name it as a parent.
+        if (lv === entry.start) this.versions?.note(entry.start, parents)
+        lv = end
+        continue
+      }
       let aOnly: [LV, LV][] = []
       let bOnly: [LV, LV][] = []
       const versions = this.versions
@@ -260,6 +276,14 @@ export class Merge {
   }
 }
 
+/** Whether events `start .. end` are all merge events (NOP): no operation to apply. */
+function onlyMerges(log: OpLog, start: LV, end: LV): boolean {
+  const runs = log.runs
+  for (let i = findRun(log, start); i < runs.length && runs[i].start < end; i++)
+    if (runs[i].kind !== NOP) return false
+  return true
+}
+
 /** Equal sets of LVs, whatever the ranges' boundaries (adjacent ranges may be split or joined). */
 function sameRanges(a: [LV, LV][], b: [LV, LV][]): boolean {
   const x = joinAdjacent(a)
@@ -303,6 +327,7 @@ class Walk {
   private toggle(op: OpRun, start: LV, end: LV, dir: 1 | -1): void {
     const from = Math.max(start, op.start)
     const to = Math.min(end, op.end)
+    if (op.kind === NOP) return
     if (op.kind === INS) return this.toggleChars(from, to - from, dir)
     for (const [target, len] of this.targetsOf(from, to)) this.toggleChars(target, len, dir)
   }
@@ -375,6 +400,7 @@ class Walk {
 
   /** Applies `op`; `elided`: an insert whose characters are deleted from birth (never emitted). */
   apply(op: OpRun, emit: boolean, elided: boolean): void {
+    if (op.kind === NOP) return
     if (op.kind === INS) this.insert(op, emit && !elided, elided)
     else if (op.fwd) this.deleteForward(op, emit)
     else this.deleteBackward(op, emit)

@@ -46,6 +46,8 @@ export class WindowVersions {
   private prep: Float64Array = new Float64Array(0)
   /** Scratch for the version being computed. */
   private next: Float64Array = new Float64Array(0)
+  /** Scratch for `note`. */
+  private noted: Float64Array = new Float64Array(0)
   /** Scratch for `minimal`, one slot per LV. */
   private at = new Int32Array(0)
   private span = new Int32Array(0)
@@ -98,9 +100,18 @@ export class WindowVersions {
    * On success the vector of `parents` is the scratch `next` until `enter`.
    */
   moveTo(parents: Frontier): { aOnly: Ranges; bOnly: Ranges } | null {
+    const next = this.versionOf(parents, this.next)
+    if (next === null) return null
+    this.next = next
+    this.prep = this.widen(this.prep)
+    return this.rangesBetween(this.prep, next)
+  }
+
+  /** The vector of `parents` in `out` (or a wider copy of it), or null when a row is missing. */
+  private versionOf(parents: Frontier, out: Float64Array): Float64Array | null {
     const cg = this.cg
     let found = false
-    let next = this.next
+    let next = out
     for (let i = 0; i < next.length; i++) next[i] = this.floor[i]
     for (const p of parents) {
       if (p < this.base) continue // its history is all under base: the floor
@@ -108,7 +119,7 @@ export class WindowVersions {
       const row = this.rowOf.get(e.start)
       if (row === undefined) return null
       const a = this.agentIndex(e.agent)
-      next = this.next = this.widen(next)
+      next = this.widen(next)
       const rows = this.rows
       const at = row * this.width
       const n = this.rowAgents[row]
@@ -117,9 +128,18 @@ export class WindowVersions {
       if (own > next[a]) next[a] = own
       found = true
     }
-    if (!found) return null
-    this.prep = this.widen(this.prep)
-    return this.rangesBetween(this.prep, next)
+    return found ? next : null
+  }
+
+  /**
+   * A merge event's entry (from `entryStart`, made on `parents`) was passed over without moving
+   * the prepare version: keeps its version when it can be had, for the events made on it.
+   */
+  note(entryStart: LV, parents: Frontier): void {
+    const v = this.versionOf(parents, this.noted)
+    if (v === null) return
+    this.noted = v
+    this.keep(entryStart, v)
   }
 
   /**

@@ -7,12 +7,14 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { TextDoc } from '../shared/index.ts'
+import { KIND_UPDATE, decodeUpdate, messageKind } from '../shared/encoding.ts'
 import { Merge } from '../shared/walker.ts'
 import { Rng } from './support/rng.ts'
 
 Merge.verify = true
 
-function star(seed: number, clients: number, edits: number, lag: number): void {
+/** Runs the star; returns the mean number of parents of the clients' updates. */
+function star(seed: number, clients: number, edits: number, lag: number, merges = false): number {
   const rng = new Rng(seed)
   const hub = new TextDoc('hub')
   const docs = Array.from(
@@ -22,6 +24,7 @@ function star(seed: number, clients: number, edits: number, lag: number): void {
   // Updates the hub relays, in its order; each client has applied a prefix of them.
   const relayed: [from: number, update: Uint8Array][] = []
   const applied = new Array<number>(clients).fill(0)
+  let parents = 0
   for (let t = 0; t < edits; t++) {
     const i = rng.int(0, clients - 1)
     const doc = docs[i]!
@@ -30,8 +33,15 @@ function star(seed: number, clients: number, edits: number, lag: number): void {
     if (doc.length > 0 && rng.chance(0.2)) doc.delete(Math.min(pos, doc.length - 1), 1)
     else doc.insert(pos, 'abcdefghij'[rng.int(0, 9)]!.repeat(rng.int(1, 3)))
     const update = doc.encodeUpdate(before)
+    if (messageKind(update) === KIND_UPDATE)
+      parents += decodeUpdate(update).spans[0]!.parents.length
     hub.applyUpdate(update)
     relayed.push([i, update])
+    // A hub that joins its heads after a few relays (as the server does after each flush).
+    if (merges && rng.chance(0.5)) {
+      const before = hub.version()
+      if (hub.mergeHeads()) relayed.push([-1, hub.encodeUpdate(before)])
+    }
     // Each client catches up to a random point at most `lag` updates behind.
     for (let j = 0; j < clients; j++) {
       const target = Math.max(applied[j]!, relayed.length - rng.int(0, lag))
@@ -49,6 +59,7 @@ function star(seed: number, clients: number, edits: number, lag: number): void {
     assert.is(docs[j]!.toString(), hub.toString(), `client ${j} (seed ${seed})`)
     if (j < 3) docs[j]!.checkInvariants()
   }
+  return parents / edits
 }
 
 test('20 lagging clients of a hub converge; window versions agree with the graph', () => {
@@ -64,6 +75,14 @@ test('merges kept from the first few agents restart with window versions as more
   } finally {
     Merge.verify = true
   }
+})
+
+test('with the hub joining its heads by merge events, frontiers stay narrow and all converge', () => {
+  for (let seed = 6; seed <= 7; seed++) star(seed, 20, 400, 25, true)
+  const joined = star(98, 60, 500, 120, true)
+  const wide = star(98, 60, 500, 120)
+  console.log(joined, wide)
+  assert.ok(joined < wide / 2, `mean parents ${joined} with merge events, ${wide} without`)
 })
 
 test('60 clients, long lag: agents appear mid-merge and old parents fall back to a walk', () => {

@@ -116,6 +116,15 @@ export function convergenceCase(seed: number, opts: ConvergenceOptions = {}): Ca
         check(rep, where)
         continue
       }
+      if (r < 0.08) {
+        // a merge event (as a hub makes them): joins the heads, changes no text
+        const rep = replicas[idx()]
+        const before = rep.doc.toString()
+        trace.push(`${rep.doc.agent}.mergeHeads() -> ${rep.doc.mergeHeads()}`)
+        if (rep.doc.toString() !== before) fail(`step ${step}: mergeHeads changed the text`)
+        check(rep, `step ${step}`)
+        continue
+      }
       if (r < 0.45) {
         const i = idx()
         const rep = replicas[i]

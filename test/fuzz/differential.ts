@@ -183,6 +183,19 @@ export function differentialCase(seed: number, opts: DifferentialOptions = {}): 
         compare(t, `step ${step}`, rng)
         continue
       }
+      if (r < 0.1) {
+        // a merge event (as a hub makes them): joins the heads, changes no text
+        const t = rng.pick(twins)
+        const made = t.doc.mergeHeads()
+        const events = t.ref.merge()
+        if (made !== events.length > 0) fail(`mergeHeads made ${made}, the reference ${events}`)
+        trace.push(`${t.doc.agent}.mergeHeads() -> ${made}`)
+        const emitted = take(t)
+        if (made !== emitted.length > 0) fail(`mergeHeads ${made} emitted ${emitted.length}`)
+        if (made) t.log.push({ bytes: emitted, events })
+        compare(t, `step ${step}`, rng)
+        continue
+      }
       if (r < 0.55) {
         const t = rng.pick(twins)
         const s0 = t.ref.toString()

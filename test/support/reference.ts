@@ -47,6 +47,12 @@ export type RefEvent =
       /** The item this event deletes. */
       readonly target: Id
     }
+  | {
+      /** A merge event: no operation, only parents (TextDoc.mergeHeads). */
+      readonly kind: 'merge'
+      readonly id: Id
+      readonly parents: readonly Id[]
+    }
 
 /** `{ [agent]: number of that agent's events held }`, with a null prototype. */
 export type RefVersion = Record<string, number>
@@ -142,6 +148,15 @@ export class RefDoc {
       left = id
     }
     return made
+  }
+
+  /** A local merge event when the frontier has several events (as `TextDoc.mergeHeads`). */
+  merge(): RefEvent[] {
+    const parents = this.frontier()
+    if (parents.length < 2) return []
+    const e: RefEvent = { kind: 'merge', id: this.nextId(), parents }
+    this.integrate(e)
+    return [e]
   }
 
   /** Local delete of `len` units at `pos`; returns the new events. */
@@ -311,7 +326,7 @@ export class RefDoc {
       if (!this.have.has(idKey(p))) throw new Error(`event ${key}: parent ${idKey(p)} missing`)
     }
     if (e.kind === 'ins') this.integrateInsert(e)
-    else {
+    else if (e.kind === 'del') {
       const target = this.itemByKey.get(idKey(e.target))
       if (target === undefined) throw new Error(`event ${key} deletes unknown ${idKey(e.target)}`)
       target.deletedBy.add(key)
