@@ -16,6 +16,7 @@
  *   snapshot taken after it, commits), so it never covers an event storage lacks.
  */
 import { TextDoc, type VersionVector } from '../shared/text-doc.ts'
+import { randomAgent } from '../shared/agent.ts'
 import type { Replica } from '../shared/replica.ts'
 import type { Limits } from './limits.ts'
 import { cachedReplica } from './replica-cache.ts'
@@ -44,7 +45,20 @@ export interface LoadedDoc {
   /** Highest update id stored for this document. */
   lastUpdateId: number
   idleTimer: ReturnType<typeof setTimeout> | null
+  /** When the server last joined the document's heads by a merge event (`join`). */
+  joinedAt: number
+  /** A `join` is scheduled. */
+  joinPending: boolean
 }
+
+/**
+ * Shortest time between two merge events of one document: at most one per fan-out batch (a
+ * link's window grows to 10 ms under load, shared/sync.ts).
+ */
+const JOIN_INTERVAL_MS = 10
+
+/** The server's agent: one per process, so its merge events never reuse a seq (documents.ts). */
+const HUB_AGENT = `hub-${randomAgent()}`
 
 /** The process is at `maxLoadedDocuments` and none is idle. */
 export class CapacityError extends Error {
@@ -139,9 +153,10 @@ export class DocumentRegistry {
     this.metrics.storageSeconds.observe({ op: 'load' }, (performance.now() - t0) / 1000)
     let doc: TextDoc
     if (stored === null) {
-      doc = new TextDoc()
+      doc = new TextDoc(HUB_AGENT)
     } else {
-      doc = stored.snapshot === null ? new TextDoc() : TextDoc.load(stored.snapshot)
+      doc =
+        stored.snapshot === null ? new TextDoc(HUB_AGENT) : TextDoc.load(stored.snapshot, HUB_AGENT)
       for (const u of stored.updates) doc.applyUpdate(u)
     }
     this.log.debug(
@@ -150,22 +165,51 @@ export class DocumentRegistry {
     )
     // Made before any link subscribes, so its memo is cleared before links hear of a change.
     const replica = cachedReplica(doc)
-    // Every update integrated from now on is outstanding until stored (see the header).
-    const outstanding = new Set<Uint8Array>()
-    doc.on('update', (update: Uint8Array) => void outstanding.add(update))
-    return {
+    const entry: LoadedDoc = {
       id,
       doc,
       replica,
       refs: 0,
       durable: doc.version(),
       inFlight: new Set(),
-      outstanding,
+      outstanding: new Set(),
       needsSnapshot: false,
       sinceSnapshot: stored?.updates.length ?? 0,
       lastUpdateId: stored?.lastUpdateId ?? 0,
       idleTimer: null,
+      joinedAt: -Infinity,
+      joinPending: false,
     }
+    // Every update integrated from now on is outstanding until stored (see the header). The
+    // server's own updates, its merge events, are stored here; links store their peers'.
+    doc.on('update', (update: Uint8Array, origin: unknown) => {
+      entry.outstanding.add(update)
+      if (origin === undefined) void this.persist(entry, update).catch(() => {})
+      else this.scheduleJoin(entry)
+    })
+    return entry
+  }
+
+  /**
+   * After edits from links, joins the document's heads by a merge event (TextDoc.mergeHeads)
+   * before the links flush, at most every `JOIN_INTERVAL_MS`: the clients' next edits then name
+   * that one event as parent instead of every edit they have seen, which keeps the cost of
+   * integrating an edit (here and at every client) flat however many write at once.
+   */
+  private scheduleJoin(entry: LoadedDoc): void {
+    if (entry.joinPending) return
+    entry.joinPending = true
+    const wait = entry.joinedAt + JOIN_INTERVAL_MS - performance.now()
+    if (wait <= 0) queueMicrotask(() => this.join(entry))
+    else setTimeout(() => this.join(entry), wait).unref?.()
+  }
+
+  private join(entry: LoadedDoc): void {
+    entry.joinPending = false
+    const slot = this.slots.get(entry.id)
+    if (this.closed || slot?.state !== 'loaded' || slot.entry !== entry) return
+    entry.joinedAt = performance.now()
+    entry.doc.mergeHeads()
   }
 
   /**

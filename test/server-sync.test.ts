@@ -3,6 +3,7 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { TextDoc } from '../shared/text-doc.ts'
+import { decodeUpdate } from '../shared/encoding.ts'
 import {
   client,
   restText,
@@ -183,5 +184,60 @@ test('a document typed by a TextDoc and one by a client agree after save/load of
     rmSync(dataDir, { recursive: true, force: true })
   }
 })
+
+test('the server joins concurrent edits by a stored merge event; the next edit names one parent', async () => {
+  const ts = await startServer()
+  const clients = Array.from({ length: 6 }, () => client(ts.wsUrl, 'joined'))
+  let restarted: Awaited<ReturnType<typeof startServer>> | null = null
+  let stopped = false
+  try {
+    await within(Promise.all(clients.map((c) => c.synced)), 5000, 'all synced')
+    // Every client types at once: their edits are concurrent, the server's heads many.
+    for (const [i, c] of clients.entries()) c.doc.insert(0, `c${i}`)
+    const hubAgent = () => Object.keys(clients[0]!.doc.version()).find((a) => a.startsWith('hub-'))
+    await waitFor(
+      () =>
+        hubAgent() !== undefined &&
+        clients.every((c) => vvKey(c.doc.version()) === vvKey(clients[0]!.doc.version())),
+      'clients hold the same events, a merge event among them',
+      5000,
+    )
+    const text = clients[0]!.doc.toString()
+    assert.ok(clients.every((c) => c.doc.toString() === text))
+    // The next edit is made on the merge event alone.
+    const sent: Uint8Array[] = []
+    clients[0]!.doc.on('update', (u: Uint8Array) => void sent.push(u))
+    clients[0]!.doc.insert(0, '!')
+    assert.is(sent.length, 1)
+    const parents = decodeUpdate(sent[0]!).spans[0]!.parents
+    assert.equal(
+      parents.map(([a]) => a.startsWith('hub-')),
+      [true],
+      `parents ${JSON.stringify(parents)}`,
+    )
+    await waitFor(() => clients.every((c) => c.doc.toString() === '!' + text), 'all see it', 5000)
+    for (const c of clients) c.close()
+    const version = clients[0]!.doc.version()
+    await ts.stop(true)
+    stopped = true
+    // The merge event was stored like any edit: a restarted server loads it.
+    restarted = await startServer({ dataDir: ts.dataDir })
+    const json = (await (await fetch(`${restarted.httpUrl}/api/docs/joined`)).json()) as {
+      text: string
+      version: Record<string, number>
+    }
+    assert.is(json.text, '!' + text)
+    assert.equal(json.version, version)
+  } finally {
+    for (const c of clients) c.close()
+    if (restarted !== null) await restarted.stop()
+    if (!stopped) await ts.stop(true)
+    rmSync(ts.dataDir, { recursive: true, force: true })
+  }
+})
+
+function vvKey(vv: Record<string, number>): string {
+  return JSON.stringify(Object.entries(vv).sort(([a], [b]) => (a < b ? -1 : 1)))
+}
 
 test.run()
