@@ -192,16 +192,16 @@ export class DocumentRegistry {
 
   /**
    * After edits from links, joins the document's heads by a merge event (TextDoc.mergeHeads)
-   * before the links flush, at most every `JOIN_INTERVAL_MS`: the clients' next edits then name
-   * that one event as parent instead of every edit they have seen, which keeps the cost of
-   * integrating an edit (here and at every client) flat however many write at once.
+   * at the end of the turn, before the links flush, so that it travels in the same batch: the
+   * clients' next edits then name that one event as parent instead of every edit they have
+   * seen, which keeps the cost of integrating an edit (here and at every client) flat however
+   * many write at once. At most one every `JOIN_INTERVAL_MS`; never from a timer of its own,
+   * which would cost a flush to every client.
    */
   private scheduleJoin(entry: LoadedDoc): void {
-    if (entry.joinPending) return
+    if (entry.joinPending || performance.now() - entry.joinedAt < JOIN_INTERVAL_MS) return
     entry.joinPending = true
-    const wait = entry.joinedAt + JOIN_INTERVAL_MS - performance.now()
-    if (wait <= 0) queueMicrotask(() => this.join(entry))
-    else setTimeout(() => this.join(entry), wait).unref?.()
+    queueMicrotask(() => this.join(entry))
   }
 
   private join(entry: LoadedDoc): void {

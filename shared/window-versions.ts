@@ -57,7 +57,10 @@ export class WindowVersions {
   constructor(
     private readonly cg: CausalGraph,
     private readonly base: LV,
-  ) {}
+  ) {
+    // Rows as wide as the agents the graph has already: widening copies every row.
+    this.width = cg.agents.size + (cg.agents.size >> 1)
+  }
 
   /** The agent's index here, added (with its floor) on first sight. */
   private agentIndex(agent: string): number {
@@ -274,9 +277,9 @@ export class WindowVersions {
     this.rowAgents[row] = n
   }
 
-  /** Rows of `width` counts; twice the rows (up to `MAX_ENTRIES`) when `grow`. */
+  /** Rows of `width` counts; four times the rows (up to `MAX_ENTRIES`) when `grow`. */
   private resize(width: number, grow: boolean): void {
-    const capacity = grow ? Math.min(MAX_ENTRIES, Math.max(16, 2 * this.capacity)) : this.capacity
+    const capacity = grow ? Math.min(MAX_ENTRIES, Math.max(16, 4 * this.capacity)) : this.capacity
     const rows = new Float64Array(capacity * width)
     const used = Math.min(this.written, this.capacity)
     for (let r = 0; r < used; r++) {
