@@ -49,6 +49,10 @@ export interface LoadedDoc {
   joinedAt: number
   /** A `join` is scheduled. */
   joinPending: boolean
+  /** Edits from links came after the last join (too soon for another). */
+  unjoined: boolean
+  /** The trailing join's timer. */
+  joinTimer: ReturnType<typeof setTimeout> | null
 }
 
 /**
@@ -56,6 +60,8 @@ export interface LoadedDoc {
  * link's window grows to 10 ms under load, shared/sync.ts).
  */
 const JOIN_INTERVAL_MS = 10
+/** How long after the last join a burst's unjoined edits are joined by a timer. */
+const TRAILING_JOIN_MS = 100
 
 /** The server's agent: one per process, so its merge events never reuse a seq (documents.ts). */
 const HUB_AGENT = `hub-${randomAgent()}`
@@ -179,6 +185,8 @@ export class DocumentRegistry {
       idleTimer: null,
       joinedAt: -Infinity,
       joinPending: false,
+      unjoined: false,
+      joinTimer: null,
     }
     // Every update integrated from now on is outstanding until stored (see the header). The
     // server's own updates, its merge events, are stored here; links store their peers'.
@@ -195,17 +203,34 @@ export class DocumentRegistry {
    * at the end of the turn, before the links flush, so that it travels in the same batch: the
    * clients' next edits then name that one event as parent instead of every edit they have
    * seen, which keeps the cost of integrating an edit (here and at every client) flat however
-   * many write at once. At most one every `JOIN_INTERVAL_MS`; never from a timer of its own,
-   * which would cost a flush to every client.
+   * many write at once. At most one every `JOIN_INTERVAL_MS`; edits that come sooner wait for
+   * the next join, or for a trailing one `TRAILING_JOIN_MS` after a burst ends (a join from a
+   * timer costs a flush to every client, so the timer does nothing while edits keep coming).
    */
   private scheduleJoin(entry: LoadedDoc): void {
-    if (entry.joinPending || performance.now() - entry.joinedAt < JOIN_INTERVAL_MS) return
+    if (entry.joinPending) return
+    if (performance.now() - entry.joinedAt < JOIN_INTERVAL_MS) {
+      entry.unjoined = true
+      if (entry.joinTimer === null) this.armTrailingJoin(entry)
+      return
+    }
     entry.joinPending = true
     queueMicrotask(() => this.join(entry))
   }
 
+  private armTrailingJoin(entry: LoadedDoc): void {
+    entry.joinTimer = setTimeout(() => {
+      entry.joinTimer = null
+      if (!entry.unjoined) return
+      if (performance.now() - entry.joinedAt < TRAILING_JOIN_MS) this.armTrailingJoin(entry)
+      else this.join(entry)
+    }, TRAILING_JOIN_MS)
+    entry.joinTimer.unref?.()
+  }
+
   private join(entry: LoadedDoc): void {
     entry.joinPending = false
+    entry.unjoined = false
     const slot = this.slots.get(entry.id)
     if (this.closed || slot?.state !== 'loaded' || slot.entry !== entry) return
     entry.joinedAt = performance.now()
