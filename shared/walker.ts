@@ -61,6 +61,9 @@ export interface Emit {
 /** Agents in the graph from which a merge keeps window versions (below, graph walks are short). */
 const WINDOW_VERSIONS_AGENTS = 8
 
+/** Most steps a probe for a fresh, smaller conflict zone takes (it runs in an apply: a pause). */
+const MAX_PROBE = 4096
+
 /** A delete run's targets: event `del + i` deleted character `target + i` (`target + len-1-i` when `rev`). */
 interface Target {
   del: LV
@@ -217,7 +220,7 @@ export class Merge {
       // in a busy star, no probe ever succeeds: at an eighth, probes took 30% of the time.)
       if (cg.next - kept.probed >= kept.size) {
         kept.probed = cg.next
-        const fresh = findConflicting(cg, docVersion, cg.heads, kept.size >> 1)
+        const fresh = findConflicting(cg, docVersion, cg.heads, Math.min(kept.size >> 1, MAX_PROBE))
         if (fresh !== null) return Merge.start(cg, log, docVersion, firstNew, emit, fresh)
       }
       if (kept.continue(cg, log, firstNew, emit)) return kept
