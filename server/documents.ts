@@ -63,7 +63,10 @@ const JOIN_INTERVAL_MS = 10
 /** How long after the last join a burst's unjoined edits are joined by a timer. */
 const TRAILING_JOIN_MS = 100
 
-/** The server's agent: one per process, so its merge events never reuse a seq (documents.ts). */
+/**
+ * The agent of the server's merge events: one per process, so a seq is never used twice (a
+ * document unloads only once its writes have settled, and reloads continue from them).
+ */
 const HUB_AGENT = `hub-${randomAgent()}`
 
 /** The process is at `maxLoadedDocuments` and none is idle. */
@@ -192,7 +195,8 @@ export class DocumentRegistry {
     // server's own updates, its merge events, are stored here; links store their peers'.
     doc.on('update', (update: Uint8Array, origin: unknown) => {
       entry.outstanding.add(update)
-      if (origin === undefined) void this.persist(entry, update).catch(() => {})
+      // A failed write is logged and owed as a snapshot (persistWithRetry).
+      if (origin === undefined) this.persist(entry, update).catch(() => {})
       else this.scheduleJoin(entry)
     })
     return entry

@@ -29,7 +29,10 @@ export interface OpRun {
   readonly kind: OpKind
   /** Position of the first event (0 for a NOP). */
   readonly pos: number
-  /** Deletes: true when every event deletes at `pos`; false when backspacing (event i at pos - i). */
+  /**
+   * Deletes: true when every event deletes at `pos`; false when backspacing (event i at pos - i).
+   * Always true for a NOP (so a slice of one keeps `pos` 0).
+   */
   fwd: boolean
   /** Inserts: the inserted code units, one per event; '' when elided (see the module header). */
   content: string
@@ -117,7 +120,7 @@ export function opsIn(log: OpLog, start: LV, end: LV): OpRun[] {
 export function slice(r: OpRun, start: LV, end: LV, withContent = true): OpRun {
   if (start === r.start && end === r.end) return r
   const off = start - r.start
-  const pos = r.kind === INS ? r.pos + off : r.kind === NOP || r.fwd ? r.pos : r.pos - off
+  const pos = r.kind === INS ? r.pos + off : r.fwd ? r.pos : r.pos - off
   const content = r.kind === INS && withContent ? r.content.slice(off, off + (end - start)) : ''
   return { start, end, kind: r.kind, pos, fwd: r.fwd, content }
 }

@@ -5,7 +5,7 @@
  * itself (a cycle), is refused: neither could ever be applied.
  */
 import type { EventSpan, OpSpan } from './encoding.ts'
-import { INS, NOP, isElided } from './oplog.ts'
+import { INS, isElided } from './oplog.ts'
 import { DecodeError } from './varint.ts'
 
 export interface IncomingSpan extends EventSpan {
@@ -167,7 +167,7 @@ export function sliceSpan(span: IncomingSpan, off: number, len: number): Incomin
 
 export function sliceOp(op: OpSpan, off: number, len: number): OpSpan {
   if (off === 0 && len === op.len) return op
-  const pos = op.kind === INS ? op.pos + off : op.kind === NOP || op.fwd ? op.pos : op.pos - off
+  const pos = op.kind === INS ? op.pos + off : op.fwd ? op.pos : op.pos - off
   const content = op.kind === INS ? op.content.slice(off, off + len) : ''
   return { kind: op.kind, len, pos, fwd: len === 1 ? true : op.fwd, content }
 }
