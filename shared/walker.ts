@@ -61,6 +61,16 @@ export interface Emit {
 /** Agents in the graph from which a merge keeps window versions (below, graph walks are short). */
 const WINDOW_VERSIONS_AGENTS = 8
 
+/**
+ * Mean parents per walked entry from which window versions pay (a wide graph: graph walks
+ * back from many parents are long), and down to which they stop paying (a narrow graph, as in
+ * a star whose hub makes merge events: an edit names the last merge event its author saw and
+ * the author's own edits since, so walks are short, and a version vector per entry costs
+ * O(agents)). Between the two a kept merge keeps what it has.
+ */
+const WIDE_PARENTS = 3
+const NARROW_PARENTS = 2.5
+
 /** Most steps a probe for a fresh, smaller conflict zone takes (it runs in an apply: a pause). */
 const MAX_PROBE = 4096
 
@@ -99,7 +109,11 @@ export class Merge {
     private readonly versions: WindowVersions | null,
   ) {
     this.probed = processed
+    this.parentsPerEntry = versions === null ? 1 : WIDE_PARENTS
   }
+
+  /** Moving mean of the parents of the entries walked (the graph's width). */
+  private parentsPerEntry: number
 
   /** A merge over an empty graph (a shape anchor: see shape-anchors.ts). */
   static empty(): Merge {
@@ -120,12 +134,17 @@ export class Merge {
     firstNew: LV,
     emit: Emit,
     conflict = findConflicting(cg, docVersion, cg.heads)!,
+    /** Whether the graph is wide (see `WIDE_PARENTS`); guessed from the heads when unknown. */
+    wide = cg.heads.length >= WIDE_PARENTS,
   ): Merge {
     const { common, zone } = conflict
     const base = zone.length === 0 ? cg.next : zone[0][0]
-    // With few agents a walk back through the graph is short; window versions pay with many.
+    // With few agents, or a narrow graph, a walk back through the graph is short; window
+    // versions pay with many agents in a wide graph.
     const versions =
-      cg.agents.size >= WINDOW_VERSIONS_AGENTS || Merge.verify ? new WindowVersions(cg, base) : null
+      (wide && cg.agents.size >= WINDOW_VERSIONS_AGENTS) || Merge.verify
+        ? new WindowVersions(cg, base)
+        : null
     const merge = new Merge(new Walk(cg, log, base), base, common, base, versions)
     // The zone is every event from `base` on (an event below it is an ancestor of every zone event).
     const ok = merge.continue(cg, log, firstNew, emit)
@@ -145,6 +164,7 @@ export class Merge {
       const entry = cg.entries[findEntry(cg, lv)]
       const end = entry.end
       const parents = lv === entry.start ? entry.parents : [lv - 1]
+      if (lv === entry.start) this.parentsPerEntry += (parents.length - this.parentsPerEntry) / 16
       if (onlyMerges(log, lv, end)) {
         // Nothing to apply: the prepare version stays; later events may name it as a parent.
         if (lv === entry.start) this.versions?.note(entry.start, parents)
@@ -208,10 +228,15 @@ export class Merge {
     firstNew: LV,
     emit: Emit,
   ): Merge {
-    // A walk kept since the graph had few agents has no window versions: once many agents
-    // make graph walks long, a fresh walk (once) is cheaper than walking back for every event.
-    if (kept !== null && kept.versions === null && cg.agents.size >= WINDOW_VERSIONS_AGENTS)
-      kept = null
+    // A walk kept since the graph had few agents, or was narrow, has no window versions: once
+    // many agents make graph walks long, a fresh walk (once) is cheaper than walking back for
+    // every event; and the reverse once the graph narrows (a hub started merge events).
+    let wide: boolean | undefined
+    if (kept !== null && cg.agents.size >= WINDOW_VERSIONS_AGENTS && !Merge.verify) {
+      const w = kept.parentsPerEntry
+      wide = kept.versions === null ? w >= WIDE_PARENTS : w > NARROW_PARENTS
+      if (wide !== (kept.versions !== null)) kept = null
+    }
     if (kept !== null) {
       // A fresh walk pays off once its zone is much smaller than the kept tree (concurrency
       // has died down). Probing costs up to the budget (half the tree), and a step of it is
@@ -221,11 +246,11 @@ export class Merge {
       if (cg.next - kept.probed >= kept.size) {
         kept.probed = cg.next
         const fresh = findConflicting(cg, docVersion, cg.heads, Math.min(kept.size >> 1, MAX_PROBE))
-        if (fresh !== null) return Merge.start(cg, log, docVersion, firstNew, emit, fresh)
+        if (fresh !== null) return Merge.start(cg, log, docVersion, firstNew, emit, fresh, wide)
       }
       if (kept.continue(cg, log, firstNew, emit)) return kept
     }
-    return Merge.start(cg, log, docVersion, firstNew, emit)
+    return Merge.start(cg, log, docVersion, firstNew, emit, undefined, wide)
   }
 
   /**

@@ -13,8 +13,19 @@ import { Rng } from './support/rng.ts'
 
 Merge.verify = true
 
-/** Runs the star; returns the mean number of parents of the clients' updates. */
-function star(seed: number, clients: number, edits: number, lag: number, merges = false): number {
+/**
+ * Runs the star, the hub making merge events when `merges` (at edit `t`, when a function);
+ * `watch` sees the clients after every edit. Returns the mean number of parents of the
+ * clients' updates.
+ */
+function star(
+  seed: number,
+  clients: number,
+  edits: number,
+  lag: number,
+  merges: boolean | ((t: number) => boolean) = false,
+  watch?: (t: number, docs: TextDoc[]) => void,
+): number {
   const rng = new Rng(seed)
   const hub = new TextDoc('hub')
   const docs = Array.from(
@@ -38,7 +49,7 @@ function star(seed: number, clients: number, edits: number, lag: number, merges 
     hub.applyUpdate(update)
     relayed.push([i, update])
     // A hub that joins its heads after a few relays (as the server does after each flush).
-    if (merges && rng.chance(0.5)) {
+    if ((typeof merges === 'function' ? merges(t) : merges) && rng.chance(0.5)) {
       const before = hub.version()
       if (hub.mergeHeads()) relayed.push([-1, hub.encodeUpdate(before)])
     }
@@ -50,6 +61,7 @@ function star(seed: number, clients: number, edits: number, lag: number, merges 
         if (from !== j) docs[j]!.applyUpdate(u)
       }
     }
+    watch?.(t, docs)
   }
   for (let j = 0; j < clients; j++) {
     for (; applied[j]! < relayed.length; applied[j]!++) {
@@ -81,8 +93,40 @@ test('with the hub joining its heads by merge events, frontiers stay narrow and 
   for (let seed = 6; seed <= 7; seed++) star(seed, 20, 400, 25, true)
   const joined = star(98, 60, 500, 120, true)
   const wide = star(98, 60, 500, 120)
-  console.log(joined, wide)
   assert.ok(joined < wide / 2, `mean parents ${joined} with merge events, ${wide} without`)
+})
+
+/** Whether a document's kept merge keeps window versions (null: no merge kept). */
+function keepsVersions(doc: TextDoc): boolean | null {
+  const merge = (doc as unknown as { merge: { versions: unknown } | null }).merge
+  return merge === null ? null : merge.versions !== null
+}
+
+test('kept merges drop window versions when merge events narrow the graph, and take them back', () => {
+  // Without verification, window versions are kept only while the graph is wide (walker.ts,
+  // Merge.run): the hub joins its heads for the first and last third of the edits only.
+  Merge.verify = false
+  const seen: (boolean | null)[][] = [[], [], []]
+  try {
+    star(
+      11,
+      30,
+      900,
+      40,
+      (t) => t < 300 || t >= 600,
+      (t, docs) => {
+        if (t % 300 >= 200) seen[Math.floor(t / 300)]!.push(...docs.map(keepsVersions))
+      },
+    )
+  } finally {
+    Merge.verify = true
+  }
+  const share = (phase: (boolean | null)[]) =>
+    phase.filter((v) => v === true).length / phase.filter((v) => v !== null).length
+  const [joined, wide, joinedAgain] = seen.map(share) as [number, number, number]
+  assert.ok(joined < 0.2, `merges with window versions, hub joining: ${joined}`)
+  assert.ok(wide > 0.8, `merges with window versions, hub not joining: ${wide}`)
+  assert.ok(joinedAgain < 0.2, `merges with window versions, hub joining again: ${joinedAgain}`)
 })
 
 test('60 clients, long lag: agents appear mid-merge and old parents fall back to a walk', () => {
