@@ -62,14 +62,19 @@ export interface Emit {
 const WINDOW_VERSIONS_AGENTS = 8
 
 /**
- * Mean parents per walked entry from which window versions pay (a wide graph: graph walks
- * back from many parents are long), and down to which they stop paying (a narrow graph, as in
- * a star whose hub makes merge events: an edit names the last merge event its author saw and
- * the author's own edits since, so walks are short, and a version vector per entry costs
- * O(agents)). Between the two a kept merge keeps what it has.
+ * Whether window versions pay in a graph of `agents` agents whose entries have `parents`
+ * parents on average (`from`: whether they are on now; the bar to turn them off is half the
+ * bar to turn them on). A move from window versions costs O(agents) per entry; a graph walk
+ * costs about O(parents) per entry, times how far back it goes. In a star simulation (200
+ * clients, 500 edits/s) graph walks were cheaper up to about 12 parents per entry (a hub
+ * making merge events keeps it near 2: an edit names the last merge event its author saw and
+ * the author's own edits since), window versions at about 50.
  */
-const WIDE_PARENTS = 3
-const NARROW_PARENTS = 2.5
+function versionsPay(agents: number, parents: number, from: boolean): boolean {
+  if (agents < WINDOW_VERSIONS_AGENTS) return false
+  const bar = Math.max(3, agents / 8)
+  return from ? parents > bar / 2 : parents >= bar
+}
 
 /** Most steps a probe for a fresh, smaller conflict zone takes (it runs in an apply: a pause). */
 const MAX_PROBE = 4096
@@ -107,17 +112,15 @@ export class Merge {
     private processed: LV,
     /** Version vectors of the walked entries, kept when many agents make the graph wide. */
     private readonly versions: WindowVersions | null,
+    /** Moving mean of the parents of the entries walked: the graph's width. */
+    private parentsPerEntry: number,
   ) {
     this.probed = processed
-    this.parentsPerEntry = versions === null ? 1 : WIDE_PARENTS
   }
-
-  /** Moving mean of the parents of the entries walked (the graph's width). */
-  private parentsPerEntry: number
 
   /** A merge over an empty graph (a shape anchor: see shape-anchors.ts). */
   static empty(): Merge {
-    return new Merge(new Walk(createGraph(), createOpLog(), 0), 0, [], 0, null)
+    return new Merge(new Walk(createGraph(), createOpLog(), 0), 0, [], 0, null, 0)
   }
 
   /** The graph's size when `run` last looked for a fresh, smaller conflict zone. */
@@ -134,18 +137,16 @@ export class Merge {
     firstNew: LV,
     emit: Emit,
     conflict = findConflicting(cg, docVersion, cg.heads)!,
-    /** Whether the graph is wide (see `WIDE_PARENTS`); guessed from the heads when unknown. */
-    wide = cg.heads.length >= WIDE_PARENTS,
+    /** Parents per entry (a kept merge's measure); guessed from the heads when unknown. */
+    width = cg.heads.length,
+    /** Whether the merge this one replaces had window versions. */
+    had = false,
   ): Merge {
     const { common, zone } = conflict
     const base = zone.length === 0 ? cg.next : zone[0][0]
-    // With few agents, or a narrow graph, a walk back through the graph is short; window
-    // versions pay with many agents in a wide graph.
     const versions =
-      (wide && cg.agents.size >= WINDOW_VERSIONS_AGENTS) || Merge.verify
-        ? new WindowVersions(cg, base)
-        : null
-    const merge = new Merge(new Walk(cg, log, base), base, common, base, versions)
+      versionsPay(cg.agents.size, width, had) || Merge.verify ? new WindowVersions(cg, base) : null
+    const merge = new Merge(new Walk(cg, log, base), base, common, base, versions, width)
     // The zone is every event from `base` on (an event below it is an ancestor of every zone event).
     const ok = merge.continue(cg, log, firstNew, emit)
     if (!ok) throw new Error('conflict zone does not cover its own events')
@@ -231,11 +232,12 @@ export class Merge {
     // A walk kept since the graph had few agents, or was narrow, has no window versions: once
     // many agents make graph walks long, a fresh walk (once) is cheaper than walking back for
     // every event; and the reverse once the graph narrows (a hub started merge events).
-    let wide: boolean | undefined
-    if (kept !== null && cg.agents.size >= WINDOW_VERSIONS_AGENTS && !Merge.verify) {
-      const w = kept.parentsPerEntry
-      wide = kept.versions === null ? w >= WIDE_PARENTS : w > NARROW_PARENTS
-      if (wide !== (kept.versions !== null)) kept = null
+    let width: number | undefined
+    let had = false
+    if (kept !== null && !Merge.verify) {
+      width = kept.parentsPerEntry
+      had = kept.versions !== null
+      if (versionsPay(cg.agents.size, width, had) !== had) kept = null
     }
     if (kept !== null) {
       // A fresh walk pays off once its zone is much smaller than the kept tree (concurrency
@@ -246,11 +248,12 @@ export class Merge {
       if (cg.next - kept.probed >= kept.size) {
         kept.probed = cg.next
         const fresh = findConflicting(cg, docVersion, cg.heads, Math.min(kept.size >> 1, MAX_PROBE))
-        if (fresh !== null) return Merge.start(cg, log, docVersion, firstNew, emit, fresh, wide)
+        if (fresh !== null)
+          return Merge.start(cg, log, docVersion, firstNew, emit, fresh, width, had)
       }
       if (kept.continue(cg, log, firstNew, emit)) return kept
     }
-    return Merge.start(cg, log, docVersion, firstNew, emit, undefined, wide)
+    return Merge.start(cg, log, docVersion, firstNew, emit, undefined, width, had)
   }
 
   /**
