@@ -253,6 +253,8 @@ export class ServerConnection implements Channel {
       maxMessageBytes: this.ctx.limits.maxMessageBytes,
       // A hub sends every client the same bytes, and keeps no dictionary per connection.
       deflate: false,
+      // The server's own events (merge events) are stored by the server: no client acks them.
+      ackOwnEvents: false,
       ...this.ctx.linkTuning,
       presence: this.ctx.presenceFor(entry),
       identity: { user: claims.user ?? anonymousUser() },

@@ -75,6 +75,13 @@ export interface LinkOptions {
    * meanwhile, make us GRAFT. Default 2000 ms (a HELLO's: a quarter of it).
    */
   graftDelayMs?: number
+  /**
+   * Whether the peer acknowledges the events this replica makes (default true: they count as
+   * unacknowledged until a durable peer stores them). False for a hub that stores its own
+   * events itself (the server's merge events): its messages then ask no ack once synced, and
+   * a star of N clients is spared N acks per merge event.
+   */
+  ackOwnEvents?: boolean
   /** Extra delay of a plain ack (no persist), so it can ride along with events. Default 0. */
   ackDelayMs?: number
   /** How long events may wait for missing parents before NEED is sent. Default 1000 ms. */

@@ -733,7 +733,7 @@ class LinkImpl implements Link, LogReader {
         const picked = this.pick(entries)
         updates = picked.updates
         carried = picked.carried
-        ackWanted ||= picked.local
+        ackWanted ||= picked.local && this.opts.ackOwnEvents !== false
         batched = picked.entries
       }
     }

@@ -8,6 +8,12 @@ import * as assert from 'uvu/assert'
 import { TextDoc, link, memoryPair, SyncError, closeCodeFor, SYNC_ERRORS } from '../shared/index.ts'
 import type { Channel } from '../shared/channels.ts'
 import { RawPeer, until } from './support/raw-peer.ts'
+import { sortVV } from './support/netsim.ts'
+
+/** A replica's version, as a comparable key. */
+function versionKey(d: TextDoc): string {
+  return JSON.stringify(sortVV(d.version()))
+}
 
 function pair(a: TextDoc, b: TextDoc, opts: Parameters<typeof link>[2] = {}) {
   const [x, y] = memoryPair()
@@ -411,6 +417,36 @@ test('persist: acks wait for it; synced resolves only after; a rejection closes 
   let rejected = false
   await lc2.synced.catch(() => (rejected = true))
   assert.ok(rejected)
+})
+
+test('ackOwnEvents false: merge events of a hub ask no ack; edits of its clients still get theirs', async () => {
+  const hub = new TextDoc('hub')
+  const docs = [new TextDoc('c1'), new TextDoc('c2')]
+  const hubLinks = docs.map((d) => {
+    const [x, y] = memoryPair()
+    const l = link(hub, x, { ackOwnEvents: false, batchDelayMs: 0 })
+    return [l, link(d, y, { batchDelayMs: 0 })] as const
+  })
+  await Promise.all(hubLinks.flatMap(([h, c]) => [h.synced, c.synced]))
+  const [l1, c1] = hubLinks[0]!
+  const heard = l1.stats.messagesReceived
+  // Concurrent edits of both clients, joined by a merge event of the hub, 5 times over.
+  for (let round = 0; round < 5; round++) {
+    docs[0]!.insert(0, 'a')
+    docs[1]!.insert(0, 'b')
+    await until(() => hub.length === 2 * (round + 1), 2000, 'edits at the hub')
+    assert.ok(hub.mergeHeads(), 'two heads joined')
+    await until(
+      () => docs.every((d) => versionKey(d) === versionKey(hub)),
+      2000,
+      'merge event at the clients',
+    )
+  }
+  await new Promise((r) => setTimeout(r, 50))
+  // c1 sent its 5 edits (each acked by the hub) and nothing for the hub's 5 merge events.
+  assert.is(l1.stats.messagesReceived - heard, 5)
+  assert.equal({ ...c1.ackedVersion() }.c1, 5)
+  assert.is(docs[0]!.toString(), hub.toString())
 })
 
 test('durableVersion: events the server holds but has not stored are acked once stored', async () => {
