@@ -122,17 +122,23 @@ function mark(aOnly: Ranges, bOnly: Ranges, flag: Flag, start: LV, end: LV): voi
 
 /**
  * The events in `a`'s history and not `b`'s (`aOnly`) and the reverse, as
- * ascending ranges.
+ * ascending ranges; `steps`: the graph entries the walk visited (its cost).
  */
-export function diff(cg: CausalGraph, a: Frontier, b: Frontier): { aOnly: Ranges; bOnly: Ranges } {
+export function diff(
+  cg: CausalGraph,
+  a: Frontier,
+  b: Frontier,
+): { aOnly: Ranges; bOnly: Ranges; steps: number } {
   // Fast path: one version is the other's ancestor inside one run (typing on after a merge).
   if (a.length === 1 && b.length === 1) {
     const [x] = a
     const [y] = b
-    if (x === y) return { aOnly: [], bOnly: [] }
+    if (x === y) return { aOnly: [], bOnly: [], steps: 0 }
     const e = cg.entries[findEntry(cg, Math.max(x, y))]
     if (Math.min(x, y) >= e.start) {
-      return x > y ? { aOnly: [[y + 1, x + 1]], bOnly: [] } : { aOnly: [], bOnly: [[x + 1, y + 1]] }
+      return x > y
+        ? { aOnly: [[y + 1, x + 1]], bOnly: [], steps: 1 }
+        : { aOnly: [], bOnly: [[x + 1, y + 1]], steps: 1 }
     }
   }
   const queue = new NumHeap()
@@ -143,8 +149,10 @@ export function diff(cg: CausalGraph, a: Frontier, b: Frontier): { aOnly: Ranges
   const aOnly: Ranges = []
   const bOnly: Ranges = []
   let queued: Set<number> | undefined
+  let steps = 0
 
   while (items.length > shared) {
+    steps++
     const x = queue.pop()
     let flag = (x % 4) as Flag
     let lv = (x - flag) / 4
@@ -177,7 +185,7 @@ export function diff(cg: CausalGraph, a: Frontier, b: Frontier): { aOnly: Ranges
   }
   aOnly.reverse()
   bOnly.reverse()
-  return { aOnly, bOnly }
+  return { aOnly, bOnly, steps }
 }
 
 /**

@@ -62,18 +62,21 @@ export interface Emit {
 const WINDOW_VERSIONS_AGENTS = 8
 
 /**
- * Whether window versions pay in a graph of `agents` agents whose entries have `parents`
- * parents on average (`from`: whether they are on now; the bar to turn them off is half the
- * bar to turn them on). A move from window versions costs O(agents) per entry; a graph walk
- * costs about O(parents) per entry, times how far back it goes. In a star simulation (200
- * clients, 500 edits/s) graph walks were cheaper up to about 12 parents per entry (a hub
- * making merge events keeps it near 2: an edit names the last merge event its author saw and
- * the author's own edits since), window versions at about 50.
+ * Window versions pay in a graph of `agents` agents when graph walks visit at least this many
+ * entries per prepare-version move, per agent. A move from window versions costs O(agents)
+ * per walked entry (a version vector kept, one built, one compared); a graph walk costs O(its
+ * steps), and each step (a binary search, a heap push and pop) is dearer than a vector slot.
  */
-function versionsPay(agents: number, parents: number, from: boolean): boolean {
+const WALK_STEPS_PER_AGENT = 0.3
+
+/**
+ * Whether window versions pay, graph walks taking `steps` steps per move (`from`: whether
+ * they are on now; the bar to turn them off is half the bar to turn them on).
+ */
+function versionsPay(agents: number, steps: number, from: boolean): boolean {
   if (agents < WINDOW_VERSIONS_AGENTS) return false
-  const bar = Math.max(3, agents / 8)
-  return from ? parents > bar / 2 : parents >= bar
+  const bar = Math.max(4, agents * WALK_STEPS_PER_AGENT)
+  return from ? steps > bar / 2 : steps >= bar
 }
 
 /** Most steps a probe for a fresh, smaller conflict zone takes (it runs in an apply: a pause). */
@@ -111,11 +114,35 @@ export class Merge {
     private prepare: Frontier,
     private processed: LV,
     /** Version vectors of the walked entries, kept when many agents make the graph wide. */
-    private readonly versions: WindowVersions | null,
-    /** Moving mean of the parents of the entries walked: the graph's width. */
-    private parentsPerEntry: number,
+    private versions: WindowVersions | null,
+    /** Moving mean of the steps a graph walk takes per walked entry (see `versionsPay`). */
+    private walkSteps: number,
   ) {
     this.probed = processed
+  }
+
+  /**
+   * Turns window versions off, or on (from the prepare version: its vector is every event
+   * less those a graph walk finds missing from it). Returns whether they are on.
+   */
+  private switchVersions(cg: CausalGraph): boolean {
+    if (this.versions !== null) this.versions = null
+    else if (this.processed > this.base) {
+      // The prepare version is a walked entry's: every event under base is in its history.
+      this.versions = new WindowVersions(cg, this.base)
+      this.versions.startAt(diff(cg, this.prepare, cg.heads).bOnly)
+    }
+    return this.versions !== null
+  }
+
+  /** Merges continued (verify mode). */
+  private runs = 0
+
+  /** Moves made with window versions (every 32nd is also walked, to measure `walkSteps`). */
+  private moves = 0
+
+  private noteSteps(steps: number): void {
+    this.walkSteps += (steps - this.walkSteps) / 16
   }
 
   /** A merge over an empty graph (a shape anchor: see shape-anchors.ts). */
@@ -137,19 +164,24 @@ export class Merge {
     firstNew: LV,
     emit: Emit,
     conflict = findConflicting(cg, docVersion, cg.heads)!,
-    /** Parents per entry (a kept merge's measure); guessed from the heads when unknown. */
-    width = cg.heads.length,
+    /** Graph-walk steps per walked entry (a kept merge's measure); guessed from the heads. */
+    walkSteps = 4 * cg.heads.length,
     /** Whether the merge this one replaces had window versions. */
     had = false,
   ): Merge {
     const { common, zone } = conflict
     const base = zone.length === 0 ? cg.next : zone[0][0]
     const versions =
-      versionsPay(cg.agents.size, width, had) || Merge.verify ? new WindowVersions(cg, base) : null
-    const merge = new Merge(new Walk(cg, log, base), base, common, base, versions, width)
+      versionsPay(cg.agents.size, walkSteps, had) || Merge.verify
+        ? new WindowVersions(cg, base)
+        : null
+    const merge = new Merge(new Walk(cg, log, base), base, common, base, versions, walkSteps)
     // The zone is every event from `base` on (an event below it is an ancestor of every zone event).
     const ok = merge.continue(cg, log, firstNew, emit)
     if (!ok) throw new Error('conflict zone does not cover its own events')
+    // Replaying the whole zone from the common version moves further than merges that follow
+    // on do: only those measure what graph walks cost.
+    merge.walkSteps = walkSteps
     return merge
   }
 
@@ -165,7 +197,6 @@ export class Merge {
       const entry = cg.entries[findEntry(cg, lv)]
       const end = entry.end
       const parents = lv === entry.start ? entry.parents : [lv - 1]
-      if (lv === entry.start) this.parentsPerEntry += (parents.length - this.parentsPerEntry) / 16
       if (onlyMerges(log, lv, end)) {
         // Nothing to apply: the prepare version stays; later events may name it as a parent.
         if (lv === entry.start) this.versions?.note(entry.start, parents)
@@ -175,12 +206,20 @@ export class Merge {
       let aOnly: [LV, LV][] = []
       let bOnly: [LV, LV][] = []
       const versions = this.versions
-      if (frontierEquals(prepare, parents)) versions?.stay()
-      else {
+      // What graph walks cost here: every move without window versions, one in 32 with them.
+      const sample = versions === null || (++this.moves & 31) === 0
+      if (frontierEquals(prepare, parents)) {
+        versions?.stay()
+        if (sample) this.walkSteps -= this.walkSteps / 16
+      } else {
         const moved = versions?.moveTo(parents) ?? null
-        if (moved !== null && !Merge.verify) ({ aOnly, bOnly } = moved)
-        else {
-          ;({ aOnly, bOnly } = diff(cg, prepare, parents))
+        if (moved !== null && !Merge.verify) {
+          ;({ aOnly, bOnly } = moved)
+          if (sample) this.noteSteps(diff(cg, prepare, parents).steps)
+        } else {
+          const walked = diff(cg, prepare, parents)
+          ;({ aOnly, bOnly } = walked)
+          this.noteSteps(walked.steps)
           if (aOnly.some((r) => r[0] < this.base) || bOnly.some((r) => r[0] < this.base))
             return false
           if (moved === null) versions?.adjust(aOnly, bOnly)
@@ -229,15 +268,18 @@ export class Merge {
     firstNew: LV,
     emit: Emit,
   ): Merge {
-    // A walk kept since the graph had few agents, or was narrow, has no window versions: once
-    // many agents make graph walks long, a fresh walk (once) is cheaper than walking back for
-    // every event; and the reverse once the graph narrows (a hub started merge events).
-    let width: number | undefined
+    let walkSteps: number | undefined
     let had = false
-    if (kept !== null && !Merge.verify) {
-      width = kept.parentsPerEntry
+    if (kept !== null && Merge.verify && ++kept.runs % 4 === 0) {
+      // Tests: window versions restarted from the prepare version now and then, checked too.
+      kept.switchVersions(cg)
+      kept.switchVersions(cg)
+    } else if (kept !== null && !Merge.verify) {
+      // Window versions on once many agents make graph walks long, off once walks are short
+      // again (a hub started merge events); the walk itself goes on.
+      walkSteps = kept.walkSteps
       had = kept.versions !== null
-      if (versionsPay(cg.agents.size, width, had) !== had) kept = null
+      if (versionsPay(cg.agents.size, walkSteps, had) !== had) had = kept.switchVersions(cg)
     }
     if (kept !== null) {
       // A fresh walk pays off once its zone is much smaller than the kept tree (concurrency
@@ -249,11 +291,11 @@ export class Merge {
         kept.probed = cg.next
         const fresh = findConflicting(cg, docVersion, cg.heads, Math.min(kept.size >> 1, MAX_PROBE))
         if (fresh !== null)
-          return Merge.start(cg, log, docVersion, firstNew, emit, fresh, width, had)
+          return Merge.start(cg, log, docVersion, firstNew, emit, fresh, walkSteps, had)
       }
       if (kept.continue(cg, log, firstNew, emit)) return kept
     }
-    return Merge.start(cg, log, docVersion, firstNew, emit, undefined, width, had)
+    return Merge.start(cg, log, docVersion, firstNew, emit, undefined, walkSteps, had)
   }
 
   /**

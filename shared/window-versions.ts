@@ -290,6 +290,20 @@ export class WindowVersions {
     this.capacity = capacity
   }
 
+  /**
+   * Window versions turned on mid-walk: the prepare version is every event of the graph less
+   * `missing` (LV ranges; none under base).
+   */
+  startAt(missing: Ranges): void {
+    for (const agent of this.cg.agents.keys()) this.agentIndex(agent)
+    const prep = (this.prep = this.widen(this.prep))
+    for (let i = 0; i < this.agents.length; i++) {
+      const spans = this.cg.agents.get(this.agents[i])!
+      prep[i] = spans[spans.length - 1].seqEnd
+    }
+    this.count(missing, prep, -1)
+  }
+
   /** The event to apply is made on the prepare version itself: `next` is that version. */
   stay(): void {
     this.prep = this.widen(this.prep)
