@@ -138,8 +138,11 @@ export class Merge {
   /** Merges continued (verify mode). */
   private runs = 0
 
-  /** Moves made with window versions (every 32nd is also walked, to measure `walkSteps`). */
-  private moves = 0
+  /**
+   * Entries until the next one whose move is also walked, to measure `walkSteps`, while window
+   * versions are on: at least 32, and the longer walks are, the rarer (about 2 steps an entry).
+   */
+  private untilSample = 0
 
   private noteSteps(steps: number): void {
     this.walkSteps += (steps - this.walkSteps) / 16
@@ -206,8 +209,9 @@ export class Merge {
       let aOnly: [LV, LV][] = []
       let bOnly: [LV, LV][] = []
       const versions = this.versions
-      // What graph walks cost here: every move without window versions, one in 32 with them.
-      const sample = versions === null || (++this.moves & 31) === 0
+      // What graph walks cost here: every move without window versions, some with them.
+      const sample = versions === null || --this.untilSample <= 0
+      if (sample && versions !== null) this.untilSample = Math.max(32, this.walkSteps / 2)
       if (frontierEquals(prepare, parents)) {
         versions?.stay()
         if (sample) this.walkSteps -= this.walkSteps / 16
