@@ -113,7 +113,7 @@ export class Merge {
     private readonly base: LV,
     private prepare: Frontier,
     private processed: LV,
-    /** Version vectors of the walked entries, kept when many agents make the graph wide. */
+    /** Version vectors of the walked entries, kept while graph walks are long (`versionsPay`). */
     private versions: WindowVersions | null,
     /** Moving mean of the steps a graph walk takes per walked entry (see `versionsPay`). */
     private walkSteps: number,
