@@ -79,6 +79,13 @@ function versionsPay(agents: number, steps: number, from: boolean): boolean {
   return from ? steps > bar / 2 : steps >= bar
 }
 
+/**
+ * Entries walked between two switches of window versions: turned on, they help only once their
+ * rows cover the walks' reach (at most `MAX_ENTRIES` of window-versions.ts); a switch costs a
+ * graph walk to the heads.
+ */
+const SWITCH_DWELL = 1024
+
 /** Most steps a probe for a fresh, smaller conflict zone takes (it runs in an apply: a pause). */
 const MAX_PROBE = 4096
 
@@ -126,6 +133,7 @@ export class Merge {
    * less those a graph walk finds missing from it). Returns whether they are on.
    */
   private switchVersions(cg: CausalGraph): boolean {
+    this.sinceSwitch = 0
     if (this.versions !== null) this.versions = null
     else if (this.processed > this.base) {
       // The prepare version is a walked entry's: every event under base is in its history.
@@ -134,6 +142,9 @@ export class Merge {
     }
     return this.versions !== null
   }
+
+  /** Entries walked since window versions were last turned on or off. */
+  private sinceSwitch = 0
 
   /** Merges continued (verify mode). */
   private runs = 0
@@ -209,6 +220,7 @@ export class Merge {
       let aOnly: [LV, LV][] = []
       let bOnly: [LV, LV][] = []
       const versions = this.versions
+      this.sinceSwitch++
       // What graph walks cost here: every move without window versions, some with them.
       const sample = versions === null || --this.untilSample <= 0
       if (sample && versions !== null) this.untilSample = Math.max(32, this.walkSteps / 2)
@@ -283,7 +295,8 @@ export class Merge {
       // again (a hub started merge events); the walk itself goes on.
       walkSteps = kept.walkSteps
       had = kept.versions !== null
-      if (versionsPay(cg.agents.size, walkSteps, had) !== had) had = kept.switchVersions(cg)
+      if (kept.sinceSwitch >= SWITCH_DWELL && versionsPay(cg.agents.size, walkSteps, had) !== had)
+        had = kept.switchVersions(cg)
     }
     if (kept !== null) {
       // A fresh walk pays off once its zone is much smaller than the kept tree (concurrency

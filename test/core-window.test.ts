@@ -108,16 +108,19 @@ test('kept merges take window versions while graph walks are long, and drop them
   // Merge.run): in the first and last third of the edits clients lag little and the hub joins
   // its heads after every relay; in the middle third they lag far and it never does.
   Merge.verify = false
+  // Longer than the entries a kept merge walks between two switches (walker.ts SWITCH_DWELL).
+  const PHASE = 1600
   const seen: (boolean | null)[][] = [[], [], []]
   try {
     star(
       11,
       30,
-      900,
-      (t) => (t < 300 || t >= 600 ? 4 : 160),
-      (t) => (t < 300 || t >= 600 ? 1 : 0),
+      3 * PHASE,
+      (t) => (t < PHASE || t >= 2 * PHASE ? 4 : 160),
+      (t) => (t < PHASE || t >= 2 * PHASE ? 1 : 0),
       (t, docs) => {
-        if (t % 300 >= 200) seen[Math.floor(t / 300)]!.push(...docs.map(keepsVersions))
+        if (t % PHASE >= (PHASE * 3) / 4)
+          seen[Math.floor(t / PHASE)]!.push(...docs.map(keepsVersions))
       },
     )
   } finally {
