@@ -226,7 +226,7 @@ export class Merge {
       if (sample && versions !== null) this.untilSample = Math.max(32, this.walkSteps / 2)
       if (frontierEquals(prepare, parents)) {
         versions?.stay()
-        if (sample) this.walkSteps -= this.walkSteps / 16
+        if (sample) this.noteSteps(0)
       } else {
         const moved = versions?.moveTo(parents) ?? null
         if (moved !== null && !Merge.verify) {
