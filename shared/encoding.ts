@@ -171,6 +171,9 @@ function unframe(
   return { body: new Reader(inflate(r.rest(), size, maxBody)), flags }
 }
 
+/** An op header for merge events (NOP): read as ops, it would be a backspace of length 0. */
+const NOP_HEADER = 1
+
 /** An index into the update's agent table, read and checked. */
 function agentAt(r: Reader, agents: readonly string[], what: string): string {
   const i = r.uint(what)
@@ -223,9 +226,6 @@ export function encodeUpdate(update: DecodedUpdate): Uint8Array {
   w.string(content.join(''))
   return frameWritten(w, KIND_UPDATE)
 }
-
-/** An op header for merge events (NOP): read as ops, it would be a backspace of length 0. */
-const NOP_HEADER = 1
 
 /** Decodes and validates an update; `maxBody` caps its decompressed size. */
 export function decodeUpdate(bytes: Uint8Array, maxBody = MAX_UPDATE_BODY): DecodedUpdate {

@@ -586,8 +586,8 @@ export class TextDoc {
       const parents = lv === e.start ? e.parents : [lv - 1]
       if (!frontierEquals(parents, version)) break
       for (const op of opsIn(this.log, lv, e.end)) {
-        const len = op.end - op.start
         if (op.kind === NOP) continue
+        const len = op.end - op.start
         if (op.kind === INS) emit.insert(op.pos, op.content, op.start)
         else if (op.fwd) emit.delete(op.pos, len)
         else emit.delete(op.pos - len + 1, len)

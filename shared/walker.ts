@@ -415,9 +415,9 @@ class Walk {
    * prepare version (no slice of the run: only its kind and LVs matter here).
    */
   private toggle(op: OpRun, start: LV, end: LV, dir: 1 | -1): void {
+    if (op.kind === NOP) return
     const from = Math.max(start, op.start)
     const to = Math.min(end, op.end)
-    if (op.kind === NOP) return
     if (op.kind === INS) return this.toggleChars(from, to - from, dir)
     for (const [target, len] of this.targetsOf(from, to)) this.toggleChars(target, len, dir)
   }

@@ -17,7 +17,14 @@
  * walked entries are kept; a parent older than that (or under `base`) returns null and the
  * caller walks the graph instead, then hands the result back through `adjust`.
  */
-import { type CausalGraph, type Frontier, type LV, createGraph, findEntry } from './causal-graph.ts'
+import {
+  type CausalGraph,
+  type Frontier,
+  type LV,
+  createGraph,
+  findEntry,
+  nextSeq,
+} from './causal-graph.ts'
 import type { Ranges } from './graph-diff.ts'
 import { anchorShape } from './shape-anchors.ts'
 
@@ -297,10 +304,7 @@ export class WindowVersions {
   startAt(missing: Ranges): void {
     for (const agent of this.cg.agents.keys()) this.agentIndex(agent)
     const prep = (this.prep = this.widen(this.prep))
-    for (let i = 0; i < this.agents.length; i++) {
-      const spans = this.cg.agents.get(this.agents[i])!
-      prep[i] = spans[spans.length - 1].seqEnd
-    }
+    for (let i = 0; i < this.agents.length; i++) prep[i] = nextSeq(this.cg, this.agents[i])
     this.count(missing, prep, -1)
   }
 
