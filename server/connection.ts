@@ -8,9 +8,9 @@
  * ignored (A11); every close uses a valid code (F1); the document is released exactly once.
  */
 import type { WebSocket } from 'ws'
-import type { Channel } from '../shared/channels.ts'
+import type { DirectChannel, LinkEndpoint } from '../shared/channels.ts'
 import { MSG, PROTOCOL_VERSION, closeCodeFor } from '../shared/protocol.ts'
-import { link, type Link, type LinkOptions, type SyncError } from '../shared/sync.ts'
+import { boundLink, type LinkOptions, type SyncError } from '../shared/sync.ts'
 import { summarizeUpdate } from '../shared/update-summary.ts'
 import { anonymousUser, verifyToken, type TokenClaims, type TokenProblem } from './auth.ts'
 import { CLOSE } from './close-codes.ts'
@@ -88,10 +88,6 @@ function onSocketClose(this: OwnedSocket): void {
 function onSocketError(this: OwnedSocket, err: Error): void {
   this[CONNECTION]?.onSocketError(err)
 }
-function onSocketPong(this: OwnedSocket): void {
-  const c = this[CONNECTION]
-  if (c) c.alive = true
-}
 
 /** The connection whose message is being handled (its link's integrations are counted). */
 let delivering: ServerConnection | null = null
@@ -99,30 +95,50 @@ function countIntegrated(update: Uint8Array): void {
   if (delivering !== null) delivering.integrated += summarizeUpdate(update)?.events ?? 0
 }
 
-/** A document's link hooks, one set for all its connections (built by `hooksFor`). */
-type DocHooks = Required<Pick<LinkOptions, 'persist' | 'durableVersion' | 'onError'>>
-const docHooks = new WeakMap<LoadedDoc, DocHooks>()
-function hooksFor(ctx: ConnectionContext, entry: LoadedDoc): DocHooks {
-  let h = docHooks.get(entry)
-  if (h === undefined) docHooks.set(entry, (h = makeHooks(ctx, entry)))
-  return h
+/**
+ * The link options of a document's connections: one object per role (made on first use),
+ * shared by all of them (a link copies nothing of it; the peer's identity is given apart, see
+ * `boundLink`).
+ */
+const writeOptions = new WeakMap<LoadedDoc, LinkOptions>()
+const readOptions = new WeakMap<LoadedDoc, LinkOptions>()
+function linkOptionsFor(ctx: ConnectionContext, entry: LoadedDoc, readOnly: boolean): LinkOptions {
+  const byDoc = readOnly ? readOptions : writeOptions
+  let o = byDoc.get(entry)
+  if (o === undefined) byDoc.set(entry, (o = makeLinkOptions(ctx, entry, readOnly)))
+  return o
 }
-// The hooks are returned from small functions: unnamed closures, which cost less memory per
-// document than named ones (tsx keeps function names with a property on each closure).
-function makeHooks(ctx: ConnectionContext, entry: LoadedDoc): DocHooks {
+// One literal, no spreads: every document's options object then shares one hidden class (a
+// spread or a copy gave each its own, about 300 bytes per document).
+function makeLinkOptions(ctx: ConnectionContext, entry: LoadedDoc, readOnly: boolean): LinkOptions {
+  const tuning = ctx.linkTuning
   return {
+    readOnly,
     persist: persistTo(ctx, entry),
     durableVersion: durableOf(entry),
+    maxMessageBytes: ctx.limits.maxMessageBytes,
+    // A hub sends every client the same bytes, and keeps no dictionary per connection.
+    deflate: false,
+    // The server's own events (merge events) are stored by the server: no client acks them.
+    ackOwnEvents: false,
+    batchDelayMs: tuning.batchDelayMs,
+    maxBatchDelayMs: tuning.maxBatchDelayMs,
+    batchGrowth: tuning.batchGrowth,
+    relayDelayMs: tuning.relayDelayMs,
+    presence: ctx.presenceFor(entry),
+    onIntegrated: countIntegrated,
     onError: logTo(ctx, entry),
   }
 }
-function persistTo(ctx: ConnectionContext, entry: LoadedDoc): DocHooks['persist'] {
+// The hooks are returned from small functions: unnamed closures, which cost less memory per
+// document than named ones (tsx keeps function names with a property on each closure).
+function persistTo(ctx: ConnectionContext, entry: LoadedDoc): LinkOptions['persist'] {
   return (update) => ctx.registry.persist(entry, update)
 }
-function durableOf(entry: LoadedDoc): DocHooks['durableVersion'] {
+function durableOf(entry: LoadedDoc): LinkOptions['durableVersion'] {
   return () => entry.durable
 }
-function logTo(ctx: ConnectionContext, entry: LoadedDoc): DocHooks['onError'] {
+function logTo(ctx: ConnectionContext, entry: LoadedDoc): LinkOptions['onError'] {
   return (err: SyncError) =>
     ctx.log.info({ doc: entry.id, code: err.codeName, err: err.message }, 'link error')
 }
@@ -131,24 +147,30 @@ function logTo(ctx: ConnectionContext, entry: LoadedDoc): DocHooks['onError'] {
  * Server side of one WebSocket. Created by the endpoint after the upgrade. It is its link's
  * `Channel` too.
  */
-export class ServerConnection implements Channel {
+export class ServerConnection implements DirectChannel {
   state: 'auth' | 'loading' | 'linked' | 'closed' = 'auth'
-  /** Set by the heartbeat: false once a ping went out with no pong since. */
-  alive = true
+  /**
+   * The socket's `bytesRead` when the heartbeat last pinged (-1: never). Unchanged at the next
+   * beat means nothing came since, not even the pong: the peer is gone. (Read from the socket,
+   * not counted by a 'pong' listener: a hub holds many sockets, and each listener is memory.)
+   */
+  readAtPing = -1
   private entry: LoadedDoc | null = null
-  private link: Link | null = null
+  /** The token's claims, until the link is made. */
   private claims: TokenClaims | null = null
-  private handler: ((m: Uint8Array) => void) | null = null
-  /** The link's close handler (one; the Channel contract allows more). */
-  private closeHandlers: (() => void) | (() => void)[] | null = null
+  /** The token grants writes (the link knows it too; `deliver` counts and limits writes). */
+  private writer = false
+  /** The link on this connection (DirectChannel: it receives our messages and our close). */
+  private sink: LinkEndpoint | null = null
   /** Frames received before the link exists (made on first use). */
   private early: Uint8Array[] | null = null
   private earlyBytes = 0
   private earlyCount = 0
   private authTimer: ReturnType<typeof setTimeout> | null
   private pausedUntil = 0
-  private readonly events: Bucket
   private readonly messages: Bucket
+  /** Event and presence budgets, made on first use (many connections never write). */
+  private events: Bucket | null = null
   private presence: Bucket | null = null
   private childLog: Logger | null = null
   /** Events integrated from the message being delivered (the rate limit counts them). */
@@ -156,20 +178,20 @@ export class ServerConnection implements Channel {
 
   constructor(
     readonly ws: WebSocket,
-    readonly docId: string,
+    /** The upgraded TCP socket (its byte count tells the heartbeat the peer is alive). */
+    readonly socket: { readonly bytesRead: number },
+    public docId: string,
     readonly remote: string,
     queryToken: string | null,
     private readonly ctx: ConnectionContext,
   ) {
     const l = ctx.limits
-    this.events = new Bucket(l.eventsPerSecond, l.eventBurst)
     this.messages = new Bucket(l.messagesPerSecond, Math.max(l.messagesPerSecond, 1))
     ctx.metrics.connections.inc()
     ;(ws as OwnedSocket)[CONNECTION] = this
     ws.on('message', onSocketMessage)
     ws.on('close', onSocketClose)
     ws.on('error', onSocketError)
-    ws.on('pong', onSocketPong)
     this.authTimer = setTimeout(() => {
       if (this.state === 'auth' || this.state === 'loading') {
         this.refuse(CLOSE.AUTH_TIMEOUT, 'authentication timeout', 'auth-timeout')
@@ -232,6 +254,7 @@ export class ServerConnection implements Channel {
   private async attach(entry: LoadedDoc): Promise<void> {
     if (this.state === 'closed') return this.ctx.registry.release(entry)
     this.entry = entry
+    this.docId = entry.id // one string per document, not one per connection's URL
     if (entry.needsSnapshot) {
       // A write was lost: events are in memory that storage lacks. A new link would ack them
       // (resent events integrate nothing, so nothing is persisted) unless they are stored first.
@@ -245,21 +268,11 @@ export class ServerConnection implements Channel {
     }
     this.clearAuthTimer()
     const claims = this.claims!
-    const hooks = hooksFor(this.ctx, entry)
-    this.link = link(entry.replica, this, {
-      readOnly: claims.role === 'read',
-      persist: hooks.persist,
-      durableVersion: hooks.durableVersion,
-      maxMessageBytes: this.ctx.limits.maxMessageBytes,
-      // A hub sends every client the same bytes, and keeps no dictionary per connection.
-      deflate: false,
-      // The server's own events (merge events) are stored by the server: no client acks them.
-      ackOwnEvents: false,
-      ...this.ctx.linkTuning,
-      presence: this.ctx.presenceFor(entry),
-      identity: { user: claims.user ?? anonymousUser() },
-      onIntegrated: countIntegrated,
-      onError: hooks.onError,
+    this.claims = null
+    this.writer = claims.role === 'write'
+    // The link attaches itself (attachLink) and ends when this connection closes.
+    boundLink(entry.replica, this, linkOptionsFor(this.ctx, entry, claims.role === 'read'), {
+      user: claims.user ?? anonymousUser(),
     })
     this.state = 'linked'
     const early = this.early
@@ -270,14 +283,15 @@ export class ServerConnection implements Channel {
     }
   }
 
-  // Channel (the link's side of this socket).
-  onMessage(handler: (m: Uint8Array) => void): void {
-    this.handler = handler
+  // Channel (the link's side of this socket). The link attaches through `attachLink`.
+  attachLink(link: LinkEndpoint): void {
+    this.sink = link
   }
-  onClose(handler: () => void): void {
-    const hs = this.closeHandlers
-    this.closeHandlers =
-      hs === null ? handler : Array.isArray(hs) ? [...hs, handler] : [hs, handler]
+  onMessage(): void {
+    throw new Error('a ServerConnection delivers to its link through attachLink')
+  }
+  onClose(): void {
+    throw new Error('a ServerConnection delivers to its link through attachLink')
   }
 
   private clearAuthTimer(): void {
@@ -319,7 +333,7 @@ export class ServerConnection implements Channel {
     const entry = this.entry!
     const limits = this.ctx.limits
     const type = m.length > 1 ? m[1] : -1
-    const writing = type === MSG.EVENTS && this.claims!.role === 'write'
+    const writing = type === MSG.EVENTS && this.writer
     if (writing && entry.doc.length >= limits.maxDocumentChars) {
       return this.refuse(CLOSE.DOCUMENT_TOO_LARGE, 'document size limit reached', 'doc-size')
     }
@@ -337,7 +351,7 @@ export class ServerConnection implements Channel {
     }
     delivering = this
     try {
-      this.handler?.(m)
+      this.sink?.receive(m)
     } catch (err) {
       this.log.error({ err }, 'message handling failed')
       return this.close(closeCodeFor(12), 'internal error')
@@ -348,6 +362,7 @@ export class ServerConnection implements Channel {
       const n = this.integrated
       if (n > 0) {
         this.ctx.metrics.eventsReceived.inc(n)
+        this.events ??= new Bucket(limits.eventsPerSecond, limits.eventBurst)
         pause = Math.max(pause, this.events.take(n))
       }
       if (entry.doc.length > limits.maxDocumentChars) {
@@ -400,12 +415,9 @@ export class ServerConnection implements Channel {
 
   private cleanup(): void {
     this.early = null
-    const hs = this.closeHandlers
-    this.closeHandlers = null
-    if (typeof hs === 'function') hs()
-    else for (const h of hs ?? []) h()
-    this.link?.close()
-    this.link = null
+    const sink = this.sink
+    this.sink = null
+    sink?.channelClosed()
     if (this.entry !== null) {
       this.ctx.registry.release(this.entry)
       this.entry = null

@@ -8,6 +8,7 @@
  * larger frame) and runs without permessage-deflate, so no frame inflates past the limit (A5).
  */
 import type { IncomingMessage } from 'node:http'
+import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { WebSocketServer } from 'ws'
 import { Presence } from '../shared/presence.ts'
@@ -43,16 +44,9 @@ function destroyOnError(this: Duplex): void {
   this.destroy()
 }
 
-/** What a counted socket is counted under, until it closes. */
+/** The address a counted socket is counted under, until it closes. */
 const COUNTED = Symbol('polyphony.counted')
-type CountedSocket = Duplex & { [COUNTED]?: { endpoint: WsEndpoint; address: string } | null }
-
-function uncountOnClose(this: CountedSocket): void {
-  const counted = this[COUNTED]
-  if (counted == null) return
-  this[COUNTED] = null
-  counted.endpoint.uncount(counted.address)
-}
+type CountedSocket = Duplex & { [COUNTED]?: string | null }
 
 /** Accepts WebSocket upgrades and owns every live connection. */
 export class WsEndpoint {
@@ -66,6 +60,8 @@ export class WsEndpoint {
   private readonly heartbeat: ReturnType<typeof setInterval>
   private accepting = true
   private readonly ctx: ConnectionContext
+  /** A counted socket's close handler (`this` is the socket), one for every socket. */
+  private readonly uncountOnClose: (this: CountedSocket) => void
 
   constructor(ctx: Omit<ConnectionContext, 'presenceFor' | 'fanoutFor' | 'closed'>) {
     this.ctx = {
@@ -86,13 +82,26 @@ export class WsEndpoint {
         }
         return f
       },
-      closed: (conn) => void this.connections.delete(conn),
+      closed: (conn) => {
+        this.connections.delete(conn)
+        this.uncount(conn.remote)
+      },
     }
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: ctx.limits.maxMessageBytes,
       perMessageDeflate: false,
+      // Connections are tracked here (`connections`); ws's own set adds a close listener and
+      // its closure to every socket.
+      clientTracking: false,
     })
+    const endpoint = this
+    this.uncountOnClose = function (this: CountedSocket) {
+      const address = this[COUNTED]
+      if (address == null) return
+      this[COUNTED] = null
+      endpoint.uncount(address)
+    }
     this.heartbeat = setInterval(() => this.beat(), ctx.limits.heartbeatMs)
     this.heartbeat.unref?.()
   }
@@ -127,8 +136,8 @@ export class WsEndpoint {
     }
     this.perAddress.set(address, count + 1)
     // Uncounted when the socket closes, whether or not the upgrade completes.
-    socket[COUNTED] = { endpoint: this, address }
-    socket.on('close', uncountOnClose)
+    socket[COUNTED] = address
+    socket.on('close', this.uncountOnClose)
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       const docId = parseDocId(m[1]!)
       if (docId === null) {
@@ -136,13 +145,19 @@ export class WsEndpoint {
         ws.close(CLOSE.BAD_DOCUMENT_ID, 'bad document id')
         return
       }
-      const conn = new ServerConnection(ws, docId, address, url.searchParams.get('token'), this.ctx)
+      // ws handles the socket's errors now, and the connection's close uncounts it: a second
+      // listener on each event would cost the socket a listener array per event.
+      socket.off('error', destroyOnError)
+      socket.off('close', this.uncountOnClose)
+      socket[COUNTED] = null
+      const token = url.searchParams.get('token')
+      const conn = new ServerConnection(ws, socket as Socket, docId, address, token, this.ctx)
       this.connections.add(conn)
     })
   }
 
   /** A counted socket of `address` closed. */
-  uncount(address: string): void {
+  private uncount(address: string): void {
     const n = (this.perAddress.get(address) ?? 1) - 1
     if (n <= 0) this.perAddress.delete(address)
     else this.perAddress.set(address, n)
@@ -151,11 +166,12 @@ export class WsEndpoint {
   private beat(): void {
     for (const [address, rate] of this.rates) if (rate.full) this.rates.delete(address)
     for (const c of this.connections) {
-      if (!c.alive) {
-        c.ws.terminate()
+      const read = c.socket.bytesRead
+      if (read === c.readAtPing) {
+        c.ws.terminate() // nothing since the last ping, no pong either
         continue
       }
-      c.alive = false
+      c.readAtPing = read
       try {
         c.ws.ping()
       } catch {

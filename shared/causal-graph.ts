@@ -150,7 +150,7 @@ export function addEvents(
 /** The frontier after adding event `lv` (whose parents are `parents`) to `frontier`. */
 export function advanceFrontier(frontier: Frontier, parents: Frontier, lv: LV): LV[] {
   // Typing on the current version: the new event is the only head.
-  if (parents === frontier) return [lv]
+  if (parents === frontier || frontierEquals(parents, frontier)) return [lv]
   const out: LV[] = []
   // Both ascending: one merge pass (wide frontiers, as with many concurrent writers, make a
   // search per head quadratic).

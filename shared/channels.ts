@@ -17,6 +17,21 @@ export interface Channel {
   close(code?: number, reason?: string): void
 }
 
+/** The receiving end a `DirectChannel` delivers to: the one link on it. */
+export interface LinkEndpoint {
+  receive(message: Uint8Array): void
+  channelClosed(): void
+}
+
+/**
+ * A channel that hands its messages and its close straight to the one link on it rather than
+ * through handler closures: a hub holds a channel per client, and two closures each are memory
+ * for nothing. `link` attaches itself through `attachLink` when the channel has it.
+ */
+export interface DirectChannel extends Channel {
+  attachLink(link: LinkEndpoint): void
+}
+
 /** Shared plumbing: handler lists, once-only close, delivery only while open. */
 class BaseChannel implements Channel {
   private msgHandlers: ((m: Uint8Array) => void)[] = []

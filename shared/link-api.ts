@@ -122,7 +122,7 @@ export interface Link {
   peerVersion(): VersionVector
   /** What the peer has acknowledged (integrated, and persisted if it persists). */
   ackedVersion(): VersionVector
-  /** Wire statistics of this link. */
+  /** Wire statistics of this link, as of the read (a fresh object each time). */
   readonly stats: LinkStats
   /**
    * Relay tree state (PROTOCOL.md "Relay tree"): 'off' (not a tree link: everything is

@@ -19,9 +19,10 @@ export type { PresenceEntry, PresenceState, Anchor } from './protocol.ts'
 
 /** What a link gives presence when it attaches (internal contract with sync.ts). */
 export interface PresencePort {
-  readonly peerId: string
-  readonly identity?: Identity
-  send(entries: PresenceEntry[]): void
+  /** Set once the peer's HELLO arrived (before the link attaches). */
+  readonly peerId: string | undefined
+  readonly identity?: Identity | undefined
+  sendPresence(entries: readonly PresenceEntry[]): void
 }
 
 export interface PresenceOptions {
@@ -208,7 +209,7 @@ export class Presence {
     }
     p.dirty = null
     p.lastSend = this.clock.now()
-    if (out.length) p.port.send(out)
+    if (out.length) p.port.sendPresence(out)
   }
 
   private startHeartbeat(): void {

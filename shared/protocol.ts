@@ -157,6 +157,8 @@ export interface Acks {
  * dictionary (the last DICT_BYTES of the update lists carried). One `WireState` for what
  * we send, one for what we read.
  */
+const NO_AGENTS: readonly string[] = Object.freeze([])
+
 export class WireState {
   /**
    * This direction deflates update lists when that pays (both sides wanted it, as their
@@ -166,7 +168,11 @@ export class WireState {
   dict: Uint8Array | null = null
   /** The maximum of every `have` carried in this direction (they travel as increments over it). */
   have: VersionVector | null = null
-  readonly agents: string[] = []
+  /**
+   * The agent table. While small it grows by exact copies (`push` would reserve 17 slots: a
+   * hub holds two tables per client, most naming few agents).
+   */
+  agents: readonly string[] = NO_AGENTS
   /** Index of each agent, once the table outgrows a linear search (most links name few). */
   private index: Map<string, number> | null = null
   constructor(readonly maxAgents = 100_000) {}
@@ -175,9 +181,11 @@ export class WireState {
     return this.agents.indexOf(agent)
   }
   add(agent: string): void {
-    this.index?.set(agent, this.agents.length)
-    this.agents.push(agent)
-    if (this.index === null && this.agents.length > 16) {
+    const n = this.agents.length
+    this.index?.set(agent, n)
+    if (n < 16) this.agents = this.agents.concat(agent)
+    else (this.agents as string[]).push(agent)
+    if (this.index === null && n + 1 > 16) {
       this.index = new Map(this.agents.map((a, i) => [a, i]))
     }
   }

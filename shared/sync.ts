@@ -18,7 +18,7 @@
  * handshake, a NEED, a lost cursor, and until the link is synced.
  */
 
-import type { Channel } from './channels.ts'
+import type { Channel, DirectChannel, LinkEndpoint } from './channels.ts'
 import {
   SyncError,
   SYNC_ERRORS,
@@ -87,21 +87,24 @@ function isEmpty(vv: VersionVector): boolean {
 
 /** Replicates `doc` over `channel` until either side closes it (API.md "Sync over any link"). */
 export function link(doc: Replica, channel: Channel, opts: LinkOptions = {}): Link {
-  return new LinkImpl(doc, channel, opts)
+  return new LinkImpl(doc, channel, opts, opts.identity)
 }
 
-/** A link as its presence sees it (an object, not closures: a hub holds many links). */
-class LinkPresencePort implements PresencePort {
-  constructor(
-    private readonly link: LinkImpl,
-    readonly peerId: string,
-  ) {}
-  get identity(): Identity | undefined {
-    return this.link.identity
-  }
-  send(entries: PresenceEntry[]): void {
-    this.link.sendPresence(entries)
-  }
+/**
+ * `link` for a hub: `opts` may be shared by every link of a document (nothing of it is copied
+ * per link), and `identity`, the peer's server-bound identity, is given apart from it.
+ */
+export function boundLink(
+  doc: Replica,
+  channel: Channel,
+  opts: LinkOptions,
+  identity: Identity | undefined,
+): Link {
+  return new LinkImpl(doc, channel, opts, identity)
+}
+
+function isDirect(channel: Channel): channel is DirectChannel {
+  return typeof (channel as Partial<DirectChannel>).attachLink === 'function'
 }
 
 /** An EVENTS message we sent that asked for an acknowledgement, and what it carried. */
@@ -110,26 +113,18 @@ interface Awaiting {
   readonly carried: readonly VersionVector[]
 }
 
-class LinkImpl implements Link, LogReader {
+class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
   private readonly out: WireState
   private readonly inn: WireState
   private readonly log: UpdateLog
-  private readonly clock: Clock
-  private readonly batchDelay: number
-  private readonly relayDelay: number
-  private readonly ackDelay: number
-  private readonly maxBatchDelay: number
-  private readonly maxBytes: number
-  private readonly maxPending: number
-  private readonly gapTimeout: number
   /** Event handlers, made on first `on` (a hub holds many links nobody listens to). */
   private handlers: { [E in keyof LinkEvents]?: LinkEvents[E][] } | null = null
-  /** From the peer's HELLO (null before it); `have` is kept only until synced. */
-  private peerHello: {
-    readonly id: string
-    readonly readOnly: boolean
-    have: VersionVector
-  } | null = null
+  /** The peer's id, from its HELLO (undefined before it). */
+  peerId: string | undefined = undefined
+  /** The peer's HELLO said it is read-only. */
+  private peerReadOnly = false
+  /** What the peer's HELLO said it holds; NO_VV before it and once synced. */
+  private peerHave: VersionVector = NO_VV
   /** Log position: the peer holds our state as of here, plus entries that came from it. */
   cursor = NO_CURSOR
   /** The next flush diffs version vectors (after HELLO, NEED, or a lost log position). */
@@ -182,35 +177,31 @@ class LinkImpl implements Link, LogReader {
   private settleSynced: ((err: Error | null) => void) | null = null
   private closeError: SyncError | null = null
   closed = false
-  readonly stats: LinkStats = {
-    messagesSent: 0,
-    bytesSent: 0,
-    messagesReceived: 0,
-    bytesReceived: 0,
-    eventMessagesSent: 0,
-  }
+  // Traffic counters (`stats`), fields rather than an object of their own.
+  private messagesSent = 0
+  private bytesSent = 0
+  private messagesReceived = 0
+  private bytesReceived = 0
+  private eventMessagesSent = 0
   private myId = ''
 
   constructor(
     private readonly doc: Replica,
     private readonly channel: Channel,
     private readonly opts: LinkOptions,
+    /** The server-bound identity of the peer (LinkOptions.identity). */
+    readonly identity: Identity | undefined,
   ) {
-    this.clock = opts.clock ?? realClock
-    this.batchDelay = opts.batchDelayMs ?? 20
-    this.relayDelay = opts.relayDelayMs ?? 3 * this.batchDelay
-    this.ackDelay = opts.ackDelayMs ?? 0
-    this.maxBatchDelay = Math.max(this.batchDelay, opts.maxBatchDelayMs ?? 500)
     this.window = this.batchDelay
-    this.maxBytes = opts.maxMessageBytes ?? 16 << 20
-    this.maxPending = opts.maxPendingEvents ?? 100_000
-    this.gapTimeout = opts.gapTimeoutMs ?? 1000
     this.out = new WireState(opts.maxAgents)
     this.inn = new WireState(opts.maxAgents)
     this.log = UpdateLog.of(doc)
     this.log.attach(this)
-    channel.onMessage((m) => this.receive(m))
-    channel.onClose(() => this.shutdown())
+    if (isDirect(channel)) channel.attachLink(this)
+    else {
+      channel.onMessage((m) => this.receive(m))
+      channel.onClose(() => this.shutdown())
+    }
     const have = doc.version()
     if (this.wantsTree() || opts.deflate !== false) this.helloSent = have
     const id = (this.myId =
@@ -229,6 +220,33 @@ class LinkImpl implements Link, LogReader {
     })
   }
 
+  // Settings, read from the options when used: the options object may be shared by many
+  // links (a hub passes one per document), so nothing of it is copied per link.
+  private get clock(): Clock {
+    return this.opts.clock ?? realClock
+  }
+  private get batchDelay(): number {
+    return this.opts.batchDelayMs ?? 20
+  }
+  private get relayDelay(): number {
+    return this.opts.relayDelayMs ?? 3 * this.batchDelay
+  }
+  private get ackDelay(): number {
+    return this.opts.ackDelayMs ?? 0
+  }
+  private get maxBatchDelay(): number {
+    return Math.max(this.batchDelay, this.opts.maxBatchDelayMs ?? 500)
+  }
+  private get maxBytes(): number {
+    return this.opts.maxMessageBytes ?? 16 << 20
+  }
+  private get maxPending(): number {
+    return this.opts.maxPendingEvents ?? 100_000
+  }
+  private get gapTimeout(): number {
+    return this.opts.gapTimeoutMs ?? 1000
+  }
+
   /**
    * Whether we ask for tree relay: not on a read-only link (nothing flows one way), nor with
    * `persist` (on a tree link an announcement counts as an acknowledgement).
@@ -237,9 +255,14 @@ class LinkImpl implements Link, LogReader {
     return this.opts.treeRelay !== false && !this.opts.readOnly && !this.opts.persist
   }
 
-  /** The server-bound identity of the peer (LinkOptions.identity). */
-  get identity(): Identity | undefined {
-    return this.opts.identity
+  get stats(): LinkStats {
+    return {
+      messagesSent: this.messagesSent,
+      bytesSent: this.bytesSent,
+      messagesReceived: this.messagesReceived,
+      bytesReceived: this.bytesReceived,
+      eventMessagesSent: this.eventMessagesSent,
+    }
   }
 
   get synced(): Promise<void> {
@@ -262,10 +285,7 @@ class LinkImpl implements Link, LogReader {
   }
 
   get open(): boolean {
-    return this.peerHello !== null && !this.closed
-  }
-  get peerId(): string | undefined {
-    return this.peerHello?.id
+    return this.peerId !== undefined && !this.closed
   }
   peerVersion(): VersionVector {
     return maxVV(this.base, this.extra)
@@ -296,6 +316,11 @@ class LinkImpl implements Link, LogReader {
     this.shutdown()
   }
 
+  /** The channel closed (LinkEndpoint). */
+  channelClosed(): void {
+    this.shutdown()
+  }
+
   private shutdown(): void {
     if (this.closed) return
     this.closed = true
@@ -320,9 +345,9 @@ class LinkImpl implements Link, LogReader {
 
   private sendBytes(bytes: Uint8Array, events: boolean): void {
     if (this.closed) return
-    this.stats.messagesSent++
-    this.stats.bytesSent += bytes.length
-    if (events) this.stats.eventMessagesSent++
+    this.messagesSent++
+    this.bytesSent += bytes.length
+    if (events) this.eventMessagesSent++
     this.channel.send(bytes)
   }
 
@@ -371,10 +396,11 @@ class LinkImpl implements Link, LogReader {
 
   // ------------------------------------------------------------ incoming
 
-  private receive(bytes: Uint8Array): void {
+  /** A message from the channel (LinkEndpoint). */
+  receive(bytes: Uint8Array): void {
     if (this.closed) return
-    this.stats.messagesReceived++
-    this.stats.bytesReceived += bytes.length
+    this.messagesReceived++
+    this.bytesReceived += bytes.length
     try {
       const msg = decodeMessage(bytes, this.inn, this.maxBytes)
       this.handle(msg)
@@ -391,8 +417,10 @@ class LinkImpl implements Link, LogReader {
       return this.fail(new SyncError(name, `peer reported code ${msg.code}: ${msg.message}`, true))
     }
     if (msg.type === 'hello') {
-      if (this.peerHello) throw new SyncError('STATE', 'second HELLO on one link')
-      this.peerHello = { id: msg.id, readOnly: msg.readOnly, have: msg.have }
+      if (this.peerId !== undefined) throw new SyncError('STATE', 'second HELLO on one link')
+      this.peerId = msg.id
+      this.peerReadOnly = msg.readOnly
+      this.peerHave = msg.have
       // Both directions deflate when both sides want it (each side's HELLO says so).
       this.out.deflate = this.inn.deflate = this.opts.deflate !== false && msg.noDeflate !== true
       if (this.out.deflate) seedDictionaries(this.out, this.inn, this.helloSent!, msg.have)
@@ -410,7 +438,7 @@ class LinkImpl implements Link, LogReader {
       // peer will never take ours, so then only its state has to be merged.
       this.target = msg.readOnly ? emptyVV() : this.doc.version()
       if (this.opts.presence) {
-        this.presencePort = this.opts.presence.attach(new LinkPresencePort(this, msg.id))
+        this.presencePort = this.opts.presence.attach(this)
       }
       const told = this.helloSent
       this.helloSent = null // kept until the peer's HELLO
@@ -431,7 +459,7 @@ class LinkImpl implements Link, LogReader {
       this.checkSynced()
       return
     }
-    if (!this.peerHello) throw new SyncError('STATE', `${msg.type} before HELLO`)
+    if (this.peerId === undefined) throw new SyncError('STATE', `${msg.type} before HELLO`)
     switch (msg.type) {
       case 'events':
         this.onAcks(msg)
@@ -516,7 +544,7 @@ class LinkImpl implements Link, LogReader {
     return this.extra
   }
 
-  /** Sends presence entries (for LinkPresencePort). */
+  /** Sends presence entries (PresencePort: the link's presence calls it). */
   sendPresence(entries: readonly PresenceEntry[]): void {
     this.send({ type: 'presence', entries })
   }
@@ -551,6 +579,8 @@ class LinkImpl implements Link, LogReader {
           if (this.raiseAcked(vv)) changed = true
         }
       }
+      // Most links await one message at a time: no empty array kept between them.
+      if (awaiting?.length === 0) this.awaiting = null
     }
     if (changed && this.handlers?.ack?.length) this.emit('ack', copyVV(this.peerAcked))
   }
@@ -635,8 +665,8 @@ class LinkImpl implements Link, LogReader {
    */
   private watchDurable(): void {
     const durableOf = this.opts.durableVersion
-    if (!durableOf || !this.opts.persist || !this.peerHello) return
-    const theirs = this.peerHello.have
+    if (!durableOf || !this.opts.persist || this.peerId === undefined) return
+    const theirs = this.peerHave
     const tick = () => {
       this.durableTimer = null
       if (this.closed) return
@@ -673,7 +703,7 @@ class LinkImpl implements Link, LogReader {
 
   /** Flushes no earlier than `minWaitMs` from now, nor within the batch window of the last flush. */
   private scheduleFlush(minWaitMs = 0): void {
-    if (this.closed || !this.peerHello) return
+    if (this.closed || this.peerId === undefined) return
     const now = this.clock.now()
     const at = Math.max(now + minWaitMs, this.lastFlush + this.window)
     if (this.flushTimer !== null) {
@@ -690,7 +720,7 @@ class LinkImpl implements Link, LogReader {
 
   /** Sends what the peer lacks (one batch) and any ack or announcement due. */
   private flush(): void {
-    if (this.closed || !this.peerHello) return
+    if (this.closed || this.peerId === undefined) return
     const now = this.clock.now()
     const recent = now - this.lastFlush <= this.maxBatchDelay
     this.lastFlush = now
@@ -700,7 +730,7 @@ class LinkImpl implements Link, LogReader {
     let ackWanted = !this.syncedDone
     let diff = false
     const lazy = this.relayTree?.lazy === true
-    if (this.peerHello.readOnly) {
+    if (this.peerReadOnly) {
       // The peer refuses our events: nothing to send, nothing to keep for it.
       this.cursor = NO_CURSOR
     } else {
@@ -913,18 +943,18 @@ class LinkImpl implements Link, LogReader {
 
   /** Announces a big batch from another link right away (no persist only). */
   private promptAnnounce(entry: LogEntry): void {
-    if (this.closed || !this.peerHello || this.opts.persist) return
+    if (this.closed || this.peerId === undefined || this.opts.persist) return
     // Even if the peer has these events too: it is about to relay them to us unless told.
     const sum = entry.summary
     if (sum !== null) this.send({ type: 'ack', have: sum.vv })
   }
 
   private checkSynced(): void {
-    if (this.syncedDone || !this.peerHello || this.closed) return
-    if (!this.opts.readOnly && !vvCovers(this.doc.version(), this.peerHello.have)) return
+    if (this.syncedDone || this.peerId === undefined || this.closed) return
+    if (!this.opts.readOnly && !vvCovers(this.doc.version(), this.peerHave)) return
     if (!vvCovers(this.peerAcked, this.target)) return
     this.syncedDone = true
-    this.peerHello.have = NO_VV
+    this.peerHave = NO_VV
     this.target = NO_VV
     this.settleSynced?.(null)
     this.settleSynced = null

@@ -56,7 +56,8 @@ export class UpdateLog {
   private first = 0
   private bytes = 0
   private sinceTrim = 0
-  private readonly readers: LogReader[] = []
+  /** Grown by exact copies while small: most documents have a reader or two (`push` reserves 17 slots). */
+  private readers: readonly LogReader[] = []
   private unsubscribe: (() => void) | null = null
   /** Memos of the current state (made on first use: most documents have one link). */
   private merged: Map<VersionVector, Uint8Array> | null = null
@@ -83,13 +84,19 @@ export class UpdateLog {
 
   /** Starts telling `reader` about new entries (the log records while anyone reads). */
   attach(reader: LogReader): void {
-    if (!this.readers.includes(reader)) this.readers.push(reader)
+    const rs = this.readers
+    if (rs.includes(reader)) return this.subscribe()
+    if (rs.length < 16) this.readers = rs.concat(reader)
+    else (rs as LogReader[]).push(reader)
+    this.subscribe()
+  }
+
+  private subscribe(): void {
     this.unsubscribe ??= this.doc.on('update', (bytes, origin) => this.append(bytes, origin))
   }
 
   detach(reader: LogReader): void {
-    const i = this.readers.indexOf(reader)
-    if (i >= 0) this.readers.splice(i, 1)
+    if (this.readers.includes(reader)) this.readers = this.readers.filter((r) => r !== reader)
     if (this.readers.length > 0 || this.unsubscribe === null) return
     this.unsubscribe()
     this.unsubscribe = null

@@ -296,6 +296,24 @@ test('A8: a half-open peer (no pongs) is terminated by the heartbeat', async () 
   }
 })
 
+test('A8: an idle peer that answers pings outlives many heartbeats', async () => {
+  const ts = await startServer({ limits: { heartbeatMs: 50 } })
+  try {
+    const ws = await rawSocket(ts.wsUrl, 'idle')
+    ws.send(hello(new WireState()))
+    await waitFor(() => ts.server.stats().documents === 1, 'linked')
+    let pings = 0
+    ws.on('ping', () => pings++)
+    // Sends nothing after its HELLO; ws answers each ping with a pong by itself.
+    await waitFor(() => pings >= 10, 'ten pings', 3000)
+    assert.is(ts.server.stats().connections, 1)
+    assert.is(ws.readyState, ws.OPEN)
+    ws.close()
+  } finally {
+    await ts.stop()
+  }
+})
+
 test('A9: a slow reader is dropped at the send-buffer cap; the writer is unaffected', async () => {
   const ts = await startServer({
     limits: { maxSendBufferBytes: 256 * 1024, eventBurst: 1e8, eventsPerSecond: 1e8 },
