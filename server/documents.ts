@@ -34,10 +34,10 @@ export interface LoadedDoc {
   refs: number
   /** Version whose events are all stored. */
   durable: VersionVector
-  /** Writes started and not settled. */
-  readonly inFlight: Set<Promise<unknown>>
-  /** Updates the document integrated that are not yet known to be stored (by identity). */
-  readonly outstanding: Set<Uint8Array>
+  /** Writes started and not settled; null when none (a Set costs, most documents are idle). */
+  inFlight: Set<Promise<unknown>> | null
+  /** Updates the document integrated that are not yet known to be stored (by identity); null when none. */
+  outstanding: Set<Uint8Array> | null
   /** Set when a write failed for good: the next flush stores a whole snapshot. */
   needsSnapshot: boolean
   /** Updates appended since the last snapshot. */
@@ -68,6 +68,16 @@ const TRAILING_JOIN_MS = 100
  * document unloads only once its writes have settled, and reloads continue from them).
  */
 const HUB_AGENT = `hub-${randomAgent()}`
+
+/** Write `p` of `entry` settled (the set goes once empty). */
+function settled(entry: LoadedDoc, p: Promise<unknown>): void {
+  if (entry.inFlight?.delete(p) && entry.inFlight.size === 0) entry.inFlight = null
+}
+
+/** `update` of `entry` is stored (the set goes once empty). */
+function stored(entry: LoadedDoc, update: Uint8Array): void {
+  if (entry.outstanding?.delete(update) && entry.outstanding.size === 0) entry.outstanding = null
+}
 
 /** The process is at `maxLoadedDocuments` and none is idle. */
 export class CapacityError extends Error {
@@ -119,7 +129,7 @@ export class DocumentRegistry {
   release(entry: LoadedDoc): void {
     entry.refs--
     if (entry.refs === 0) this.scheduleUnload(entry)
-    if (entry.outstanding.size > 0) void this.settle(entry)
+    if (entry.outstanding !== null) void this.settle(entry)
   }
 
   /** The document for a one-off read (REST); it unloads when idle like any other. */
@@ -180,8 +190,8 @@ export class DocumentRegistry {
       replica,
       refs: 0,
       durable: doc.version(),
-      inFlight: new Set(),
-      outstanding: new Set(),
+      inFlight: null,
+      outstanding: null,
       needsSnapshot: false,
       sinceSnapshot: stored?.updates.length ?? 0,
       lastUpdateId: stored?.lastUpdateId ?? 0,
@@ -194,7 +204,7 @@ export class DocumentRegistry {
     // Every update integrated from now on is outstanding until stored (see the header). The
     // server's own updates, its merge events, are stored here; links store their peers'.
     doc.on('update', (update: Uint8Array, origin: unknown) => {
-      entry.outstanding.add(update)
+      ;(entry.outstanding ??= new Set()).add(update)
       // A failed write is logged and owed as a snapshot (persistWithRetry).
       if (origin === undefined) this.persist(entry, update).catch(() => {})
       else this.scheduleJoin(entry)
@@ -248,21 +258,21 @@ export class DocumentRegistry {
    */
   persist(entry: LoadedDoc, update: Uint8Array): Promise<void> {
     const p = this.persistWithRetry(entry, update)
-    entry.inFlight.add(p)
+    ;(entry.inFlight ??= new Set()).add(p)
     p.then(
       () => {
-        entry.inFlight.delete(p)
-        entry.outstanding.delete(update)
+        settled(entry, p)
+        stored(entry, update)
         this.advanceDurable(entry)
       },
-      () => entry.inFlight.delete(p),
+      () => settled(entry, p),
     )
     return p
   }
 
   /** `durable` = the document's version once nothing integrated is waiting to be stored. */
   private advanceDurable(entry: LoadedDoc): void {
-    if (entry.outstanding.size === 0 && !entry.needsSnapshot) entry.durable = entry.doc.version()
+    if (entry.outstanding === null && !entry.needsSnapshot) entry.durable = entry.doc.version()
   }
 
   /**
@@ -271,8 +281,8 @@ export class DocumentRegistry {
    * snapshot stores whatever is still outstanding.
    */
   async settle(entry: LoadedDoc): Promise<void> {
-    while (entry.inFlight.size > 0) await Promise.allSettled([...entry.inFlight])
-    if (entry.outstanding.size > 0) {
+    while (entry.inFlight !== null) await Promise.allSettled([...entry.inFlight])
+    if (entry.outstanding !== null) {
       await this.compact(entry).catch((err) =>
         this.log.warn({ doc: entry.id, err }, 'snapshot of outstanding updates failed'),
       )
@@ -310,21 +320,21 @@ export class DocumentRegistry {
   async compact(entry: LoadedDoc): Promise<void> {
     const t0 = performance.now()
     const version = entry.doc.version()
-    const covered = [...entry.outstanding]
+    const covered = [...(entry.outstanding ?? [])]
     const snapshot = entry.doc.save()
     await this.storage.compact(entry.id, snapshot, entry.lastUpdateId)
     this.metrics.storageSeconds.observe({ op: 'compact' }, (performance.now() - t0) / 1000)
     entry.sinceSnapshot = 0
     entry.needsSnapshot = false
-    for (const u of covered) entry.outstanding.delete(u)
+    for (const u of covered) stored(entry, u)
     if (sumVersion(version) >= sumVersion(entry.durable)) entry.durable = version
     this.advanceDurable(entry)
   }
 
   /** Waits for every write of `entry` to settle, then stores a snapshot if one is due. */
   async flush(entry: LoadedDoc): Promise<void> {
-    while (entry.inFlight.size > 0) await Promise.allSettled([...entry.inFlight])
-    if (entry.needsSnapshot || entry.sinceSnapshot > 0 || entry.outstanding.size > 0) {
+    while (entry.inFlight !== null) await Promise.allSettled([...entry.inFlight])
+    if (entry.needsSnapshot || entry.sinceSnapshot > 0 || entry.outstanding !== null) {
       await this.compact(entry)
     }
   }

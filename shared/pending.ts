@@ -13,7 +13,8 @@ export interface IncomingSpan extends EventSpan {
 }
 
 export class PendingEvents {
-  private byAgent = new Map<string, IncomingSpan[]>()
+  /** Held spans by agent; null while none are (most documents hold none, and a Map costs). */
+  private byAgent: Map<string, IncomingSpan[]> | null = null
   private events = 0
 
   constructor(private readonly maxEvents: number) {}
@@ -29,20 +30,20 @@ export class PendingEvents {
   /** Removes and returns everything held, in arrival-independent order. */
   takeAll(): IncomingSpan[] {
     const out: IncomingSpan[] = []
-    for (const spans of this.byAgent.values()) out.push(...spans)
-    this.byAgent = new Map()
+    for (const spans of this.byAgent?.values() ?? []) out.push(...spans)
+    this.byAgent = null
     this.events = 0
     return out
   }
 
   /** Whether some held span satisfies `test`. */
   some(test: (span: IncomingSpan) => boolean): boolean {
-    for (const spans of this.byAgent.values()) if (spans.some(test)) return true
+    for (const spans of this.byAgent?.values() ?? []) if (spans.some(test)) return true
     return false
   }
 
   all(): IncomingSpan[] {
-    return [...this.byAgent.values()].flat()
+    return [...(this.byAgent?.values() ?? [])].flat()
   }
 
   /**
@@ -50,8 +51,9 @@ export class PendingEvents {
    * `span` carries it, `span`'s copy takes its place.
    */
   hold(span: IncomingSpan): void {
-    let spans = this.byAgent.get(span.agent)
-    if (spans === undefined) this.byAgent.set(span.agent, (spans = []))
+    const byAgent = (this.byAgent ??= new Map<string, IncomingSpan[]>())
+    let spans = byAgent.get(span.agent)
+    if (spans === undefined) byAgent.set(span.agent, (spans = []))
     this.checkCycle(span)
     // Cut the span into the pieces not covered by held spans; check the covered ones agree.
     const pieces: IncomingSpan[] = []
@@ -92,7 +94,7 @@ export class PendingEvents {
 
   /** The held span containing `(agent, seq)`. */
   private find(agent: string, seq: number): IncomingSpan | undefined {
-    const spans = this.byAgent.get(agent)
+    const spans = this.byAgent?.get(agent)
     return spans?.find((s) => seq >= s.seq && seq < s.seq + s.len)
   }
 
@@ -129,11 +131,11 @@ export class PendingEvents {
   }
 
   snapshot(): Map<string, IncomingSpan[]> {
-    return new Map([...this.byAgent].map(([a, s]) => [a, s.slice()]))
+    return new Map([...(this.byAgent ?? [])].map(([a, s]) => [a, s.slice()]))
   }
 
   restore(saved: Map<string, IncomingSpan[]>): void {
-    this.byAgent = saved
+    this.byAgent = saved.size === 0 ? null : saved
     this.events = 0
     for (const spans of saved.values()) for (const s of spans) this.events += s.len
   }

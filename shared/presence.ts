@@ -8,8 +8,9 @@
  * Invariants: an entry is replaced only by a higher clock; entries are keyed in a
  * `Map` (wire ids never touch prototypes); a link with a bound identity can only
  * speak for its own peer id, with the identity's fields; a remote entry not
- * refreshed within `timeoutMs` is removed; the timer runs only while links are attached
- * or remote entries remain (it is unref'd, so it never keeps a process alive).
+ * refreshed within `timeoutMs` is removed; the timer runs only while there are entries and
+ * links are attached, or remote entries remain (it is unref'd, so it never keeps a process
+ * alive).
  */
 
 import type { Anchor, PresenceEntry, PresenceState } from './protocol.ts'
@@ -49,6 +50,8 @@ interface Entry {
   lastSeen: number
 }
 
+const NO_ENTRIES: ReadonlyMap<string, Entry> = new Map()
+
 /** One attached link: what it must still be sent, its throttle. Also the handle `attach` returns. */
 class PortState {
   /** Ids to send (made on first use: a hub holds many links, most never see presence). */
@@ -75,7 +78,8 @@ class PortState {
 /** Shared presence state of one document. Pass it as `presence` to each `link`. */
 export class Presence {
   readonly id: string
-  private readonly entries = new Map<string, Entry>()
+  /** The table; null until the first entry (a hub's documents mostly see no presence). */
+  private table: Map<string, Entry> | null = null
   private readonly ports = new Set<PortState>()
   private readonly handlers: ((c: PresenceChange) => void)[] = []
   private readonly clock: Clock
@@ -93,16 +97,26 @@ export class Presence {
     this.rate = opts.maxEntriesPerSecond ?? 50
   }
 
+  /** The entries, read-only (an empty table until the first). */
+  private get entries(): ReadonlyMap<string, Entry> {
+    return this.table ?? NO_ENTRIES
+  }
+
+  private own(): Map<string, Entry> {
+    return (this.table ??= new Map())
+  }
+
   /** Sets (or, with null, withdraws) this replica's state and announces it on every link. */
   setLocal(state: PresenceState | null): void {
     const e = this.entries.get(this.id)
     const existed = e?.state !== undefined
-    this.entries.set(this.id, {
+    this.own().set(this.id, {
       clock: ++this.localClock,
       state: state ?? undefined,
       lastSeen: this.clock.now(),
     })
     this.markDirty(this.id, null)
+    if (this.ports.size > 0) this.startHeartbeat()
     this.notify({
       added: state && !existed ? [this.id] : [],
       updated: state && existed ? [this.id] : [],
@@ -144,7 +158,8 @@ export class Presence {
     this.ports.add(p)
     for (const [id, e] of this.entries) if (e.state) p.markDirty(id)
     this.schedule(p)
-    this.startHeartbeat()
+    // Nothing to refresh or expire until there is an entry (setLocal, receiveFrom start it).
+    if (this.table !== null) this.startHeartbeat()
     return p
   }
 
@@ -174,11 +189,12 @@ export class Presence {
       if (old && old.clock >= entry.clock) continue
       const state =
         entry.state && identity ? { ...entry.state, ...definedOnly(identity) } : entry.state
-      this.entries.set(entry.id, { clock: entry.clock, state, lastSeen: now })
+      this.own().set(entry.id, { clock: entry.clock, state, lastSeen: now })
       if (state && !old?.state) change.added.push(entry.id)
       else if (state) change.updated.push(entry.id)
       else if (old?.state) change.removed.push(entry.id)
       this.markDirty(entry.id, p)
+      this.startHeartbeat()
     }
     if (change.added.length + change.updated.length + change.removed.length) this.notify(change)
   }
@@ -236,7 +252,7 @@ export class Presence {
     const removed: string[] = []
     for (const [id, e] of this.entries) {
       if (id !== this.id && now - e.lastSeen > this.timeout) {
-        this.entries.delete(id)
+        this.table?.delete(id)
         if (e.state) removed.push(id)
       }
     }
