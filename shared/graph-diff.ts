@@ -122,23 +122,17 @@ function mark(aOnly: Ranges, bOnly: Ranges, flag: Flag, start: LV, end: LV): voi
 
 /**
  * The events in `a`'s history and not `b`'s (`aOnly`) and the reverse, as
- * ascending ranges; `steps`: the graph entries the walk visited (its cost).
+ * ascending ranges.
  */
-export function diff(
-  cg: CausalGraph,
-  a: Frontier,
-  b: Frontier,
-): { aOnly: Ranges; bOnly: Ranges; steps: number } {
+export function diff(cg: CausalGraph, a: Frontier, b: Frontier): { aOnly: Ranges; bOnly: Ranges } {
   // Fast path: one version is the other's ancestor inside one run (typing on after a merge).
   if (a.length === 1 && b.length === 1) {
     const [x] = a
     const [y] = b
-    if (x === y) return { aOnly: [], bOnly: [], steps: 0 }
+    if (x === y) return { aOnly: [], bOnly: [] }
     const e = cg.entries[findEntry(cg, Math.max(x, y))]
     if (Math.min(x, y) >= e.start) {
-      return x > y
-        ? { aOnly: [[y + 1, x + 1]], bOnly: [], steps: 1 }
-        : { aOnly: [], bOnly: [[x + 1, y + 1]], steps: 1 }
+      return x > y ? { aOnly: [[y + 1, x + 1]], bOnly: [] } : { aOnly: [], bOnly: [[x + 1, y + 1]] }
     }
   }
   const queue = new NumHeap()
@@ -149,10 +143,8 @@ export function diff(
   const aOnly: Ranges = []
   const bOnly: Ranges = []
   let queued: Set<number> | undefined
-  let steps = 0
 
   while (items.length > shared) {
-    steps++
     const x = queue.pop()
     let flag = (x % 4) as Flag
     let lv = (x - flag) / 4
@@ -185,7 +177,7 @@ export function diff(
   }
   aOnly.reverse()
   bOnly.reverse()
-  return { aOnly, bOnly, steps }
+  return { aOnly, bOnly }
 }
 
 /**

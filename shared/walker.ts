@@ -62,21 +62,26 @@ export interface Emit {
 const WINDOW_VERSIONS_AGENTS = 8
 
 /**
- * Window versions pay in a graph of `agents` agents when graph walks visit at least this many
- * entries per prepare-version move, per agent. A move from window versions costs O(agents)
- * per walked entry (a version vector kept, one built, one compared); a graph walk costs O(its
- * steps), and each step (a binary search, a heap push and pop) is dearer than a vector slot.
+ * Window versions pay once walked entries name at least this many parents (a moving mean). A
+ * move from window versions costs O(agents) per walked entry (a version vector kept, one
+ * built, one compared) whatever the graph's shape; what makes graph walks dear is wide
+ * frontiers: every step of a walk then handles a heap and parent lists that wide, and reducing
+ * an edit's parents to a frontier is a walk of its own. Long walks along narrow frontiers stay
+ * cheap per step. Measured in a star of 200 clients at 500 edits/s (in-process
+ * simulation, µs per integrated event, vectors on from the start against off): with a hub's
+ * merge events (1-2 parents an edit) graph walks win at every lag tried, 74 against 82 at 1 s
+ * (480 walk steps an entry) and 63 against 83 at 3 s; without them (about 44 parents) the
+ * vectors win, 157 against 177.
  */
-const WALK_STEPS_PER_AGENT = 0.3
+const PARENTS_FOR_VERSIONS = 4
 
 /**
- * Whether window versions pay, graph walks taking `steps` steps per move (`from`: whether
- * they are on now; the bar to turn them off is half the bar to turn them on).
+ * Whether window versions pay, walked entries naming `parents` parents on average (`from`:
+ * whether they are on now; the bar to turn them off is half the bar to turn them on).
  */
-function versionsPay(agents: number, steps: number, from: boolean): boolean {
+function versionsPay(agents: number, parents: number, from: boolean): boolean {
   if (agents < WINDOW_VERSIONS_AGENTS) return false
-  const bar = Math.max(4, agents * WALK_STEPS_PER_AGENT)
-  return from ? steps > bar / 2 : steps >= bar
+  return from ? parents > PARENTS_FOR_VERSIONS / 2 : parents >= PARENTS_FOR_VERSIONS
 }
 
 /**
@@ -85,6 +90,9 @@ function versionsPay(agents: number, steps: number, from: boolean): boolean {
  * graph walk to the heads.
  */
 const SWITCH_DWELL = 1024
+
+/** Entries a new merge walks before its first switch (its mean of parents is then measured). */
+const FIRST_SWITCH_AFTER = 64
 
 /** Most steps a probe for a fresh, smaller conflict zone takes (it runs in an apply: a pause). */
 const MAX_PROBE = 4096
@@ -120,10 +128,10 @@ export class Merge {
     private readonly base: LV,
     private prepare: Frontier,
     private processed: LV,
-    /** Version vectors of the walked entries, kept while graph walks are long (`versionsPay`). */
+    /** Version vectors of the walked entries, kept while edits name many parents (`versionsPay`). */
     private versions: WindowVersions | null,
-    /** Moving mean of the steps a graph walk takes per walked entry (see `versionsPay`). */
-    private walkSteps: number,
+    /** Moving mean of the parents walked entries name (see `versionsPay`). */
+    private parentsMean: number,
   ) {
     this.probed = processed
   }
@@ -143,21 +151,14 @@ export class Merge {
     return this.versions !== null
   }
 
-  /** Entries walked since window versions were last turned on or off. */
-  private sinceSwitch = 0
+  /**
+   * Entries walked since window versions were last turned on or off; a new merge may switch
+   * once its mean has seen `FIRST_SWITCH_AFTER` entries.
+   */
+  private sinceSwitch = SWITCH_DWELL - FIRST_SWITCH_AFTER
 
   /** Merges continued (verify mode). */
   private runs = 0
-
-  /**
-   * Entries until the next one whose move is also walked, to measure `walkSteps`, while window
-   * versions are on: at least 32, and the longer walks are, the rarer (about 2 steps an entry).
-   */
-  private untilSample = 0
-
-  private noteSteps(steps: number): void {
-    this.walkSteps += (steps - this.walkSteps) / 16
-  }
 
   /** A merge over an empty graph (a shape anchor: see shape-anchors.ts). */
   static empty(): Merge {
@@ -178,24 +179,21 @@ export class Merge {
     firstNew: LV,
     emit: Emit,
     conflict = findConflicting(cg, docVersion, cg.heads)!,
-    /** Graph-walk steps per walked entry (a kept merge's measure); guessed from the heads. */
-    walkSteps = 4 * cg.heads.length,
+    /** Parents per walked entry (a kept merge's measure); guessed from the heads. */
+    parentsMean: number = cg.heads.length,
     /** Whether the merge this one replaces had window versions. */
     had = false,
   ): Merge {
     const { common, zone } = conflict
     const base = zone.length === 0 ? cg.next : zone[0][0]
     const versions =
-      versionsPay(cg.agents.size, walkSteps, had) || Merge.verify
+      versionsPay(cg.agents.size, parentsMean, had) || Merge.verify
         ? new WindowVersions(cg, base)
         : null
-    const merge = new Merge(new Walk(cg, log, base), base, common, base, versions, walkSteps)
+    const merge = new Merge(new Walk(cg, log, base), base, common, base, versions, parentsMean)
     // The zone is every event from `base` on (an event below it is an ancestor of every zone event).
     const ok = merge.continue(cg, log, firstNew, emit)
     if (!ok) throw new Error('conflict zone does not cover its own events')
-    // Replaying the whole zone from the common version moves further than merges that follow
-    // on do: only those measure what graph walks cost.
-    merge.walkSteps = walkSteps
     return merge
   }
 
@@ -207,6 +205,7 @@ export class Merge {
   continue(cg: CausalGraph, log: OpLog, firstNew: LV, emit: Emit): boolean {
     const steps: Step[] = []
     let prepare = this.prepare
+    let parentsMean = this.parentsMean
     for (let lv = this.processed; lv < cg.next;) {
       const entry = cg.entries[findEntry(cg, lv)]
       const end = entry.end
@@ -221,21 +220,15 @@ export class Merge {
       let bOnly: [LV, LV][] = []
       const versions = this.versions
       this.sinceSwitch++
-      // What graph walks cost here: every move without window versions, some with them.
-      const sample = versions === null || --this.untilSample <= 0
-      if (sample && versions !== null) this.untilSample = Math.max(32, this.walkSteps / 2)
+      parentsMean += (parents.length - parentsMean) / 16
       if (frontierEquals(prepare, parents)) {
         versions?.stay()
-        if (sample) this.noteSteps(0)
       } else {
         const moved = versions?.moveTo(parents) ?? null
         if (moved !== null && !Merge.verify) {
           ;({ aOnly, bOnly } = moved)
-          if (sample) this.noteSteps(diff(cg, prepare, parents).steps)
         } else {
-          const walked = diff(cg, prepare, parents)
-          ;({ aOnly, bOnly } = walked)
-          this.noteSteps(walked.steps)
+          ;({ aOnly, bOnly } = diff(cg, prepare, parents))
           if (aOnly.some((r) => r[0] < this.base) || bOnly.some((r) => r[0] < this.base))
             return false
           if (moved === null) versions?.adjust(aOnly, bOnly)
@@ -268,6 +261,7 @@ export class Merge {
     }
     this.prepare = prepare
     this.processed = cg.next
+    this.parentsMean = parentsMean
     return true
   }
 
@@ -284,18 +278,18 @@ export class Merge {
     firstNew: LV,
     emit: Emit,
   ): Merge {
-    let walkSteps: number | undefined
+    let parentsMean: number | undefined
     let had = false
     if (kept !== null && Merge.verify && ++kept.runs % 4 === 0) {
       // Tests: window versions restarted from the prepare version now and then, checked too.
       kept.switchVersions(cg)
       kept.switchVersions(cg)
     } else if (kept !== null && !Merge.verify) {
-      // Window versions on once many agents make graph walks long, off once walks are short
-      // again (a hub started merge events); the walk itself goes on.
-      walkSteps = kept.walkSteps
+      // Window versions on once edits name many parents (no hub joins the heads), off once
+      // they name few again (a hub started merge events); the walk itself goes on.
+      parentsMean = kept.parentsMean
       had = kept.versions !== null
-      if (kept.sinceSwitch >= SWITCH_DWELL && versionsPay(cg.agents.size, walkSteps, had) !== had)
+      if (kept.sinceSwitch >= SWITCH_DWELL && versionsPay(cg.agents.size, parentsMean, had) !== had)
         had = kept.switchVersions(cg)
     }
     if (kept !== null) {
@@ -308,11 +302,11 @@ export class Merge {
         kept.probed = cg.next
         const fresh = findConflicting(cg, docVersion, cg.heads, Math.min(kept.size >> 1, MAX_PROBE))
         if (fresh !== null)
-          return Merge.start(cg, log, docVersion, firstNew, emit, fresh, walkSteps, had)
+          return Merge.start(cg, log, docVersion, firstNew, emit, fresh, parentsMean, had)
       }
       if (kept.continue(cg, log, firstNew, emit)) return kept
     }
-    return Merge.start(cg, log, docVersion, firstNew, emit, undefined, walkSteps, had)
+    return Merge.start(cg, log, docVersion, firstNew, emit, undefined, parentsMean, had)
   }
 
   /**

@@ -103,10 +103,11 @@ function keepsVersions(doc: TextDoc): boolean | null {
   return merge === null ? null : merge.versions !== null
 }
 
-test('kept merges take window versions while graph walks are long, and drop them when short', () => {
-  // Without verification, window versions are kept only while graph walks are long (walker.ts,
-  // Merge.run): in the first and last third of the edits clients lag little and the hub joins
-  // its heads after every relay; in the middle third they lag far and it never does.
+test('kept merges take window versions while edits name many parents, and drop them when few', () => {
+  // Without verification, window versions are kept only while walked entries name many parents
+  // (walker.ts, versionsPay): in the first and last third of the edits clients lag little and
+  // the hub joins its heads after every relay (edits name one or two parents); in the middle
+  // third they lag far and it never does (each edit names every head its author saw).
   Merge.verify = false
   // Longer than the entries a kept merge walks between two switches (walker.ts SWITCH_DWELL).
   const PHASE = 1600
