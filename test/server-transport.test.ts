@@ -53,6 +53,14 @@ function hello(out: WireState, doc = new TextDoc()): Uint8Array {
   return encodeMessage({ type: 'hello', readOnly: false, id: 'raw', have: v, durable: v }, out)
 }
 
+/** A raw socket on document `docId` past the handshake: its HELLO sent, the document loaded. */
+async function linkedSocket(ts: TestServer, docId: string): Promise<WebSocket> {
+  const ws = await rawSocket(ts.wsUrl, docId)
+  ws.send(hello(new WireState()))
+  await waitFor(() => ts.server.stats().documents === 1, 'linked')
+  return ws
+}
+
 test('close-code tables of client and server agree; backoff is capped and jittered', () => {
   assert.equal([...CLIENT_FINAL].sort(), [...SERVER_FINAL].sort())
   assert.ok(isFinalClose(CLOSE.UNAUTHORIZED))
@@ -284,9 +292,7 @@ test('B3: too much before authentication or while loading is refused', async () 
 test('A8: a half-open peer (no pongs) is terminated by the heartbeat', async () => {
   const ts = await startServer({ limits: { heartbeatMs: 100 } })
   try {
-    const ws = await rawSocket(ts.wsUrl, 'hb')
-    ws.send(hello(new WireState()))
-    await waitFor(() => ts.server.stats().documents === 1, 'linked')
+    const ws = await linkedSocket(ts, 'hb')
     const sock = (ws as unknown as { _socket: import('node:net').Socket })._socket
     sock.pause() // reads nothing: pings go unanswered, like a vanished peer
     await waitFor(() => ts.server.stats().connections === 0, 'terminated', 3000)
@@ -299,9 +305,7 @@ test('A8: a half-open peer (no pongs) is terminated by the heartbeat', async () 
 test('A8: an idle peer that answers pings outlives many heartbeats', async () => {
   const ts = await startServer({ limits: { heartbeatMs: 50 } })
   try {
-    const ws = await rawSocket(ts.wsUrl, 'idle')
-    ws.send(hello(new WireState()))
-    await waitFor(() => ts.server.stats().documents === 1, 'linked')
+    const ws = await linkedSocket(ts, 'idle')
     let pings = 0
     ws.on('ping', () => pings++)
     // Sends nothing after its HELLO; ws answers each ping with a pong by itself.
