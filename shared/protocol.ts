@@ -24,6 +24,7 @@ import {
   unpack,
 } from './sync-codec.ts'
 import type { MutableVV, VersionVector } from './replica.ts'
+import { appended } from './tight-list.ts'
 
 /** The protocol version carried in the first byte of every message. */
 export const PROTOCOL_VERSION = 3
@@ -151,14 +152,14 @@ export interface Acks {
   readonly have?: VersionVector
 }
 
+const NO_AGENTS: readonly string[] = Object.freeze([])
+
 /**
  * Per-direction state both encoder and decoder keep: the agent table (agent ids travel
  * once per direction, then as small refs) and, on a direction that deflates, the
  * dictionary (the last DICT_BYTES of the update lists carried). One `WireState` for what
  * we send, one for what we read.
  */
-const NO_AGENTS: readonly string[] = Object.freeze([])
-
 export class WireState {
   /**
    * This direction deflates update lists when that pays (both sides wanted it, as their
@@ -168,10 +169,7 @@ export class WireState {
   dict: Uint8Array | null = null
   /** The maximum of every `have` carried in this direction (they travel as increments over it). */
   have: VersionVector | null = null
-  /**
-   * The agent table. While small it grows by exact copies (`push` would reserve 17 slots: a
-   * hub holds two tables per client, most naming few agents).
-   */
+  /** The agent table (a tight list: a hub holds two per client, most naming few agents). */
   agents: readonly string[] = NO_AGENTS
   /** Index of each agent, once the table outgrows a linear search (most links name few). */
   private index: Map<string, number> | null = null
@@ -181,11 +179,9 @@ export class WireState {
     return this.agents.indexOf(agent)
   }
   add(agent: string): void {
-    const n = this.agents.length
-    this.index?.set(agent, n)
-    if (n < 16) this.agents = this.agents.concat(agent)
-    else (this.agents as string[]).push(agent)
-    if (this.index === null && n + 1 > 16) {
+    this.index?.set(agent, this.agents.length)
+    this.agents = appended(this.agents, agent)
+    if (this.index === null && this.agents.length > 16) {
       this.index = new Map(this.agents.map((a, i) => [a, i]))
     }
   }

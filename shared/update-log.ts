@@ -17,6 +17,7 @@
 import { encodePlainEvents } from './protocol.ts'
 import type { Replica, VersionVector } from './replica.ts'
 import { summarizeUpdate, type UpdateSummary } from './update-summary.ts'
+import { appended } from './tight-list.ts'
 
 /** One `'update'` of the replica. */
 export class LogEntry {
@@ -56,7 +57,7 @@ export class UpdateLog {
   private first = 0
   private bytes = 0
   private sinceTrim = 0
-  /** Grown by exact copies while small: most documents have a reader or two (`push` reserves 17 slots). */
+  /** A tight list (shared/tight-list.ts): most documents have a reader or two. */
   private readers: readonly LogReader[] = []
   private unsubscribe: (() => void) | null = null
   /** Memos of the current state (made on first use: most documents have one link). */
@@ -84,14 +85,7 @@ export class UpdateLog {
 
   /** Starts telling `reader` about new entries (the log records while anyone reads). */
   attach(reader: LogReader): void {
-    const rs = this.readers
-    if (rs.includes(reader)) return this.subscribe()
-    if (rs.length < 16) this.readers = rs.concat(reader)
-    else (rs as LogReader[]).push(reader)
-    this.subscribe()
-  }
-
-  private subscribe(): void {
+    if (!this.readers.includes(reader)) this.readers = appended(this.readers, reader)
     this.unsubscribe ??= this.doc.on('update', (bytes, origin) => this.append(bytes, origin))
   }
 
