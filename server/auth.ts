@@ -7,6 +7,7 @@
  * from the token is trusted before its signature checks out.
  */
 import { createHmac, timingSafeEqual, randomBytes } from 'node:crypto'
+import type { Identity } from '../shared/link-api.ts'
 
 /** What a token grants. `write` implies `read`. */
 export type Role = 'read' | 'write'
@@ -110,7 +111,7 @@ export function verifyToken(
   return { ok: true, claims }
 }
 
-/** A random user id for open mode, where no token names the user. */
-export function anonymousUser(): string {
-  return 'anon-' + randomBytes(6).toString('base64url')
+/** The identity of a peer in open mode, where no token names the user: a random user id. */
+export function anonymousIdentity(): Identity {
+  return { user: 'anon-' + randomBytes(6).toString('base64url') }
 }

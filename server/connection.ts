@@ -12,7 +12,7 @@ import type { DirectChannel, LinkEndpoint } from '../shared/channels.ts'
 import { MSG, PROTOCOL_VERSION, closeCodeFor } from '../shared/protocol.ts'
 import { boundLink, type LinkOptions, type SyncError } from '../shared/sync.ts'
 import { summarizeUpdate } from '../shared/update-summary.ts'
-import { anonymousUser, verifyToken, type TokenClaims, type TokenProblem } from './auth.ts'
+import { anonymousIdentity, verifyToken, type TokenClaims, type TokenProblem } from './auth.ts'
 import { CLOSE } from './close-codes.ts'
 import { Bucket } from './token-bucket.ts'
 import { CapacityError, type DocumentRegistry, type LoadedDoc } from './documents.ts'
@@ -271,9 +271,13 @@ export class ServerConnection implements DirectChannel {
     this.claims = null
     this.writer = claims.role === 'write'
     // The link attaches itself (attachLink) and ends when this connection closes.
-    boundLink(entry.replica, this, linkOptionsFor(this.ctx, entry, claims.role === 'read'), {
-      user: claims.user ?? anonymousUser(),
-    })
+    const user = claims.user
+    boundLink(
+      entry.replica,
+      this,
+      linkOptionsFor(this.ctx, entry, claims.role === 'read'),
+      user === undefined ? anonymousIdentity : { user },
+    )
     this.state = 'linked'
     const early = this.early
     this.early = null

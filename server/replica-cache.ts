@@ -6,8 +6,10 @@
  * the same encoding and the same version, usually in the same turn, and each would otherwise pay
  * the graph diff, the encoding or the O(agents) version vector again. Both functions are pure in
  * (document state, argument), and the state only changes through integration, which fires
- * `update` and clears the memo. `version()` hands out one frozen object per state (links keep it
- * as a lower bound of what a peer holds, and compare it by identity).
+ * `update` and clears the memo. `version()` hands out one object per state (links keep it as a
+ * lower bound of what a peer holds, and compare it by identity). It is read-only by its type, not
+ * frozen: freezing gives each document's version its own hidden class, some 300 bytes a
+ * document, since every document has agents of its own.
  *
  * The encodings are dropped once unused for `ENCODINGS_IDLE_MS`: they are worth keeping only
  * while links flush together (one turn, or a batch window of at most 10 ms) or a burst of
@@ -62,7 +64,7 @@ export class CachedReplica implements Replica {
   }
 
   version(): VersionVector {
-    return (this.memoVersion ??= Object.freeze(this.doc.version()))
+    return (this.memoVersion ??= this.doc.version())
   }
 
   encodeUpdate(since?: VersionVector): Uint8Array {

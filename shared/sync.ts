@@ -68,6 +68,14 @@ const BIG_RELAY_FACTOR = 6
 const BIG_CATCHUP_EVENTS = 256
 /** Cursor of a link that will diff version vectors at its next flush (pins no log entry). */
 const NO_CURSOR = Number.MAX_SAFE_INTEGER
+/** Bits of a link's `flags`. */
+const PEER_READ_ONLY = 1
+const NEED_FULL = 2
+const BASE_EXACT = 4
+const ACKED_OWNED = 8
+const AWAITING_HAVE = 16
+const SYNCED = 32
+const CLOSED = 64
 /** Unacknowledged messages remembered per link (older ones are merged). */
 const MAX_AWAITING = 256
 /** The empty vv of a link that heard no announcement (shared, never written). */
@@ -92,13 +100,14 @@ export function link(doc: Replica, channel: Channel, opts: LinkOptions = {}): Li
 
 /**
  * `link` for a hub: `opts` may be shared by every link of a document (nothing of it is copied
- * per link), and `identity`, the peer's server-bound identity, is given apart from it.
+ * per link), and `identity`, the peer's server-bound identity, is given apart from it, or as a
+ * function making it when first needed (most peers never send presence).
  */
 export function boundLink(
   doc: Replica,
   channel: Channel,
   opts: LinkOptions,
-  identity: Identity | undefined,
+  identity: Identity | (() => Identity) | undefined,
 ): Link {
   return new LinkImpl(doc, channel, opts, identity)
 }
@@ -121,18 +130,12 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
   private handlers: { [E in keyof LinkEvents]?: LinkEvents[E][] } | null = null
   /** The peer's id, from its HELLO (undefined before it). */
   peerId: string | undefined = undefined
-  /** The peer's HELLO said it is read-only. */
-  private peerReadOnly = false
   /** What the peer's HELLO said it holds; NO_VV before it and once synced. */
   private peerHave: VersionVector = NO_VV
   /** Log position: the peer holds our state as of here, plus entries that came from it. */
   cursor = NO_CURSOR
-  /** The next flush diffs version vectors (after HELLO, NEED, or a lost log position). */
-  private needFull = true
   /** A version the peer holds (never mutated: it may be shared with other links). */
   private base: VersionVector = NO_VV
-  /** `base` is exactly our version at `cursor` (a batch may then be encoded against it). */
-  private baseExact = false
   /** Events the peer announced beyond `base` (NO_VV until it announces any). */
   private extra: MutableVV = NO_VV
   /**
@@ -140,7 +143,6 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
    * copied: often `base` itself), copied on the first write that raises it further.
    */
   private peerAcked: VersionVector = NO_VV
-  private ackedOwned = false
   private target: VersionVector = NO_VV
   /** EVENTS messages sent / received on this link. */
   private sentNo = 0
@@ -165,18 +167,16 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
   private presencePort: ReturnType<Presence['attach']> | null = null
   /** Relay pruning, when both HELLOs asked for it. */
   private relayTree: RelayTree | null = null
-  /** We grafted: our diff waits for the peer's version (its answer to the GRAFT). */
-  private awaitingHave = false
   /** What our HELLO said we hold, when deflate or tree relay needs it (until the peer's HELLO). */
   private helloSent: VersionVector | null = null
   /** Events of the batch being applied that the doc integrated (for duplicate counting). */
   private fresh = 0
-  private syncedDone = false
   /** `synced`, made on first read; its settle functions while it is pending. */
   private syncedPromise: Promise<void> | null = null
   private settleSynced: ((err: Error | null) => void) | null = null
   private closeError: SyncError | null = null
-  closed = false
+  /** The link's yes/no state, one bit each (see FLAG; accessors below): one field, not seven. */
+  private flags = NEED_FULL
   // Traffic counters (`stats`), fields rather than an object of their own.
   private messagesSent = 0
   private bytesSent = 0
@@ -189,8 +189,8 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
     private readonly doc: Replica,
     private readonly channel: Channel,
     private readonly opts: LinkOptions,
-    /** The server-bound identity of the peer (LinkOptions.identity). */
-    readonly identity: Identity | undefined,
+    /** The server-bound identity of the peer (LinkOptions.identity), or its maker. */
+    private boundIdentity: Identity | (() => Identity) | undefined,
   ) {
     this.window = this.batchDelay
     this.out = new WireState(opts.maxAgents)
@@ -245,6 +245,68 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
   }
   private get gapTimeout(): number {
     return this.opts.gapTimeoutMs ?? 1000
+  }
+
+  /** The server-bound identity of the peer (PresencePort), made on first use if given as a maker. */
+  get identity(): Identity | undefined {
+    const bound = this.boundIdentity
+    if (typeof bound !== 'function') return bound
+    return (this.boundIdentity = bound())
+  }
+
+  // The yes/no state, kept as bits of `flags`.
+  private flag(bit: number): boolean {
+    return (this.flags & bit) !== 0
+  }
+  private setFlag(bit: number, on: boolean): void {
+    this.flags = on ? this.flags | bit : this.flags & ~bit
+  }
+  /** The peer's HELLO said it is read-only. */
+  private get peerReadOnly(): boolean {
+    return this.flag(PEER_READ_ONLY)
+  }
+  private set peerReadOnly(on: boolean) {
+    this.setFlag(PEER_READ_ONLY, on)
+  }
+  /** The next flush diffs version vectors (after HELLO, NEED, or a lost log position). */
+  private get needFull(): boolean {
+    return this.flag(NEED_FULL)
+  }
+  private set needFull(on: boolean) {
+    this.setFlag(NEED_FULL, on)
+  }
+  /** `base` is exactly our version at `cursor` (a batch may then be encoded against it). */
+  private get baseExact(): boolean {
+    return this.flag(BASE_EXACT)
+  }
+  private set baseExact(on: boolean) {
+    this.setFlag(BASE_EXACT, on)
+  }
+  /** `peerAcked` is this link's own copy (else shared: copy before raising it). */
+  private get ackedOwned(): boolean {
+    return this.flag(ACKED_OWNED)
+  }
+  private set ackedOwned(on: boolean) {
+    this.setFlag(ACKED_OWNED, on)
+  }
+  /** We grafted: our diff waits for the peer's version (its answer to the GRAFT). */
+  private get awaitingHave(): boolean {
+    return this.flag(AWAITING_HAVE)
+  }
+  private set awaitingHave(on: boolean) {
+    this.setFlag(AWAITING_HAVE, on)
+  }
+  private get syncedDone(): boolean {
+    return this.flag(SYNCED)
+  }
+  private set syncedDone(on: boolean) {
+    this.setFlag(SYNCED, on)
+  }
+  get closed(): boolean {
+    return this.flag(CLOSED)
+  }
+  private set closed(on: boolean) {
+    this.setFlag(CLOSED, on)
   }
 
   /**

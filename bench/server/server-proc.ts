@@ -79,6 +79,7 @@ process.on('message', async (m: { cmd: string; gc?: boolean }) => {
   if (m.cmd === 'stats') {
     const gc = (globalThis as { gc?: () => void }).gc
     if (gc && m.gc !== false) for (let i = 0; i < 3; i++) gc()
+    if (process.env.SNAP_DIR && m.gc !== false) (await import('node:v8')).writeHeapSnapshot(`${process.env.SNAP_DIR}/s${Date.now()}.heapsnapshot`)
     const cpu = process.cpuUsage()
     const mem = process.memoryUsage()
     process.send!({
