@@ -4,12 +4,16 @@
  * (@y/websocket-server's setupWSConnection, in memory). Prints `PORT <n>` and answers IPC:
  * `{ cmd: 'stats', gc? }` -> `{ cpuUs, mainUs, heapUsed, rss }` (CPU of all threads, of the main
  * thread alone; heap after a full GC unless gc: false), `{ cmd: 'stop' }`.
+ *
+ * With SNAP_DIR set, each `stats` after a GC also writes a heap snapshot there (diff two to see
+ * what a document or a connection holds).
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { createServer as createHttp } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { writeHeapSnapshot } from 'node:v8'
 
 const kind = process.argv[2]
 let port = 0
@@ -79,7 +83,8 @@ process.on('message', async (m: { cmd: string; gc?: boolean }) => {
   if (m.cmd === 'stats') {
     const gc = (globalThis as { gc?: () => void }).gc
     if (gc && m.gc !== false) for (let i = 0; i < 3; i++) gc()
-    if (process.env.SNAP_DIR && m.gc !== false) (await import('node:v8')).writeHeapSnapshot(`${process.env.SNAP_DIR}/s${Date.now()}.heapsnapshot`)
+    const snapshots = process.env.SNAP_DIR
+    if (snapshots && m.gc !== false) writeHeapSnapshot(`${snapshots}/s${Date.now()}.heapsnapshot`)
     const cpu = process.cpuUsage()
     const mem = process.memoryUsage()
     process.send!({
