@@ -532,20 +532,36 @@ class Walk {
     const tree = this.tree
     const first = cursor.leaf.items[cursor.idx]
     if (first.cur !== NOT_YET_INSERTED) return cursor
-    const left = item.originLeft === -1 ? -1 : tree.rawPosOf(item.originLeft)
-    const right = item.originRight === -1 ? Infinity : tree.rawPosOf(item.originRight)
-    const agent = agentOf(this.cg, item.lv)
+    // Positions of origins are looked up only when the origins differ: concurrent inserts at
+    // one place mostly share them (a burst of typing into the same spot shares all of them).
+    const rawPos = (lv: LV) => (lv === -1 ? -1 : tree.rawPosOf(lv))
+    const rightPos = (lv: LV) => (lv === -1 ? Infinity : tree.rawPosOf(lv))
+    let left = NaN
+    let right = NaN
+    let agent: string | null = null
     let dest: Cursor = cursor
     let scanning = false
     for (let c: Cursor | null = cursor; c !== null;) {
       const other = c.leaf.items[c.idx]
       if (other.cur !== NOT_YET_INSERTED) break
-      const oleft = other.originLeft === -1 ? -1 : tree.rawPosOf(other.originLeft)
-      const oright = other.originRight === -1 ? Infinity : tree.rawPosOf(other.originRight)
-      if (oleft < left) break
-      if (oleft === left) {
-        if (oright === right && agent < agentOf(this.cg, other.lv)) break
-        scanning = oright < right
+      let sameLeft = other.originLeft === item.originLeft
+      if (!sameLeft) {
+        if (Number.isNaN(left)) left = rawPos(item.originLeft)
+        const oleft = rawPos(other.originLeft)
+        if (oleft < left) break
+        sameLeft = oleft === left
+      }
+      if (sameLeft) {
+        let sameRight = other.originRight === item.originRight
+        let rightOfOther = false
+        if (!sameRight) {
+          if (Number.isNaN(right)) right = rightPos(item.originRight)
+          const oright = rightPos(other.originRight)
+          sameRight = oright === right
+          rightOfOther = oright < right
+        }
+        if (sameRight && (agent ??= agentOf(this.cg, item.lv)) < agentOf(this.cg, other.lv)) break
+        scanning = rightOfOther
       }
       const next: Cursor | null = tree.nextItem(c)
       if (!scanning) dest = next ?? { leaf: c.leaf, idx: c.idx + 1 }
