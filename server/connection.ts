@@ -147,6 +147,19 @@ function logTo(ctx: ConnectionContext, entry: LoadedDoc): LinkOptions['onError']
  * Server side of one WebSocket. Created by the endpoint after the upgrade. It is its link's
  * `Channel` too.
  */
+/**
+ * What a connection holds until its link is made: the token's claims, the frames that came
+ * before the link (and their count against the pre-authentication limits), the deadline.
+ */
+class Opening {
+  claims: TokenClaims | null = null
+  /** Frames received before the link exists (made on first use). */
+  early: Uint8Array[] | null = null
+  bytes = 0
+  count = 0
+  constructor(readonly deadline: ReturnType<typeof setTimeout>) {}
+}
+
 export class ServerConnection implements DirectChannel {
   state: 'auth' | 'loading' | 'linked' | 'closed' = 'auth'
   /**
@@ -156,17 +169,12 @@ export class ServerConnection implements DirectChannel {
    */
   readAtPing = -1
   private entry: LoadedDoc | null = null
-  /** The token's claims, until the link is made. */
-  private claims: TokenClaims | null = null
+  /** What the connection holds until its link is made (null from then on). */
+  private opening: Opening | null
   /** The token grants writes (the link knows it too; `deliver` counts and limits writes). */
   private writer = false
   /** The link on this connection (DirectChannel: it receives our messages and our close). */
   private sink: LinkEndpoint | null = null
-  /** Frames received before the link exists (made on first use). */
-  private early: Uint8Array[] | null = null
-  private earlyBytes = 0
-  private earlyCount = 0
-  private authTimer: ReturnType<typeof setTimeout> | null
   private pausedUntil = 0
   private readonly messages: Bucket
   /** Event and presence budgets, made on first use (many connections never write). */
@@ -192,11 +200,13 @@ export class ServerConnection implements DirectChannel {
     ws.on('message', onSocketMessage)
     ws.on('close', onSocketClose)
     ws.on('error', onSocketError)
-    this.authTimer = setTimeout(() => {
-      if (this.state === 'auth' || this.state === 'loading') {
-        this.refuse(CLOSE.AUTH_TIMEOUT, 'authentication timeout', 'auth-timeout')
-      }
-    }, l.authTimeoutMs)
+    this.opening = new Opening(
+      setTimeout(() => {
+        if (this.state === 'auth' || this.state === 'loading') {
+          this.refuse(CLOSE.AUTH_TIMEOUT, 'authentication timeout', 'auth-timeout')
+        }
+      }, l.authTimeoutMs),
+    )
     if (ctx.secret === undefined) this.authorize({ doc: docId, role: 'write', exp: Infinity })
     else if (queryToken !== null) this.checkToken(queryToken)
   }
@@ -211,7 +221,7 @@ export class ServerConnection implements DirectChannel {
   close(code = 1000, reason = ''): void {
     if (this.state === 'closed') return
     this.state = 'closed'
-    this.clearAuthTimer()
+    this.endOpening()
     try {
       this.ws.close(code, reason.slice(0, 120))
     } catch {
@@ -235,7 +245,7 @@ export class ServerConnection implements DirectChannel {
   }
 
   private authorize(claims: TokenClaims): void {
-    this.claims = claims
+    this.opening!.claims = claims
     this.state = 'loading'
     this.ctx.registry.acquire(this.docId).then(
       (entry) => void this.attach(entry),
@@ -266,9 +276,8 @@ export class ServerConnection implements DirectChannel {
       }
       if ((this.state as string) === 'closed') return // closed while storing
     }
-    this.clearAuthTimer()
-    const claims = this.claims!
-    this.claims = null
+    const opening = this.endOpening()!
+    const claims = opening.claims!
     this.writer = claims.role === 'write'
     // The link attaches itself (attachLink) and ends when this connection closes.
     const user = claims.user
@@ -279,9 +288,7 @@ export class ServerConnection implements DirectChannel {
       user === undefined ? anonymousIdentity : { user },
     )
     this.state = 'linked'
-    const early = this.early
-    this.early = null
-    for (const m of early ?? []) {
+    for (const m of opening.early ?? []) {
       if (this.state !== 'linked') break
       this.deliver(m)
     }
@@ -298,9 +305,12 @@ export class ServerConnection implements DirectChannel {
     throw new Error('a ServerConnection delivers to its link through attachLink')
   }
 
-  private clearAuthTimer(): void {
-    if (this.authTimer !== null) clearTimeout(this.authTimer)
-    this.authTimer = null
+  /** Ends the opening (its deadline cleared, its early frames dropped) and returns it. */
+  private endOpening(): Opening | null {
+    const opening = this.opening
+    this.opening = null
+    if (opening !== null) clearTimeout(opening.deadline)
+    return opening
   }
 
   onSocketError(err: Error): void {
@@ -313,11 +323,12 @@ export class ServerConnection implements DirectChannel {
       if (!isBinary) return this.refuse(CLOSE.UNSUPPORTED_DATA, 'text frame', 'text-frame')
       return this.deliver(new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
     }
-    this.earlyBytes += data.byteLength
-    this.earlyCount++
+    const opening = this.opening! // 'auth' or 'loading'
+    opening.bytes += data.byteLength
+    opening.count++
     if (
-      this.earlyBytes > this.ctx.limits.maxPreAuthBytes ||
-      this.earlyCount > this.ctx.limits.maxPreAuthMessages
+      opening.bytes > this.ctx.limits.maxPreAuthBytes ||
+      opening.count > this.ctx.limits.maxPreAuthMessages
     ) {
       return this.refuse(CLOSE.BAD_REQUEST, 'too much data before authentication', 'pre-auth')
     }
@@ -329,7 +340,7 @@ export class ServerConnection implements DirectChannel {
       return this.checkToken(data.toString('utf8'))
     }
     if (!isBinary) return this.refuse(CLOSE.UNSUPPORTED_DATA, 'text frame', 'text-frame')
-    ;(this.early ??= []).push(new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
+    ;(opening.early ??= []).push(new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
   }
 
   /** One binary message to the link, within the rate and size limits. */
@@ -410,7 +421,7 @@ export class ServerConnection implements DirectChannel {
   onSocketClose(): void {
     if (this.state !== 'closed') {
       this.state = 'closed'
-      this.clearAuthTimer()
+      this.endOpening()
       this.cleanup()
     }
     this.ctx.metrics.connections.dec()
@@ -418,7 +429,6 @@ export class ServerConnection implements DirectChannel {
   }
 
   private cleanup(): void {
-    this.early = null
     const sink = this.sink
     this.sink = null
     sink?.channelClosed()

@@ -4,7 +4,8 @@
  *
  * Owns: the table `id -> { clock, state, lastSeen }`, the local entry and its
  * clock, one outgoing queue per attached link (throttled to `minIntervalMs`), a
- * token bucket per link for incoming entries, and the heartbeat/expiry timer.
+ * token bucket per link for incoming entries (both made on the link's first presence
+ * traffic), and the heartbeat/expiry timer.
  * Invariants: an entry is replaced only by a higher clock; entries are keyed in a
  * `Map` (wire ids never touch prototypes); a link with a bound identity can only
  * speak for its own peer id, with the identity's fields; a remote entry not
@@ -52,27 +53,18 @@ interface Entry {
 
 const NO_ENTRIES: ReadonlyMap<string, Entry> = new Map()
 
-/** One attached link: what it must still be sent, its throttle. Also the handle `attach` returns. */
+/**
+ * An attached link's presence traffic: the ids it must still be sent, its send timer, its budget
+ * for incoming entries. Made when first needed: a hub holds many links that never see presence.
+ */
 class PortState {
-  /** Ids to send (made on first use: a hub holds many links, most never see presence). */
   dirty: Set<string> | null = null
   lastSend = -Infinity
   timer: unknown = null
   constructor(
-    private readonly presence: Presence,
-    readonly port: PresencePort,
     public tokens: number,
     public tokensAt: number,
   ) {}
-  markDirty(id: string): void {
-    ;(this.dirty ??= new Set()).add(id)
-  }
-  receive(entries: readonly PresenceEntry[]): void {
-    this.presence.receiveFrom(this, entries)
-  }
-  detach(): void {
-    this.presence.detachPort(this)
-  }
 }
 
 /** Shared presence state of one document. Pass it as `presence` to each `link`. */
@@ -80,7 +72,9 @@ export class Presence {
   readonly id: string
   /** The table; null until the first entry (a hub's documents mostly see no presence). */
   private table: Map<string, Entry> | null = null
-  private readonly ports = new Set<PortState>()
+  private readonly ports = new Set<PresencePort>()
+  /** Traffic state of the attached links that have had any (see PortState). */
+  private states: Map<PresencePort, PortState> | null = null
   private readonly handlers: ((c: PresenceChange) => void)[] = []
   private readonly clock: Clock
   private readonly timeout: number
@@ -148,43 +142,48 @@ export class Presence {
   /** Withdraws the local state, stops timers, detaches every link. */
   destroy(): void {
     if (this.getLocal()) this.setLocal(null)
-    for (const p of this.ports) this.flushPort(p)
-    for (const p of [...this.ports]) this.detachPort(p)
+    for (const port of this.ports) this.flushPort(port)
+    for (const port of [...this.ports]) this.detach(port)
   }
 
   /** Called by a link once the peer's HELLO arrived. Internal contract with sync.ts. */
-  attach(port: PresencePort): { receive(entries: readonly PresenceEntry[]): void; detach(): void } {
-    const p = new PortState(this, port, this.rate * 2, this.clock.now())
-    this.ports.add(p)
-    for (const [id, e] of this.entries) if (e.state) p.markDirty(id)
-    this.schedule(p)
-    // Nothing to refresh or expire until there is an entry (setLocal, receiveFrom start it).
-    if (this.table !== null) this.startHeartbeat()
-    return p
+  attach(port: PresencePort): void {
+    this.ports.add(port)
+    // Nothing to send or expire until there is an entry (setLocal, receive start the timer).
+    if (this.table === null) return
+    for (const [id, e] of this.entries) if (e.state) this.markDirtyOn(port, id)
+    this.startHeartbeat()
   }
 
-  /** Internal (PortState): the link of `p` is gone. */
-  detachPort(p: PortState): void {
-    if (!this.ports.delete(p)) return
-    if (p.timer !== null) this.clock.clearTimeout(p.timer)
+  /** The link of `port` is gone (idempotent). Internal contract with sync.ts. */
+  detach(port: PresencePort): void {
+    if (!this.ports.delete(port)) return
+    const st = this.states?.get(port)
+    if (st !== undefined) {
+      if (st.timer !== null) this.clock.clearTimeout(st.timer)
+      this.states!.delete(port)
+      if (this.states!.size === 0) this.states = null
+    }
     if (this.ports.size === 0 && !this.hasRemote() && this.heartbeat !== null) {
       this.clock.clearTimeout(this.heartbeat)
       this.heartbeat = null
     }
   }
 
-  /** Internal (PortState): entries received on the link of `p`. */
-  receiveFrom(p: PortState, incoming: readonly PresenceEntry[]): void {
+  /** Entries received on the link of `port`, if attached. Internal contract with sync.ts. */
+  receive(port: PresencePort, incoming: readonly PresenceEntry[]): void {
+    if (!this.ports.has(port)) return
+    const st = this.stateOf(port)
     const now = this.clock.now()
-    p.tokens = Math.min(this.rate * 2, p.tokens + ((now - p.tokensAt) / 1000) * this.rate)
-    p.tokensAt = now
+    st.tokens = Math.min(this.rate * 2, st.tokens + ((now - st.tokensAt) / 1000) * this.rate)
+    st.tokensAt = now
     const change = { added: [] as string[], updated: [] as string[], removed: [] as string[] }
     for (const entry of incoming) {
-      if (p.tokens < 1) break // flood: the rest is dropped (RELIABILITY D8)
-      p.tokens--
+      if (st.tokens < 1) break // flood: the rest is dropped (RELIABILITY D8)
+      st.tokens--
       if (entry.id === this.id) continue
-      const identity = p.port.identity
-      if (identity && entry.id !== p.port.peerId) continue // bound links speak only for their peer
+      const identity = port.identity
+      if (identity && entry.id !== port.peerId) continue // bound links speak only for their peer
       const old = this.entries.get(entry.id)
       if (old && old.clock >= entry.clock) continue
       const state =
@@ -193,39 +192,46 @@ export class Presence {
       if (state && !old?.state) change.added.push(entry.id)
       else if (state) change.updated.push(entry.id)
       else if (old?.state) change.removed.push(entry.id)
-      this.markDirty(entry.id, p)
+      this.markDirty(entry.id, port)
       this.startHeartbeat()
     }
     if (change.added.length + change.updated.length + change.removed.length) this.notify(change)
   }
 
-  private markDirty(id: string, except: PortState | null): void {
-    for (const p of this.ports) {
-      if (p === except) continue
-      p.markDirty(id)
-      this.schedule(p)
-    }
+  private stateOf(port: PresencePort): PortState {
+    const states = (this.states ??= new Map())
+    let st = states.get(port)
+    if (st === undefined) states.set(port, (st = new PortState(this.rate * 2, this.clock.now())))
+    return st
   }
 
-  private schedule(p: PortState): void {
-    if (p.timer !== null || !p.dirty?.size) return
-    const wait = Math.max(0, p.lastSend + this.minInterval - this.clock.now())
-    p.timer = this.clock.setTimeout(() => {
-      p.timer = null
-      this.flushPort(p)
+  private markDirty(id: string, except: PresencePort | null): void {
+    for (const port of this.ports) if (port !== except) this.markDirtyOn(port, id)
+  }
+
+  /** `id` is to be sent on the link of `port`: at once, or when its throttle allows. */
+  private markDirtyOn(port: PresencePort, id: string): void {
+    const st = this.stateOf(port)
+    ;(st.dirty ??= new Set()).add(id)
+    if (st.timer !== null) return
+    const wait = Math.max(0, st.lastSend + this.minInterval - this.clock.now())
+    st.timer = this.clock.setTimeout(() => {
+      st.timer = null
+      this.flushPort(port)
     }, wait)
   }
 
-  private flushPort(p: PortState): void {
-    if (!p.dirty?.size || !this.ports.has(p)) return
+  private flushPort(port: PresencePort): void {
+    const st = this.states?.get(port)
+    if (st === undefined || !st.dirty?.size || !this.ports.has(port)) return
     const out: PresenceEntry[] = []
-    for (const id of p.dirty) {
+    for (const id of st.dirty) {
       const e = this.entries.get(id)
       if (e) out.push(e.state ? { id, clock: e.clock, state: e.state } : { id, clock: e.clock })
     }
-    p.dirty = null
-    p.lastSend = this.clock.now()
-    if (out.length) p.port.sendPresence(out)
+    st.dirty = null
+    st.lastSend = this.clock.now()
+    if (out.length) port.sendPresence(out)
   }
 
   private startHeartbeat(): void {

@@ -40,7 +40,7 @@ import {
 import type { Presence, PresencePort } from './presence.ts'
 import type { MutableVV, Replica, VersionVector } from './replica.ts'
 import { RelayTree, missingCount } from './relay-tree.ts'
-import { UpdateLog, type LogEntry, type LogReader } from './update-log.ts'
+import { NO_POSITION, UpdateLog, type LogEntry, type LogReader } from './update-log.ts'
 import { summarizeUpdate } from './update-summary.ts'
 import {
   realClock,
@@ -67,7 +67,7 @@ const BIG_RELAY_FACTOR = 6
 /** A handshake owing the peer at least this many events is a big catch-up (staggered). */
 const BIG_CATCHUP_EVENTS = 256
 /** Cursor of a link that will diff version vectors at its next flush (pins no log entry). */
-const NO_CURSOR = Number.MAX_SAFE_INTEGER
+const NO_CURSOR = NO_POSITION
 /** Bits of a link's `flags`. */
 const PEER_READ_ONLY = 1
 const NEED_FULL = 2
@@ -164,7 +164,6 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
   private collecting: Uint8Array[] | null = null
   /** Persists and acks in order (made on the first batch to store). */
   private persistChain: Promise<void> | null = null
-  private presencePort: ReturnType<Presence['attach']> | null = null
   /** Relay pruning, when both HELLOs asked for it. */
   private relayTree: RelayTree | null = null
   /** What our HELLO said we hold, when deflate or tree relay needs it (until the peer's HELLO). */
@@ -186,7 +185,7 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
   private myId = ''
 
   constructor(
-    private readonly doc: Replica,
+    doc: Replica,
     private readonly channel: Channel,
     private readonly opts: LinkOptions,
     /** The server-bound identity of the peer (LinkOptions.identity), or its maker. */
@@ -220,6 +219,11 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
     })
   }
 
+  /** The replica (held by its update log: one field less per link). */
+  private get doc(): Replica {
+    return this.log.doc
+  }
+
   // Settings, read from the options when used: the options object may be shared by many
   // links (a hub passes one per document), so nothing of it is copied per link.
   private get clock(): Clock {
@@ -247,7 +251,7 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
     return this.opts.gapTimeoutMs ?? 1000
   }
 
-  /** The server-bound identity of the peer (PresencePort), made on first use if given as a maker. */
+  /** The peer's server-bound identity (PresencePort); a maker given for it runs on first use. */
   get identity(): Identity | undefined {
     const bound = this.boundIdentity
     if (typeof bound !== 'function') return bound
@@ -393,8 +397,7 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
     if (this.durableTimer !== null) this.clock.clearTimeout(this.durableTimer)
     this.flushTimer = this.gapTimer = null
     this.flushAt = Infinity
-    this.presencePort?.detach()
-    this.presencePort = null
+    this.opts.presence?.detach(this)
     if (!this.syncedDone) this.settleSynced?.(this.closedBeforeSync())
     this.settleSynced = null
     this.emit('close')
@@ -499,9 +502,7 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
       // Events we hold that the peer lacks must be acked before `synced`; a read-only
       // peer will never take ours, so then only its state has to be merged.
       this.target = msg.readOnly ? emptyVV() : this.doc.version()
-      if (this.opts.presence) {
-        this.presencePort = this.opts.presence.attach(this)
-      }
+      this.opts.presence?.attach(this)
       const told = this.helloSent
       this.helloSent = null // kept until the peer's HELLO
       // The peer's HELLO is its first announcement (the link may start out of the tree).
@@ -553,7 +554,7 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
         this.diffFrom(msg.have)
         break
       case 'presence':
-        this.presencePort?.receive(msg.entries)
+        this.opts.presence?.receive(this, msg.entries)
         break
     }
     this.checkSynced()

@@ -311,7 +311,10 @@ export class TextDoc {
     const version = Object.entries(this.version())
     const heads =
       this.lazy !== null ? this.lazy.heads : this.cg.heads.map((lv) => lvToRaw(this.cg, lv))
-    return encodeSnapshot({ text: this.toString(), version, heads, history })
+    // The text read without caching it: a hub saves its documents for joining clients and for
+    // storage, and an idle document would otherwise hold its text twice (buffer and string).
+    const text = this.content.slice(0, this.content.length)
+    return encodeSnapshot({ text, version, heads, history })
   }
 
   on(event: 'update', handler: (update: Uint8Array, origin: unknown) => void): () => void

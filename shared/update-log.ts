@@ -35,9 +35,19 @@ export class LogEntry {
   }
 }
 
+/**
+ * A reader's cursor while it holds no place in the log: it reads nothing from it and pins
+ * nothing. (-1 rather than a huge number: a small integer is stored in the reader's field as
+ * is, where a double would be a heap number of its own, per reader.)
+ */
+export const NO_POSITION = -1
+
 /** A link reading the log. */
 export interface LogReader {
-  /** Position of the first entry the reader has not dealt with (entries before it may go). */
+  /**
+   * Position of the first entry the reader has not dealt with (entries before it may go), or
+   * NO_POSITION.
+   */
   readonly cursor: number
   /** Called for each new entry, in order, as the replica emits it. */
   onEntry(entry: LogEntry): void
@@ -64,7 +74,7 @@ export class UpdateLog {
   private merged: Map<VersionVector, Uint8Array> | null = null
   private plain: WeakMap<Uint8Array, Uint8Array> | null = null
 
-  private constructor(private readonly doc: Replica) {}
+  private constructor(readonly doc: Replica) {}
 
   /** The log of `doc` (one per replica object). */
   static of(doc: Replica): UpdateLog {
@@ -100,8 +110,9 @@ export class UpdateLog {
     this.merged = null
   }
 
-  /** Entries from position `pos` on; null when some of them were dropped. */
+  /** Entries from position `pos` on (none for NO_POSITION); null when some of them were dropped. */
   since(pos: number): readonly LogEntry[] | null {
+    if (pos === NO_POSITION) return []
     if (pos < this.first) return null
     return pos >= this.end ? [] : this.entries.slice(pos - this.first)
   }
@@ -142,7 +153,7 @@ export class UpdateLog {
   private trim(): void {
     this.sinceTrim = 0
     let min = this.end
-    for (const r of this.readers) if (r.cursor < min) min = r.cursor
+    for (const r of this.readers) if (r.cursor !== NO_POSITION && r.cursor < min) min = r.cursor
     let drop = Math.max(0, min - this.first)
     let bytes = this.bytes
     for (let i = 0; i < drop; i++) bytes -= this.entries[i]!.bytes.length
