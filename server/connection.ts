@@ -144,10 +144,6 @@ function logTo(ctx: ConnectionContext, entry: LoadedDoc): LinkOptions['onError']
 }
 
 /**
- * Server side of one WebSocket. Created by the endpoint after the upgrade. It is its link's
- * `Channel` too.
- */
-/**
  * What a connection holds until its link is made: the token's claims, the frames that came
  * before the link (and their count against the pre-authentication limits), the deadline.
  */
@@ -160,6 +156,10 @@ class Opening {
   constructor(readonly deadline: ReturnType<typeof setTimeout>) {}
 }
 
+/**
+ * Server side of one WebSocket. Created by the endpoint after the upgrade. It is its link's
+ * `Channel` too.
+ */
 export class ServerConnection implements DirectChannel {
   state: 'auth' | 'loading' | 'linked' | 'closed' = 'auth'
   /**

@@ -8,7 +8,7 @@
  * (document state, argument), and the state only changes through integration, which fires
  * `update` and clears the memo. `version()` hands out one object per state (links keep it as a
  * lower bound of what a peer holds, and compare it by identity). It is read-only by its type, not
- * frozen: freezing gives each document's version its own hidden class, some 300 bytes a
+ * frozen: freezing gives each document's version its own hidden class, about 220 bytes a
  * document, since every document has agents of its own.
  *
  * The encodings are dropped once unused for `ENCODINGS_IDLE_MS`: they are worth keeping only

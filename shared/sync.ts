@@ -37,7 +37,7 @@ import {
   type Message,
   type PresenceEntry,
 } from './protocol.ts'
-import type { Presence, PresencePort } from './presence.ts'
+import type { PresencePort } from './presence.ts'
 import type { MutableVV, Replica, VersionVector } from './replica.ts'
 import { RelayTree, missingCount } from './relay-tree.ts'
 import { NO_POSITION, UpdateLog, type LogEntry, type LogReader } from './update-log.ts'
@@ -174,7 +174,7 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
   private syncedPromise: Promise<void> | null = null
   private settleSynced: ((err: Error | null) => void) | null = null
   private closeError: SyncError | null = null
-  /** The link's yes/no state, one bit each (see FLAG; accessors below): one field, not seven. */
+  /** The link's yes/no state, one bit each (the constants above; accessors below): one field. */
   private flags = NEED_FULL
   // Traffic counters (`stats`), fields rather than an object of their own.
   private messagesSent = 0
