@@ -85,6 +85,32 @@ test('local changes are throttled per link: a burst of 100 updates sends a few m
   la.close()
 })
 
+test('a link that joins late gets the states already there; a silent peer still gets later ones', () => {
+  // A hub's link keeps no presence state until it has presence traffic: these are the paths
+  // that make it (states waiting at the handshake, a change elsewhere, entries received).
+  const clock = new VirtualClock()
+  const hub = new Presence({ id: 'hub', clock })
+  const peers = ['a', 'b', 'c'].map((id) => new Presence({ id, clock }))
+  const links: Link[] = []
+  const join = (i: number) => {
+    const [x, y] = simPair(clock, 5)
+    links.push(link(new TextDoc(`h${i}`), x, { presence: hub, clock }))
+    links.push(link(new TextDoc(`p${i}`), y, { presence: peers[i], clock }))
+  }
+  join(0)
+  peers[0]!.setLocal({ name: 'Ann' })
+  clock.advance(200)
+  join(1)
+  join(2) // c never sets a state of its own
+  clock.advance(200)
+  assert.is(peers[1]!.getStates().get('a')?.name, 'Ann', 'waiting at the handshake')
+  peers[1]!.setLocal({ name: 'Bo' })
+  clock.advance(200)
+  assert.equal([...peers[2]!.getStates().keys()].sort(), ['a', 'b'])
+  assert.is(peers[0]!.getStates().get('b')?.name, 'Bo')
+  for (const l of links) l.close()
+})
+
 test('a presence flood is rate-limited: excess entries are dropped (D8)', () => {
   const clock = new VirtualClock()
   const doc = new TextDoc('me')
