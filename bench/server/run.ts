@@ -15,7 +15,8 @@
  *
  * Flags: `--quick` (fewer and shorter runs), `--servers=ours,hocuspocus,ywebsocket`,
  * `--only=fanout,memory,join`, `--sizes=10,50`, `--rates=100,500` (fan-out grid), `--profile=DIR`
- * (CPU profiles of every process).
+ * (CPU profiles of every process). Environment: SERVER_FLAGS, extra Node/V8 flags for the server
+ * processes (experiments, e.g. `--no-concurrent-recompilation`); SNAP_DIR, see server-proc.ts.
  */
 import { fork, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
@@ -90,9 +91,11 @@ class Proc {
   }
 }
 
+const serverFlags = process.env.SERVER_FLAGS?.split(' ').filter(Boolean) ?? []
+
 async function startServer(kind: ServerKind): Promise<{ proc: Proc; url: string }> {
   const child = fork(here('./server-proc.ts'), [kind], {
-    execArgv: [...profArgs(`server-${kind}`), '--expose-gc', '--import', 'tsx'],
+    execArgv: [...profArgs(`server-${kind}`), ...serverFlags, '--expose-gc', '--import', 'tsx'],
     stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
   })
   const port = await new Promise<number>((resolve, reject) => {
