@@ -40,8 +40,11 @@ export interface LoadedDoc {
   outstanding: Set<Uint8Array> | null
   /** Set when a write failed for good: the next flush stores a whole snapshot. */
   needsSnapshot: boolean
-  /** Updates appended since the last snapshot. */
+  /** Updates appended since the last snapshot, and their bytes. */
   sinceSnapshot: number
+  bytesSinceSnapshot: number
+  /** Bytes of the last snapshot stored (0: none). */
+  snapshotBytes: number
   /** Highest update id stored for this document. */
   lastUpdateId: number
   idleTimer: ReturnType<typeof setTimeout> | null
@@ -194,6 +197,8 @@ export class DocumentRegistry {
       outstanding: null,
       needsSnapshot: false,
       sinceSnapshot: stored?.updates.length ?? 0,
+      bytesSinceSnapshot: stored?.updates.reduce((sum, u) => sum + u.length, 0) ?? 0,
+      snapshotBytes: stored?.snapshot?.length ?? 0,
       lastUpdateId: stored?.lastUpdateId ?? 0,
       idleTimer: null,
       joinedAt: -Infinity,
@@ -299,7 +304,8 @@ export class DocumentRegistry {
         this.metrics.storageSeconds.observe({ op: 'append' }, (performance.now() - t0) / 1000)
         entry.lastUpdateId = Math.max(entry.lastUpdateId, id)
         entry.sinceSnapshot++
-        if (entry.needsSnapshot || entry.sinceSnapshot >= this.limits.compactAfterUpdates) {
+        entry.bytesSinceSnapshot += update.length
+        if (this.compactionDue(entry)) {
           // The append is committed; a failed compaction only leaves more updates to replay.
           // (Unless a snapshot was owed: then `needsSnapshot` stays set and `durable` behind.)
           await this.compact(entry).catch((err) =>
@@ -316,6 +322,20 @@ export class DocumentRegistry {
     throw lastError instanceof Error ? lastError : new Error(String(lastError))
   }
 
+  /**
+   * A snapshot is owed, or the log has grown enough since the last one: by
+   * `compactAfterUpdates` updates and `compactAfterGrowth` of the snapshot's bytes (a snapshot
+   * costs time in proportion to the document's history; see limits.ts).
+   */
+  private compactionDue(entry: LoadedDoc): boolean {
+    const l = this.limits
+    return (
+      entry.needsSnapshot ||
+      (entry.sinceSnapshot >= l.compactAfterUpdates &&
+        entry.bytesSinceSnapshot >= entry.snapshotBytes * l.compactAfterGrowth)
+    )
+  }
+
   /** Stores a snapshot of everything in memory and drops the updates it covers. */
   async compact(entry: LoadedDoc): Promise<void> {
     const t0 = performance.now()
@@ -325,6 +345,8 @@ export class DocumentRegistry {
     await this.storage.compact(entry.id, snapshot, entry.lastUpdateId)
     this.metrics.storageSeconds.observe({ op: 'compact' }, (performance.now() - t0) / 1000)
     entry.sinceSnapshot = 0
+    entry.bytesSinceSnapshot = 0
+    entry.snapshotBytes = snapshot.length
     entry.needsSnapshot = false
     for (const u of covered) stored(entry, u)
     if (sumVersion(version) >= sumVersion(entry.durable)) entry.durable = version
