@@ -7,7 +7,7 @@
  * (bytes, messages) and, after auth, replayed in order to the link; frames after close are
  * ignored (A11); every close uses a valid code (F1); the document is released exactly once.
  */
-import type { WebSocket } from 'ws'
+import { WebSocket } from 'ws'
 import type { DirectChannel, LinkEndpoint } from '../shared/channels.ts'
 import { MSG, PROTOCOL_VERSION, closeCodeFor } from '../shared/protocol.ts'
 import { boundLink, type LinkOptions, type SyncError } from '../shared/sync.ts'
@@ -73,20 +73,35 @@ const TOKEN_CLOSE: Record<TokenProblem, number> = {
   'wrong-document': CLOSE.FORBIDDEN,
 }
 
-/** The connection a socket belongs to (a property on the socket: handlers are shared). */
-const CONNECTION = Symbol('polyphony.connection')
-type OwnedSocket = WebSocket & { [CONNECTION]?: ServerConnection }
+/**
+ * The server's WebSocket class (ws's `WebSocket` option): it hands ws's events straight to its
+ * connection instead of through listeners. A hub holds thousands of sockets, and the listeners
+ * of each cost it a dictionary (160 bytes for message, close and error); ws's `autoPong` costs a
+ * closure and its context more (the endpoint turns it off: pings are answered here). 'close'
+ * and the events the connection does not take still reach listeners (shutdown waits on close).
+ */
+export class HubSocket extends WebSocket {
+  connection: ServerConnection | null = null
 
-// Socket handlers shared by every connection (`this` is the socket): a hub holds thousands
-// of connections, and a closure per handler per connection is memory for nothing.
-function onSocketMessage(this: OwnedSocket, data: Buffer, isBinary: boolean): void {
-  this[CONNECTION]?.onFrame(data, isBinary)
-}
-function onSocketClose(this: OwnedSocket): void {
-  this[CONNECTION]?.onSocketClose()
-}
-function onSocketError(this: OwnedSocket, err: Error): void {
-  this[CONNECTION]?.onSocketError(err)
+  override emit(event: string | symbol, ...args: unknown[]): boolean {
+    const c = this.connection
+    if (c !== null) {
+      switch (event) {
+        case 'message':
+          c.onFrame(args[0] as Buffer, args[1] as boolean)
+          return true
+        case 'error':
+          c.onSocketError(args[0] as Error)
+          return true
+        case 'ping':
+          if (this.readyState === this.OPEN) c.pong(args[0] as Buffer)
+          return true
+        case 'close':
+          c.onSocketClose()
+      }
+    }
+    return super.emit(event, ...args)
+  }
 }
 
 /** The connection whose message is being handled (its link's integrations are counted). */
@@ -185,7 +200,7 @@ export class ServerConnection implements DirectChannel {
   integrated = 0
 
   constructor(
-    readonly ws: WebSocket,
+    readonly ws: HubSocket,
     /** The upgraded TCP socket (its byte count tells the heartbeat the peer is alive). */
     readonly socket: { readonly bytesRead: number },
     public docId: string,
@@ -196,10 +211,7 @@ export class ServerConnection implements DirectChannel {
     const l = ctx.limits
     this.messages = new Bucket(l.messagesPerSecond, Math.max(l.messagesPerSecond, 1))
     ctx.metrics.connections.inc()
-    ;(ws as OwnedSocket)[CONNECTION] = this
-    ws.on('message', onSocketMessage)
-    ws.on('close', onSocketClose)
-    ws.on('error', onSocketError)
+    ws.connection = this
     this.opening = new Opening(
       setTimeout(() => {
         if (this.state === 'auth' || this.state === 'loading') {
@@ -388,24 +400,36 @@ export class ServerConnection implements DirectChannel {
   }
 
   /** Stops reading the socket for `ms` (TCP backpressure slows the sender, nothing is lost). */
+  /** Open, and the peer reads what we send: else closed, or dropped as a slow reader (A9). */
+  private writable(): boolean {
+    if (this.state === 'closed') return false
+    if (this.ws.bufferedAmount <= this.ctx.limits.maxSendBufferBytes) return true
+    this.refuse(CLOSE.SLOW_READER, 'send buffer full', 'slow-reader')
+    this.ws.terminate()
+    return false
+  }
+
+  /** Answers a ping with its data (RFC 6455 5.5.3). */
+  pong(data: Buffer): void {
+    if (this.writable()) this.ws.pong(data)
+  }
+
   private throttle(ms: number): void {
-    const until = performance.now() + ms
+    // Whole ms: a field of small integers needs no number box per connection.
+    const until = Math.ceil(performance.now() + ms)
     if (until <= this.pausedUntil) return
     this.pausedUntil = until
     this.ctx.metrics.refusals.inc({ reason: 'throttled' })
     this.ws.pause()
+    // A later throttle's timer resumes instead. (A timer may fire up to a ms early by
+    // `performance.now()`, and `pausedUntil` is rounded up to a whole ms: 2 ms of slack.)
     setTimeout(() => {
-      if (this.state !== 'closed' && performance.now() >= this.pausedUntil - 1) this.ws.resume()
+      if (this.state !== 'closed' && performance.now() >= this.pausedUntil - 2) this.ws.resume()
     }, ms)
   }
 
   send(m: Uint8Array): void {
-    if (this.state === 'closed') return
-    if (this.ws.bufferedAmount > this.ctx.limits.maxSendBufferBytes) {
-      this.refuse(CLOSE.SLOW_READER, 'send buffer full', 'slow-reader')
-      this.ws.terminate()
-      return
-    }
+    if (!this.writable()) return
     const fan = this.entry === null ? null : this.ctx.fanoutFor(this.entry)
     if (fan !== null && fan.receivedAt !== null && fan.from !== this) {
       const seconds = (performance.now() - fan.receivedAt) / 1000

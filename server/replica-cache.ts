@@ -69,7 +69,7 @@ export class CachedReplica implements Replica {
 
   encodeUpdate(since?: VersionVector): Uint8Array {
     const key = vvKey(since)
-    this.usedAt = performance.now()
+    this.usedAt = Math.floor(performance.now()) // whole ms: no number box per document
     if (this.encodings === null) {
       this.encodings = new Map()
       holding.add(this)

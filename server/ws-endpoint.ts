@@ -13,7 +13,12 @@ import type { Duplex } from 'node:stream'
 import { WebSocketServer } from 'ws'
 import { Presence } from '../shared/presence.ts'
 import { CLOSE } from './close-codes.ts'
-import { ServerConnection, type ConnectionContext, type FanoutClock } from './connection.ts'
+import {
+  HubSocket,
+  ServerConnection,
+  type ConnectionContext,
+  type FanoutClock,
+} from './connection.ts'
 import { Bucket } from './token-bucket.ts'
 import type { LoadedDoc } from './documents.ts'
 
@@ -45,8 +50,6 @@ function destroyOnError(this: Duplex): void {
 }
 
 /** The address a counted socket is counted under, until it closes. */
-const COUNTED = Symbol('polyphony.counted')
-type CountedSocket = Duplex & { [COUNTED]?: string | null }
 
 /** Accepts WebSocket upgrades and owns every live connection. */
 export class WsEndpoint {
@@ -61,7 +64,12 @@ export class WsEndpoint {
   private accepting = true
   private readonly ctx: ConnectionContext
   /** A counted socket's close handler (`this` is the socket), one for every socket. */
-  private readonly uncountOnClose: (this: CountedSocket) => void
+  private readonly uncountOnClose: (this: Duplex) => void
+  /**
+   * Sockets counted against their address while their upgrade is under way (a map, not a
+   * property on the socket: that would give every socket a property array for good).
+   */
+  private readonly upgrading = new Map<Duplex, string>()
 
   constructor(ctx: Omit<ConnectionContext, 'presenceFor' | 'fanoutFor' | 'closed'>) {
     this.ctx = {
@@ -94,12 +102,15 @@ export class WsEndpoint {
       // Connections are tracked here (`connections`); ws's own set adds a close listener and
       // its closure to every socket.
       clientTracking: false,
+      // HubSocket takes ws's events without listeners, and answers pings itself.
+      WebSocket: HubSocket,
+      autoPong: false,
     })
     const endpoint = this
-    this.uncountOnClose = function (this: CountedSocket) {
-      const address = this[COUNTED]
-      if (address == null) return
-      this[COUNTED] = null
+    this.uncountOnClose = function (this: Duplex) {
+      const address = endpoint.upgrading.get(this)
+      if (address === undefined) return
+      endpoint.upgrading.delete(this)
       endpoint.uncount(address)
     }
     this.heartbeat = setInterval(() => this.beat(), ctx.limits.heartbeatMs)
@@ -112,7 +123,7 @@ export class WsEndpoint {
   }
 
   /** The http server's `upgrade` handler. */
-  handleUpgrade(req: IncomingMessage, socket: CountedSocket, head: Buffer): void {
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', destroyOnError)
     if (!this.accepting) return reject(socket, 503, 'Service Unavailable')
     const url = new URL(req.url ?? '/', 'http://localhost')
@@ -136,7 +147,7 @@ export class WsEndpoint {
     }
     this.perAddress.set(address, count + 1)
     // Uncounted when the socket closes, whether or not the upgrade completes.
-    socket[COUNTED] = address
+    this.upgrading.set(socket, address)
     socket.on('close', this.uncountOnClose)
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       const docId = parseDocId(m[1]!)
@@ -149,9 +160,16 @@ export class WsEndpoint {
       // listener on each event would cost the socket a listener array per event.
       socket.off('error', destroyOnError)
       socket.off('close', this.uncountOnClose)
-      socket[COUNTED] = null
+      this.upgrading.delete(socket)
       const token = url.searchParams.get('token')
-      const conn = new ServerConnection(ws, socket as Socket, docId, address, token, this.ctx)
+      const conn = new ServerConnection(
+        ws as HubSocket,
+        socket as Socket,
+        docId,
+        address,
+        token,
+        this.ctx,
+      )
       this.connections.add(conn)
     })
   }

@@ -68,6 +68,8 @@ const BIG_RELAY_FACTOR = 6
 const BIG_CATCHUP_EVENTS = 256
 /** Cursor of a link that will diff version vectors at its next flush (pins no log entry). */
 const NO_CURSOR = NO_POSITION
+/** `lastFlush` of a link that never flushed (a small integer, like the times it holds). */
+const LONG_AGO = -(2 ** 30)
 /** Bits of a link's `flags`. */
 const PEER_READ_ONLY = 1
 const NEED_FULL = 2
@@ -155,10 +157,15 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
   private ackVVOwed: MutableVV | null = null
   /** Announcements to send: events we hold that the peer may not know we hold. */
   private haveOwed: MutableVV | null = null
-  private lastFlush = -Infinity
+  /**
+   * When the link last flushed, and when its flush timer fires (while `flushTimer` is set), in
+   * whole ms of its clock: a field that only ever holds small integers lives in the object,
+   * a fractional one in a number box of its own, per link (a hub holds thousands).
+   */
+  private lastFlush = LONG_AGO
   private window: number
   private flushTimer: unknown = null
-  private flushAt = Infinity
+  private flushAt = 0
   private gapTimer: unknown = null
   private durableTimer: unknown = null
   private collecting: Uint8Array[] | null = null
@@ -396,7 +403,6 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
     if (this.gapTimer !== null) this.clock.clearTimeout(this.gapTimer)
     if (this.durableTimer !== null) this.clock.clearTimeout(this.durableTimer)
     this.flushTimer = this.gapTimer = null
-    this.flushAt = Infinity
     this.opts.presence?.detach(this)
     if (!this.syncedDone) this.settleSynced?.(this.closedBeforeSync())
     this.settleSynced = null
@@ -773,10 +779,9 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
       if (this.flushAt <= at) return
       this.clock.clearTimeout(this.flushTimer)
     }
-    this.flushAt = at
+    this.flushAt = Math.ceil(at)
     this.flushTimer = this.clock.setTimeout(() => {
       this.flushTimer = null
-      this.flushAt = Infinity
       this.flush()
     }, at - now)
   }
@@ -786,7 +791,7 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
     if (this.closed || this.peerId === undefined) return
     const now = this.clock.now()
     const recent = now - this.lastFlush <= this.maxBatchDelay
-    this.lastFlush = now
+    this.lastFlush = Math.floor(now)
     let batched = 0
     let updates: Uint8Array[] = []
     let carried: VersionVector[] = []

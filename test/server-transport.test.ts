@@ -318,6 +318,26 @@ test('A8: an idle peer that answers pings outlives many heartbeats', async () =>
   }
 })
 
+test("A8: the server answers a peer's pings with its data, before and after the link", async () => {
+  const ts = await startServer({ secret: 's' })
+  try {
+    const ws = await rawSocket(ts.wsUrl, 'p')
+    const pongs: string[] = []
+    ws.on('pong', (data: Buffer) => pongs.push(String(data)))
+    ws.ping('before auth')
+    await waitFor(() => pongs.length === 1, 'pong before auth')
+    ws.send(signToken('s', { doc: 'p', role: 'read' }))
+    ws.send(hello(new WireState()))
+    await waitFor(() => ts.server.stats().connections === 1, 'linked')
+    for (let i = 0; i < 3; i++) ws.ping(`beat ${i}`)
+    await waitFor(() => pongs.length === 4, 'pongs after the link')
+    assert.equal(pongs, ['before auth', 'beat 0', 'beat 1', 'beat 2'])
+    ws.close()
+  } finally {
+    await ts.stop()
+  }
+})
+
 test('A9: a slow reader is dropped at the send-buffer cap; the writer is unaffected', async () => {
   const ts = await startServer({
     limits: { maxSendBufferBytes: 256 * 1024, eventBurst: 1e8, eventsPerSecond: 1e8 },
