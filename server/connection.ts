@@ -401,7 +401,6 @@ export class ServerConnection implements DirectChannel {
     if (pause > 0) this.throttle(pause)
   }
 
-  /** Stops reading the socket for `ms` (TCP backpressure slows the sender, nothing is lost). */
   /** Open, and the peer reads what we send: else closed, or dropped as a slow reader (A9). */
   private writable(): boolean {
     if (this.state === 'closed') return false
@@ -416,6 +415,7 @@ export class ServerConnection implements DirectChannel {
     if (this.writable()) this.ws.pong(data)
   }
 
+  /** Stops reading the socket for `ms` (TCP backpressure slows the sender, nothing is lost). */
   private throttle(ms: number): void {
     // Whole ms: a field of small integers needs no number box per connection.
     const until = Math.ceil(performance.now() + ms)

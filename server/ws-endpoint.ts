@@ -49,8 +49,6 @@ function destroyOnError(this: Duplex): void {
   this.destroy()
 }
 
-/** The address a counted socket is counted under, until it closes. */
-
 /** Accepts WebSocket upgrades and owns every live connection. */
 export class WsEndpoint {
   private readonly wss: WebSocketServer
