@@ -14,9 +14,10 @@
  *    a fresh client joins: time to synced and bytes received.
  *
  * Flags: `--quick` (fewer and shorter runs), `--servers=ours,hocuspocus,ywebsocket`,
- * `--only=fanout,memory,join`, `--sizes=10,50`, `--rates=100,500` (fan-out grid), `--profile=DIR`
- * (CPU profiles of every process). Environment: SERVER_FLAGS, extra Node/V8 flags for the server
- * processes (experiments, e.g. `--no-concurrent-recompilation`); SNAP_DIR, see server-proc.ts.
+ * `--only=fanout,memory,join`, `--sizes=10,50`, `--rates=100,500` (fan-out grid), `--warmup=MS`
+ * (typing before the measured window), `--profile=DIR` (CPU profiles of every process).
+ * Environment: SERVER_FLAGS, extra Node/V8 flags for the server processes (experiments, e.g.
+ * `--no-concurrent-recompilation`); SNAP_DIR, see server-proc.ts.
  */
 import { fork, type ChildProcess } from 'node:child_process'
 import { readFileSync } from 'node:fs'
@@ -32,6 +33,13 @@ const servers = (flag('servers')?.split(',') ?? [
   'ywebsocket',
 ]) as ServerKind[]
 const only = new Set(flag('only')?.split(',') ?? ['fanout', 'memory', 'join'])
+/**
+ * `--warmup=MS`: typing before the measured window (default 5 s). The window measures steady
+ * state: in their first seconds the load processes (and servers) run code V8 has not optimised
+ * yet, several times slower. With 1 s of warm-up, ours at 50 clients x 100 edits/s had a p99 of
+ * 230-400 ms, made of load-process stalls; with 5-8 s, 12-15 ms.
+ */
+const warmupFlag = flag('warmup') === undefined ? undefined : Number(flag('warmup'))
 const here = (f: string) => fileURLToPath(new URL(f, import.meta.url))
 /**
  * `--profile=DIR`: CPU profiles of the server and worker processes, one folder each in DIR (the
@@ -180,7 +188,7 @@ async function fanout(kind: ServerKind, n: number, rate: number): Promise<Fanout
         }),
       ),
     )
-    const warmupMs = quick ? 500 : 1000
+    const warmupMs = warmupFlag ?? (quick ? 500 : 5000)
     const windowMs = quick ? 1500 : 4000
     const drainMs = 1500
     const t0 = performance.timeOrigin + performance.now() + 200
