@@ -34,10 +34,13 @@ const servers = (flag('servers')?.split(',') ?? [
 ]) as ServerKind[]
 const only = new Set(flag('only')?.split(',') ?? ['fanout', 'memory', 'join'])
 /**
- * `--warmup=MS`: typing before the measured window (default 5 s). The window measures steady
- * state: in their first seconds the load processes (and servers) run code V8 has not optimised
- * yet, several times slower. With 1 s of warm-up, ours at 50 clients x 100 edits/s had a p99 of
- * 230-400 ms, made of load-process stalls; with 5-8 s, 12-15 ms.
+ * `--warmup=MS`: typing before the measured window (default 5 s; 1 s before 2026-11-27 18:00
+ * UTC). In their first seconds the load processes and servers run code V8 has not optimised
+ * yet, several times slower: with 1 s, ours at 50 clients x 100 edits/s had a p99 of 230-400 ms
+ * (load-process stalls), with 5-8 s 12-17 ms (Hocuspocus 72 -> 18-23). Where the load processes
+ * saturate (200 clients; 50 at 500 edits/s and up), a longer warm-up lets them fall further
+ * behind before the window, and ours then fare worse against the peers: an Eg-walker replica's
+ * cost per received edit grows with its lag (server/README.md has both runs).
  */
 const warmupFlag = flag('warmup') === undefined ? undefined : Number(flag('warmup'))
 const here = (f: string) => fileURLToPath(new URL(f, import.meta.url))
