@@ -20,9 +20,9 @@
  * `--no-concurrent-recompilation`); SNAP_DIR, see server-proc.ts.
  */
 import { fork, type ChildProcess } from 'node:child_process'
-import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import type { ServerKind } from './adapters.ts'
+import { statCpuUs } from './proc-cpu.ts'
 
 const args = process.argv.slice(2)
 const flag = (name: string) => args.find((a) => a.startsWith(`--${name}=`))?.split('=')[1]
@@ -142,13 +142,11 @@ const stats = (s: Proc, gc = true) => s.request<Stats>({ cmd: 'stats', gc })
  */
 async function cpuOf(proc: Proc): Promise<{ cpuUs: number; mainUs: number }> {
   const pid = proc.child.pid!
-  const ticks = (path: string) => {
-    const stat = readFileSync(path, 'utf8')
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    return (Number(fields[11]) + Number(fields[12])) * 10_000 // utime + stime, 100 ticks/s
-  }
   try {
-    return { cpuUs: ticks(`/proc/${pid}/stat`), mainUs: ticks(`/proc/${pid}/task/${pid}/stat`) }
+    return {
+      cpuUs: statCpuUs(`/proc/${pid}/stat`),
+      mainUs: statCpuUs(`/proc/${pid}/task/${pid}/stat`),
+    }
   } catch {
     return stats(proc, false)
   }

@@ -8,12 +8,13 @@
  * With SNAP_DIR set, each `stats` after a GC also writes a heap snapshot there (diff two to see
  * what a document or a connection holds).
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer as createHttp } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { writeHeapSnapshot } from 'node:v8'
+import { statCpuUs } from './proc-cpu.ts'
 
 const kind = process.argv[2]
 let port = 0
@@ -70,9 +71,7 @@ if (kind === 'ours') {
  */
 function mainThreadCpuUs(): number {
   try {
-    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8')
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    return (Number(fields[11]) + Number(fields[12])) * 10_000 // utime + stime, at 100 ticks/s
+    return statCpuUs(`/proc/self/task/${process.pid}/stat`)
   } catch {
     return NaN
   }
