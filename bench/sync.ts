@@ -16,7 +16,6 @@ import { TextDoc } from '../shared/index.ts'
 import { Network, type SimDocFactory, type Topology } from '../test/support/netsim.ts'
 import { Rng } from '../test/support/rng.ts'
 import { summarizeUpdate } from '../shared/update-summary.ts'
-import type { Replica } from '../shared/replica.ts'
 
 const factory: SimDocFactory = {
   create: (agent) => new TextDoc(agent),
@@ -110,17 +109,11 @@ function benchPolyphony(load: Load): PolyphonyRun {
     create: (agent) => countReceived(factory.create(agent)),
     load: (bytes, agent) => countReceived(factory.load(bytes, agent)),
   }
-  function countReceived<D extends Replica>(doc: D): D {
+  function countReceived<D extends { applyUpdate(u: Uint8Array, o?: unknown): void }>(doc: D): D {
     const apply = doc.applyUpdate.bind(doc)
     doc.applyUpdate = (u, o) => {
       received += summarizeUpdate(u)?.events ?? 0
       apply(u, o)
-    }
-    if (doc.applyUpdates) {
-      // a link hands a message's updates over together: counted one by one
-      doc.applyUpdates = (us, o) => {
-        for (const u of us) doc.applyUpdate(u, o)
-      }
     }
     return doc
   }

@@ -93,14 +93,12 @@ export interface Connection<D extends ConnectableDoc = TextDoc> {
  * Default batching of a client's link: interactive latency over message count. A lone edit is
  * never held back (Hocuspocus and y-websocket send every update at once); the window grows
  * only while flushes keep carrying several edits, so a client that falls behind (a slow
- * device, a busy document) sends fewer, bigger messages. Messages that arrive together integrate
- * together (`coalesceReceived`), so one that falls behind also catches up in batches.
+ * device, a busy document) sends fewer, bigger messages.
  */
 export const CLIENT_LINK_TUNING = Object.freeze({
   batchDelayMs: 0,
   maxBatchDelayMs: 50,
   batchGrowth: 'backlog' as const,
-  coalesceReceived: true,
 })
 
 /**

@@ -90,13 +90,6 @@ export interface LinkOptions {
   presence?: Presence
   /** Server-bound identity of this link's peer (overrides its presence claims). */
   identity?: Identity
-  /**
-   * Integrate the EVENTS messages that arrive in one turn of the event loop together, on the
-   * next turn, in the order that makes the merge cheapest (`Replica.applyUpdates`): a replica
-   * that falls behind then pays for the versions it crosses once per batch, not per message.
-   * Default false: each message integrates as it arrives.
-   */
-  coalesceReceived?: boolean
   /** Called with each batch of new events integrated from this peer, as it integrates. */
   onIntegrated?: (update: Uint8Array) => void
   /** Called on a protocol error on this link (before it closes, for fatal codes). */

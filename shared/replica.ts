@@ -22,11 +22,6 @@ export interface Replica {
   encodeUpdate(since?: VersionVector): Uint8Array
   /** Integrates an update; throws (changing nothing) on malformed bytes. */
   applyUpdate(update: Uint8Array, origin?: unknown): void
-  /**
-   * Integrates several updates, as `applyUpdate` of each in turn but in any order (a cheaper
-   * one); a bad update throws, and those integrated before it stay. Optional.
-   */
-  applyUpdates?(updates: readonly Uint8Array[], origin?: unknown): void
   /** Fires with exactly the newly integrated events, after local edits and applyUpdate. */
   on(event: 'update', handler: (update: Uint8Array, origin: unknown) => void): () => void
   /** Events held back because their parents are missing. */

@@ -114,30 +114,6 @@ export function boundLink(
   return new LinkImpl(doc, channel, opts, identity)
 }
 
-function asSyncError(e: unknown): SyncError {
-  return e instanceof SyncError ? e : new SyncError('INTERNAL', (e as Error)?.message ?? String(e))
-}
-
-/** The next turn of the event loop (after the I/O of this one): Node's `setImmediate`. */
-const nextTurn: (fn: () => void) => void =
-  typeof setImmediate === 'function' ? (fn) => setImmediate(fn) : (fn) => setTimeout(fn, 0)
-
-/**
- * A message handler that hands the messages arriving in one turn of the event loop to
- * `deliver` together, on the next turn.
- */
-function coalescing(deliver: (messages: Uint8Array[]) => void): (message: Uint8Array) => void {
-  let queue: Uint8Array[] = []
-  return (message) => {
-    if (queue.push(message) > 1) return
-    nextTurn(() => {
-      const messages = queue
-      queue = []
-      deliver(messages)
-    })
-  }
-}
-
 function isDirect(channel: Channel): channel is DirectChannel {
   return typeof (channel as Partial<DirectChannel>).attachLink === 'function'
 }
@@ -229,9 +205,7 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
     this.log.attach(this)
     if (isDirect(channel)) channel.attachLink(this)
     else {
-      channel.onMessage(
-        opts.coalesceReceived ? coalescing((ms) => this.receiveAll(ms)) : (m) => this.receive(m),
-      )
+      channel.onMessage((m) => this.receive(m))
       channel.onClose(() => this.shutdown())
     }
     const have = doc.version()
@@ -502,56 +476,9 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
       const msg = decodeMessage(bytes, this.inn, this.maxBytes)
       this.handle(msg)
     } catch (e) {
-      this.fail(asSyncError(e))
-    }
-  }
-
-  /**
-   * Messages that arrived together (LinkOptions.coalesceReceived): as `receive` of each in turn,
-   * except that a run of EVENTS messages integrates as one batch, in the order that makes the
-   * merge cheapest (`Replica.applyUpdates`). Not on a tree link nor a read-only one, whose
-   * EVENTS handling looks at each message.
-   */
-  receiveAll(messages: readonly Uint8Array[]): void {
-    if (this.relayTree !== null || this.opts.readOnly || messages.length === 1) {
-      for (const m of messages) this.receive(m)
-      return
-    }
-    let run: Uint8Array[] = []
-    let ackNo = 0
-    let diff = false
-    const integrateRun = () => {
-      if (run.length === 0) return
-      this.onEvents(run, ackNo, diff)
-      this.checkSynced()
-      run = []
-      ackNo = 0
-      diff = false
-    }
-    for (const bytes of messages) {
-      if (this.closed) return
-      this.messagesReceived++
-      this.bytesReceived += bytes.length
-      try {
-        const msg = decodeMessage(bytes, this.inn, this.maxBytes)
-        if (msg.type === 'events' && this.peerId !== undefined) {
-          this.onAcks(msg)
-          const no = ++this.recvNo
-          if (msg.ackWanted === true) ackNo = no
-          if (msg.diff === true) diff = true
-          for (const u of msg.updates) run.push(u)
-        } else {
-          integrateRun()
-          this.handle(msg)
-        }
-      } catch (e) {
-        return this.fail(asSyncError(e))
-      }
-    }
-    try {
-      integrateRun()
-    } catch (e) {
-      this.fail(asSyncError(e))
+      this.fail(
+        e instanceof SyncError ? e : new SyncError('INTERNAL', (e as Error)?.message ?? String(e)),
+      )
     }
   }
 
@@ -605,8 +532,7 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
     switch (msg.type) {
       case 'events':
         this.onAcks(msg)
-        const no = ++this.recvNo
-        this.onEvents(msg.updates, msg.ackWanted === true ? no : 0, msg.diff === true)
+        this.onEvents(msg.updates, msg.ackWanted === true, msg.diff === true)
         break
       case 'ack':
         this.onAcks(msg)
@@ -728,11 +654,8 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
     if (changed && this.handlers?.ack?.length) this.emit('ack', copyVV(this.peerAcked))
   }
 
-  /**
-   * Integrates the updates of received EVENTS messages (one, or a run of them: `receiveAll`);
-   * `ackNo`, the number of the last of them that asked for an ack, 0 if none did.
-   */
-  private onEvents(updates: readonly Uint8Array[], ackNo: number, diff: boolean): void {
+  private onEvents(updates: readonly Uint8Array[], ackWanted: boolean, diff: boolean): void {
+    const no = ++this.recvNo
     if (this.opts.readOnly) {
       const mine = updates.length > 0 ? this.doc.version() : null
       for (const u of updates) {
@@ -749,8 +672,7 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
     try {
       // Each update integrates whole or not at all; a bad one ends the link (the ones
       // before it were valid and stay).
-      if (updates.length > 1 && this.doc.applyUpdates) this.doc.applyUpdates(updates, this)
-      else for (const u of updates) this.doc.applyUpdate(u, this)
+      for (const u of updates) this.doc.applyUpdate(u, this)
     } catch (e) {
       throw new SyncError('BAD_UPDATE', (e as Error)?.message ?? String(e))
     } finally {
@@ -773,15 +695,13 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
     const ackable = pending === 0
     const persist = this.opts.persist
     if (!persist) {
-      if (ackable && ackNo > 0) this.queueAck(ackNo)
+      if (ackable && ackWanted) this.queueAck(no)
       return
     }
     if (batch.length === 0) {
       // Nothing new, but an earlier persist may be in flight: keep acks in order.
-      if (ackable && ackNo > 0) {
-        this.persistChain = (this.persistChain ?? Promise.resolve()).then(() =>
-          this.queueAck(ackNo),
-        )
+      if (ackable && ackWanted) {
+        this.persistChain = (this.persistChain ?? Promise.resolve()).then(() => this.queueAck(no))
       }
       return
     }
@@ -795,7 +715,7 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
           throw e
         }
       }
-      if (ackable && ackNo > 0) this.queueAck(ackNo)
+      if (ackable && ackWanted) this.queueAck(no)
     })
     this.persistChain.catch(() => {})
   }

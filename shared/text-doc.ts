@@ -40,7 +40,6 @@ import {
   pushOp,
 } from './oplog.ts'
 import { GapBuffer } from './gap-buffer.ts'
-import { cheapOrder } from './apply-order.ts'
 import { type Emit, Merge } from './walker.ts'
 import { IdIndex } from './id-index.ts'
 import { type IncomingSpan, PendingEvents, hasElidedText, sliceOp, sliceSpan } from './pending.ts'
@@ -298,24 +297,6 @@ export class TextDoc {
     const decoded = decodeUpdate(update)
     this.loadHistory()
     this.integrate(decoded, origin, update)
-  }
-
-  /**
-   * Merges several updates: the same as applying each in turn, in an order chosen to make the
-   * merge cheap (see `cheapOrder`): a replica that receives many at once (one catching up after
-   * falling behind) pays each version's distance once per batch instead of once per update.
-   * Each update integrates whole or not at all; a malformed one throws, and those integrated
-   * before it stay.
-   */
-  applyUpdates(updates: readonly Uint8Array[], origin?: unknown): void {
-    if (!Array.isArray(updates)) throw new TypeError('updates must be an array of Uint8Array')
-    const decoded = updates.length > 1 ? decodeAll(updates) : null
-    if (decoded === null) {
-      for (const u of updates) this.applyUpdate(u, origin)
-      return
-    }
-    this.loadHistory()
-    for (const i of cheapOrder(this.cg, decoded)) this.integrate(decoded[i]!, origin, updates[i])
   }
 
   /**
@@ -694,23 +675,6 @@ anchorShape(() => new TextDoc())
  * the visible characters' LVs, sorted and disjoint): the whole run when none is visible, else
  * each deleted stretch of at least `elision.minStretch` characters, the run split around it.
  */
-/**
- * Every update decoded, or null when one is a snapshot or malformed (those are applied in turn:
- * a snapshot may be adopted whole, and a bad update throws after those before it).
- */
-function decodeAll(updates: readonly Uint8Array[]): DecodedUpdate[] | null {
-  const decoded: DecodedUpdate[] = []
-  for (const u of updates) {
-    if (!(u instanceof Uint8Array) || messageKind(u) === KIND_SNAPSHOT) return null
-    try {
-      decoded.push(decodeUpdate(u))
-    } catch {
-      return null
-    }
-  }
-  return decoded
-}
-
 function elideDeleted(op: OpRun, visible: readonly (readonly [LV, LV])[], out: OpSpan[]): void {
   // The first visible range ending after the run's start.
   let lo = 0

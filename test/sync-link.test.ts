@@ -314,42 +314,6 @@ test('bad bytes close the link with BAD_MESSAGE, tell the peer, and change nothi
   assert.is(doc.toString(), 'safe')
 })
 
-test('coalesceReceived: EVENTS arriving together integrate as one batch, acked and stored as before', async () => {
-  const writer = new TextDoc('w')
-  const updates: Uint8Array[] = []
-  writer.on('update', (u) => void updates.push(u))
-  for (const ch of 'abcde') writer.insert(writer.length, ch)
-  const doc = new TextDoc('me')
-  const batches: number[] = []
-  const applyUpdates = doc.applyUpdates.bind(doc)
-  doc.applyUpdates = (us, origin) => {
-    batches.push(us.length)
-    applyUpdates(us, origin)
-  }
-  const stored: Uint8Array[] = []
-  const [x, y] = memoryPair()
-  const l = link(doc, x, { coalesceReceived: true, persist: async (u) => void stored.push(u) })
-  const raw = new RawPeer(y)
-  raw.hello({})
-  await until(() => l.open, 2000, 'HELLO')
-  // five messages in one turn; the third asks for an ack
-  for (const [i, u] of updates.entries())
-    raw.send({ type: 'events', updates: [u], ackWanted: i === 2, have: Object.create(null) })
-  await until(() => doc.toString() === 'abcde', 2000, 'integrated')
-  assert.equal(batches, [5], 'one batch of five')
-  await until(() => raw.received.some((m) => 'ackedMessages' in m && m.ackedMessages === 3))
-  assert.is(stored.length, 5, 'each new update stored')
-  // a bad update in a batch ends the link (BAD_UPDATE), as without coalescing
-  const errors: SyncError[] = []
-  l.on('error', (e) => errors.push(e))
-  const more = new TextDoc('w2')
-  more.insert(0, 'x')
-  raw.send({ type: 'events', updates: [more.encodeUpdate()], have: Object.create(null) })
-  raw.send({ type: 'events', updates: [new Uint8Array([1, 2, 3])], have: Object.create(null) })
-  await until(() => l.closed, 2000, 'close')
-  assert.is(errors[0]?.codeName, 'BAD_UPDATE')
-})
-
 test('STATE: events before HELLO, or a second HELLO, close the link', async () => {
   for (const bad of ['early', 'twice'] as const) {
     const [x, y] = recordingPair()

@@ -35,10 +35,6 @@ function countingFactory(counts: { carried: number; fresh: number }): SimDocFact
       counts.carried += summarizeUpdate(u)?.events ?? 0
       counts.fresh += total(doc.version()) - held
     }
-    // A link hands a message's updates to applyUpdates: counted one by one.
-    doc.applyUpdates = (us: readonly Uint8Array[], origin?: unknown) => {
-      for (const u of us) doc.applyUpdate(u, origin)
-    }
     return doc
   }
   return {

@@ -4,8 +4,8 @@
  * Owns: one case = 2-8 replicas making random inserts and deletes (astral emoji included),
  * with per-link queues that deliver in random order, duplicate, and lose messages; stale
  * syncs from past versions (duplicates), syncs from versions ahead of the receiver (parents
- * missing: events wait in the buffer), forwarding of old logged updates, partitions, and
- * several queued messages at once through `applyUpdates`. After every step the touched replicas pass `checkInvariants()` and their text equals the
+ * missing: events wait in the buffer), forwarding of old logged updates, and partitions.
+ * After every step the touched replicas pass `checkInvariants()` and their text equals the
  * text rebuilt from their 'change' ops. At the end, after a full sync: identical text and
  * version vectors everywhere, nothing pending.
  */
@@ -155,15 +155,6 @@ export function convergenceCase(seed: number, opts: ConvergenceOptions = {}): Ca
         if (busy.length === 0) continue
         const [i, j] = rng.pick(busy)
         const q = queues[i][j]
-        if (q.length > 1 && rng.chance(0.3)) {
-          // several at once, in a random order (a link's coalesced messages): applyUpdates
-          const batch = rng.shuffle(q.splice(0, rng.int(2, q.length)))
-          trace.push(`${agents[i]} -> ${agents[j]}: applyUpdates of ${batch.length} queued`)
-          replicas[j].past.push(replicas[j].doc.version())
-          replicas[j].doc.applyUpdates(batch, i)
-          check(replicas[j], where)
-          continue
-        }
         const k = rng.int(0, q.length - 1)
         const msg = q[k]
         if (!rng.chance(0.15)) q.splice(k, 1)
