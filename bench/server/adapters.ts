@@ -16,6 +16,7 @@ import * as decoding from 'lib0/decoding'
 import * as syncProtocol from 'y-protocols/sync'
 import { connect } from '../../client/connection.ts'
 import { TextDoc } from '../../shared/text-doc.ts'
+import { recordIfAsked } from './record.ts'
 
 export type ServerKind = 'ours' | 'hocuspocus' | 'ywebsocket'
 
@@ -100,6 +101,7 @@ export async function openClient(
   if (kind === 'ours') {
     const doc = new TextDoc()
     prefill?.({ ins: (p, t) => doc.insert(p, t), del: (p, n) => doc.delete(p, n) })
+    recordIfAsked(doc)
     const conn = connect({ url, docId, WebSocket: Ws, doc })
     const handlers: ((t: string) => void)[] = []
     conn.doc.on('change', (ops, origin) => {

@@ -17,7 +17,7 @@
  * `--only=fanout,memory,join`, `--sizes=10,50`, `--rates=100,500` (fan-out grid), `--warmup=MS`
  * (typing before the measured window), `--profile=DIR` (CPU profiles of every process).
  * Environment: SERVER_FLAGS, extra Node/V8 flags for the server processes (experiments, e.g.
- * `--no-concurrent-recompilation`); SNAP_DIR, see server-proc.ts.
+ * `--no-concurrent-recompilation`); SNAP_DIR, see server-proc.ts; RECORD_DIR, see record.ts.
  */
 import { fork, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
