@@ -100,8 +100,8 @@ export async function openClient(
   const Ws = countingWs(counter)
   if (kind === 'ours') {
     const doc = new TextDoc()
-    prefill?.({ ins: (p, t) => doc.insert(p, t), del: (p, n) => doc.delete(p, n) })
     recordIfAsked(doc)
+    prefill?.({ ins: (p, t) => doc.insert(p, t), del: (p, n) => doc.delete(p, n) })
     const conn = connect({ url, docId, WebSocket: Ws, doc })
     const handlers: ((t: string) => void)[] = []
     conn.doc.on('change', (ops, origin) => {

@@ -1,7 +1,7 @@
 /**
  * Recording of a load client's document calls, for replaying its stream in one process
  * (bench/server/replay.ts): with RECORD_DIR set, every `ours` load client writes, when its
- * process exits, the agent and each `applyUpdate` and `insert` it made, in order, to
+ * process exits, the agent and each `applyUpdate`, `insert` and `delete` it made, in order, to
  * RECORD_DIR/<pid>.<n>.json. A replay makes the same document states, so the cost of
  * integrating what a real client received can be measured and profiled away from the noise
  * of a saturated benchmark.
@@ -10,8 +10,9 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { TextDoc } from '../../shared/text-doc.ts'
 
-/** One recorded call: an update (base64) or a local insert. */
-export type RecordedCall = ['update', string] | ['insert', number, string]
+/** One recorded call: an update (base64), or a local insert or delete. */
+export type RecordedCall =
+  ['update', string] | ['insert', number, string] | ['delete', number, number]
 
 export interface Recording {
   readonly agent: string
@@ -35,6 +36,11 @@ export function recordIfAsked(doc: TextDoc): void {
   doc.insert = (pos, text) => {
     recording.calls.push(['insert', pos, text])
     insert(pos, text)
+  }
+  const del = doc.delete.bind(doc)
+  doc.delete = (pos, length) => {
+    recording.calls.push(['delete', pos, length])
+    del(pos, length)
   }
   process.on('exit', () => writeFileSync(file, JSON.stringify(recording)))
 }

@@ -22,6 +22,7 @@ for (let rep = 1; rep <= reps; rep++) {
   let ms = 0
   for (const call of calls) {
     if (call[0] === 'insert') doc.insert(call[1], call[2])
+    else if (call[0] === 'delete') doc.delete(call[1], call[2])
     else {
       const t = performance.now()
       doc.applyUpdate(call[1], 'replay')
