@@ -17,6 +17,8 @@ export type RecordedCall =
 export interface Recording {
   readonly agent: string
   readonly calls: RecordedCall[]
+  /** The document's text when the process exited (a replay must end with the same). */
+  text?: string
 }
 
 let recorded = 0
@@ -42,5 +44,8 @@ export function recordIfAsked(doc: TextDoc): void {
     recording.calls.push(['delete', pos, length])
     del(pos, length)
   }
-  process.on('exit', () => writeFileSync(file, JSON.stringify(recording)))
+  process.on('exit', () => {
+    recording.text = doc.toString()
+    writeFileSync(file, JSON.stringify(recording))
+  })
 }

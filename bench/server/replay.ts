@@ -1,7 +1,7 @@
 /**
  * Replays a recorded load client (bench/server/record.ts) into fresh documents, `--reps=N`
- * times in one process (the first runs are V8 warming up), and prints the time spent
- * integrating updates.
+ * times in one process (the first runs are V8 warming up), checks that each ends with the
+ * client's text, and prints the time spent integrating updates.
  *
  *   npx tsx bench/server/replay.ts RECORD_DIR/1234.7.json --reps=5
  */
@@ -29,6 +29,8 @@ for (let rep = 1; rep <= reps; rep++) {
       ms += performance.now() - t
     }
   }
+  if (recording.text !== undefined && doc.toString() !== recording.text)
+    throw new Error(`replay ${rep} ended with other text than the recorded client`)
   let events = 0
   for (const n of Object.values(doc.version())) events += n
   console.log(
