@@ -12,6 +12,7 @@ import type { Recording } from './record.ts'
 const file = process.argv[2]
 if (!file) throw new Error('usage: replay.ts FILE [--reps=N]')
 const reps = Number(process.argv.find((a) => a.startsWith('--reps='))?.slice(7) ?? 5)
+if (!Number.isInteger(reps) || reps < 1) throw new Error(`--reps must be a positive integer`)
 const recording = JSON.parse(readFileSync(file, 'utf8')) as Recording
 const calls = recording.calls.map((c) =>
   c[0] === 'update' ? (['update', new Uint8Array(Buffer.from(c[1], 'base64'))] as const) : c,

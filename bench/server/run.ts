@@ -43,6 +43,8 @@ const only = new Set(flag('only')?.split(',') ?? ['fanout', 'memory', 'join'])
  * cost per received edit grows with its lag (server/README.md has both runs).
  */
 const warmupFlag = flag('warmup') === undefined ? undefined : Number(flag('warmup'))
+if (warmupFlag !== undefined && !(warmupFlag >= 0))
+  throw new Error(`--warmup=${flag('warmup')}: not a number of ms`)
 const here = (f: string) => fileURLToPath(new URL(f, import.meta.url))
 /**
  * `--profile=DIR`: CPU profiles of the server and worker processes, one folder each in DIR (the
