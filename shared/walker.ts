@@ -27,7 +27,7 @@ import {
   joinAdjacent,
 } from './causal-graph.ts'
 import { diff, dominators, findConflicting } from './graph-diff.ts'
-import { WindowVersions } from './window-versions.ts'
+import { MAX_EVENTS, WindowVersions } from './window-versions.ts'
 import {
   DEL,
   INS,
@@ -58,41 +58,26 @@ export interface Emit {
   delete(pos: number, len: number): void
 }
 
-/** Agents in the graph from which a merge keeps window versions (below, graph walks are short). */
+/**
+ * Agents in the graph from which a merge keeps window versions (below, graph walks are short).
+ *
+ * A move of the prepare version from window versions costs O(agents) per walked entry (a
+ * version vector built, kept and compared) whatever the lag; a graph walk costs the events
+ * between the versions' common ancestor and the newer one: an edit made a second ago walks a
+ * second of everyone's edits, whatever the move's answer (about 16 events in a busy star). The
+ * vectors therefore bound what a lagging replica pays per event, which is what decides whether
+ * it ever catches up. Measured (2026-11-27, stop 19) in a star of 200 clients at 500 edits/s with a hub's
+ * merge events (in-process simulation, µs per integrated event, vectors against graph walks):
+ * 52 against 112 at 1 s of lag, 29 against 25 at 100 ms; load clients' streams recorded in the
+ * server benchmark, replayed: 19-27 against 51-88 ms for five lagging clients (200 x 500 and 200
+ * x 2,000), 9 against 6-7 ms for two that kept up (50 x 100).
+ */
 const WINDOW_VERSIONS_AGENTS = 8
 
-/**
- * Window versions pay once walked entries name at least this many parents (a moving mean). A
- * move from window versions costs O(agents) per walked entry (a version vector kept, one
- * built, one compared) whatever the graph's shape; what makes graph walks dear is wide
- * frontiers: every step of a walk then handles a heap and parent lists that wide, and reducing
- * an edit's parents to a frontier is a walk of its own. Long walks along narrow frontiers stay
- * cheap per step. Measured in a star of 200 clients at 500 edits/s (in-process
- * simulation, µs per integrated event, vectors on from the start against off): with a hub's
- * merge events (1-2 parents an edit) graph walks win at every lag tried, 74 against 82 at 1 s
- * (480 walk steps an entry) and 63 against 83 at 3 s; without them (about 44 parents) the
- * vectors win, 157 against 177.
- */
-const PARENTS_FOR_VERSIONS = 4
-
-/**
- * Whether window versions pay, walked entries naming `parents` parents on average (`from`:
- * whether they are on now; the bar to turn them off is half the bar to turn them on).
- */
-function versionsPay(agents: number, parents: number, from: boolean): boolean {
-  if (agents < WINDOW_VERSIONS_AGENTS) return false
-  return from ? parents > PARENTS_FOR_VERSIONS / 2 : parents >= PARENTS_FOR_VERSIONS
+/** Whether a merge keeps window versions. */
+function versionsPay(cg: CausalGraph): boolean {
+  return cg.agents.size >= WINDOW_VERSIONS_AGENTS && cg.next <= MAX_EVENTS
 }
-
-/**
- * Entries walked between two switches of window versions: turned on, they help only once their
- * rows cover the walks' reach (at most `MAX_ENTRIES` of window-versions.ts); a switch costs a
- * graph walk to the heads.
- */
-const SWITCH_DWELL = 1024
-
-/** Entries a new merge walks before its first switch (its mean of parents is then measured). */
-const FIRST_SWITCH_AFTER = 64
 
 /** Most steps a probe for a fresh, smaller conflict zone takes (it runs in an apply: a pause). */
 const MAX_PROBE = 4096
@@ -128,10 +113,8 @@ export class Merge {
     private readonly base: LV,
     private prepare: Frontier,
     private processed: LV,
-    /** Version vectors of the walked entries, kept while edits name many parents (`versionsPay`). */
+    /** Version vectors of the walked entries (`versionsPay`). */
     private versions: WindowVersions | null,
-    /** Moving mean of the parents walked entries name (see `versionsPay`). */
-    private parentsMean: number,
   ) {
     this.probed = processed
   }
@@ -141,7 +124,6 @@ export class Merge {
    * less those a graph walk finds missing from it). Returns whether they are on.
    */
   private switchVersions(cg: CausalGraph): boolean {
-    this.sinceSwitch = 0
     if (this.versions !== null) this.versions = null
     else if (this.processed > this.base) {
       // The prepare version is a walked entry's: every event under base is in its history.
@@ -151,18 +133,12 @@ export class Merge {
     return this.versions !== null
   }
 
-  /**
-   * Entries walked since window versions were last turned on or off; a new merge may switch
-   * once its mean has seen `FIRST_SWITCH_AFTER` entries.
-   */
-  private sinceSwitch = SWITCH_DWELL - FIRST_SWITCH_AFTER
-
   /** Merges continued (verify mode). */
   private runs = 0
 
   /** A merge over an empty graph (a shape anchor: see shape-anchors.ts). */
   static empty(): Merge {
-    return new Merge(new Walk(createGraph(), createOpLog(), 0), 0, [], 0, null, 0)
+    return new Merge(new Walk(createGraph(), createOpLog(), 0), 0, [], 0, null)
   }
 
   /** The graph's size when `run` last looked for a fresh, smaller conflict zone. */
@@ -179,18 +155,11 @@ export class Merge {
     firstNew: LV,
     emit: Emit,
     conflict = findConflicting(cg, docVersion, cg.heads)!,
-    /** Parents per walked entry (a kept merge's measure); guessed from the heads. */
-    parentsMean: number = cg.heads.length,
-    /** Whether the merge this one replaces had window versions. */
-    had = false,
   ): Merge {
     const { common, zone } = conflict
     const base = zone.length === 0 ? cg.next : zone[0][0]
-    const versions =
-      versionsPay(cg.agents.size, parentsMean, had) || Merge.verify
-        ? new WindowVersions(cg, base)
-        : null
-    const merge = new Merge(new Walk(cg, log, base), base, common, base, versions, parentsMean)
+    const versions = versionsPay(cg) || Merge.verify ? new WindowVersions(cg, base) : null
+    const merge = new Merge(new Walk(cg, log, base), base, common, base, versions)
     // The zone is every event from `base` on (an event below it is an ancestor of every zone event).
     const ok = merge.continue(cg, log, firstNew, emit)
     if (!ok) throw new Error('conflict zone does not cover its own events')
@@ -205,22 +174,24 @@ export class Merge {
   continue(cg: CausalGraph, log: OpLog, firstNew: LV, emit: Emit): boolean {
     const steps: Step[] = []
     let prepare = this.prepare
-    let parentsMean = this.parentsMean
     for (let lv = this.processed; lv < cg.next;) {
       const entry = cg.entries[findEntry(cg, lv)]
       const end = entry.end
       const parents = lv === entry.start ? entry.parents : [lv - 1]
       if (onlyMerges(log, lv, end)) {
         // Nothing to apply: the prepare version stays; later events may name it as a parent.
-        if (lv === entry.start) this.versions?.note(entry.start, parents)
+        const versions = this.versions
+        if (lv === entry.start && versions !== null && !versions.note(entry.start, parents)) {
+          const { aOnly, bOnly } = diff(cg, prepare, parents)
+          if (!aOnly.some((r) => r[0] < this.base) && !bOnly.some((r) => r[0] < this.base))
+            versions.noteMoved(entry.start, aOnly, bOnly)
+        }
         lv = end
         continue
       }
       let aOnly: [LV, LV][] = []
       let bOnly: [LV, LV][] = []
       const versions = this.versions
-      this.sinceSwitch++
-      parentsMean += (parents.length - parentsMean) / 16
       if (frontierEquals(prepare, parents)) {
         versions?.stay()
       } else {
@@ -261,7 +232,6 @@ export class Merge {
     }
     this.prepare = prepare
     this.processed = cg.next
-    this.parentsMean = parentsMean
     return true
   }
 
@@ -278,19 +248,13 @@ export class Merge {
     firstNew: LV,
     emit: Emit,
   ): Merge {
-    let parentsMean: number | undefined
-    let had = false
     if (kept !== null && Merge.verify && ++kept.runs % 4 === 0) {
       // Tests: window versions restarted from the prepare version now and then, checked too.
       kept.switchVersions(cg)
       kept.switchVersions(cg)
-    } else if (kept !== null && !Merge.verify) {
-      // Window versions on once edits name many parents (no hub joins the heads), off once
-      // they name few again (a hub started merge events); the walk itself goes on.
-      parentsMean = kept.parentsMean
-      had = kept.versions !== null
-      if (kept.sinceSwitch >= SWITCH_DWELL && versionsPay(cg.agents.size, parentsMean, had) !== had)
-        had = kept.switchVersions(cg)
+    } else if (kept !== null && !Merge.verify && (kept.versions !== null) !== versionsPay(cg)) {
+      // The graph reached enough agents (or outgrew the vectors' counts): the walk goes on.
+      kept.switchVersions(cg)
     }
     if (kept !== null) {
       // A fresh walk pays off once its zone is much smaller than the kept tree (concurrency
@@ -301,12 +265,11 @@ export class Merge {
       if (cg.next - kept.probed >= kept.size) {
         kept.probed = cg.next
         const fresh = findConflicting(cg, docVersion, cg.heads, Math.min(kept.size >> 1, MAX_PROBE))
-        if (fresh !== null)
-          return Merge.start(cg, log, docVersion, firstNew, emit, fresh, parentsMean, had)
+        if (fresh !== null) return Merge.start(cg, log, docVersion, firstNew, emit, fresh)
       }
       if (kept.continue(cg, log, firstNew, emit)) return kept
     }
-    return Merge.start(cg, log, docVersion, firstNew, emit, undefined, parentsMean, had)
+    return Merge.start(cg, log, docVersion, firstNew, emit)
   }
 
   /**
@@ -314,6 +277,7 @@ export class Merge {
    * versions of walked entries, or null when they do not cover every one of `lvs`.
    */
   minimalFrontier(lvs: readonly LV[]): LV[] | null {
+    if (lvs.length <= 1) return lvs.slice()
     const out = this.versions?.minimal(lvs) ?? null
     if (out !== null && Merge.verify) {
       const walked = dominators(this.walk.cg, lvs)

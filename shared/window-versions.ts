@@ -12,10 +12,12 @@
  * The same vectors reduce an incoming event's parents to a frontier (`minimal`): p is an
  * ancestor of q when q's version counts p's seq.
  *
- * Cost per move: O(agents x parents) steps on typed arrays (Float64Array: seqs are exact up to
- * 2^53), plus a binary search per agent that differs. The versions of the last `MAX_ENTRIES`
- * walked entries are kept; a parent older than that (or under `base`) returns null and the
- * caller walks the graph instead, then hands the result back through `adjust`.
+ * Cost per move: O(agents x parents) steps on typed arrays (Int32Array: an agent's count is at
+ * most the graph's events, and a merge keeps no window versions past `MAX_EVENTS`), plus a
+ * binary search per agent that differs. The versions of the last walked entries are kept, as
+ * far back as the walks reach (up to `MAX_ENTRIES`); a parent older than that (or under `base`)
+ * returns null and the caller walks the graph instead, then hands the result back through
+ * `adjust`.
  */
 import {
   type CausalGraph,
@@ -28,38 +30,52 @@ import {
 import type { Ranges } from './graph-diff.ts'
 import { anchorShape } from './shape-anchors.ts'
 
+/** Events a graph may hold for window versions: every count fits an Int32Array slot. */
+export const MAX_EVENTS = 2 ** 31 - 1
+
 /** Walked entries whose versions are kept: parents are nearly always recent events. */
 const MAX_ENTRIES = 1024
+/**
+ * Rows a ring starts with; it grows four times (up to `MAX_ENTRIES`) only when a parent's row
+ * had been overwritten. Rows are as wide as the agents: a long ring nobody reaches back into
+ * costs memory and cache misses (1,024 rows of 300 agents are 2.4 MB per document).
+ */
+const FIRST_ROWS = 64
 
 export class WindowVersions {
   private readonly index = new Map<string, number>()
   private readonly agents: string[] = []
-  /** Per agent index: how many of its events lie below `base`. */
-  private readonly floor: number[] = []
+  /** Per agent index: how many of its events lie below `base` (room for more agents after them). */
+  private floor: Int32Array = new Int32Array(0)
   /**
    * The versions walked entries were made on, one row each in a ring of at most `MAX_ENTRIES`
    * rows of `width` counts (no allocation per entry): `rowOf` finds an entry's row by the LV
    * of its first event; a row holds the agents known when it was written (`rowAgents`), any
    * later agent is at its floor there.
    */
-  private rows: Float64Array = new Float64Array(0)
+  private rows: Int32Array = new Int32Array(0)
   private width = 0
   private capacity = 0
+  /** Rows written since the ring last moved (`resize`): the next goes to `written % capacity`. */
   private written = 0
+  /** The newest entry whose row was overwritten (-1: none). */
+  private evicted: LV = -1
+  /** A parent's row had been overwritten since the ring last grew. */
+  private short = false
   private readonly rowOf = new Map<LV, number>()
   private rowKey: LV[] = []
   private rowAgents: number[] = []
   /** The prepare version. */
-  private prep: Float64Array = new Float64Array(0)
+  private prep: Int32Array = new Int32Array(0)
   /** Scratch for the version being computed. */
-  private next: Float64Array = new Float64Array(0)
+  private next: Int32Array = new Int32Array(0)
   /** Scratch for `note`. */
-  private noted: Float64Array = new Float64Array(0)
+  private noted: Int32Array = new Int32Array(0)
   /** Scratch for `minimal`, one slot per LV. */
   private at = new Int32Array(0)
   private span = new Int32Array(0)
   private ag = new Int32Array(0)
-  private sq = new Float64Array(0)
+  private sq = new Int32Array(0)
 
   constructor(
     private readonly cg: CausalGraph,
@@ -76,7 +92,12 @@ export class WindowVersions {
     i = this.agents.length
     this.index.set(agent, i)
     this.agents.push(agent)
-    this.floor.push(this.countBelowBase(agent))
+    if (i === this.floor.length) {
+      const floor = new Int32Array(Math.max(8, 2 * i))
+      floor.set(this.floor)
+      this.floor = floor
+    }
+    this.floor[i] = this.countBelowBase(agent)
     return i
   }
 
@@ -95,10 +116,10 @@ export class WindowVersions {
   }
 
   /** `v` widened to every known agent, the new ones at their floor (a vector never holds more). */
-  private widen(v: Float64Array): Float64Array {
+  private widen(v: Int32Array): Int32Array {
     const n = this.agents.length
     if (v.length >= n) return v
-    const out = new Float64Array(n)
+    const out = new Int32Array(n)
     out.set(v)
     for (let i = v.length; i < n; i++) out[i] = this.floor[i]
     return out
@@ -118,16 +139,17 @@ export class WindowVersions {
   }
 
   /** The vector of `parents` in `out` (or a wider copy of it), or null when a row is missing. */
-  private versionOf(parents: Frontier, out: Float64Array): Float64Array | null {
+  private versionOf(parents: Frontier, out: Int32Array): Int32Array | null {
     const cg = this.cg
     let found = false
     let next = out
-    for (let i = 0; i < next.length; i++) next[i] = this.floor[i]
+    const floor = this.floor
+    for (let i = 0; i < next.length; i++) next[i] = floor[i]
     for (const p of parents) {
       if (p < this.base) continue // its history is all under base: the floor
       const e = cg.entries[findEntry(cg, p)]
       const row = this.rowOf.get(e.start)
-      if (row === undefined) return null
+      if (row === undefined) return this.missing(e.start)
       const a = this.agentIndex(e.agent)
       next = this.widen(next)
       const rows = this.rows
@@ -143,11 +165,25 @@ export class WindowVersions {
 
   /**
    * A merge event's entry (from `entryStart`, made on `parents`) was passed over without moving
-   * the prepare version: keeps its version when it can be had, for the events made on it.
+   * the prepare version: keeps its version, for the events made on it. False when a parent has
+   * no row: the caller then walks the graph (`noteMoved`), else every merge event after it
+   * would lack one too (each names the one before).
    */
-  note(entryStart: LV, parents: Frontier): void {
+  note(entryStart: LV, parents: Frontier): boolean {
     const v = this.versionOf(parents, this.noted)
-    if (v === null) return
+    if (v === null) return false
+    this.noted = v
+    this.keep(entryStart, v)
+    return true
+  }
+
+  /** `note` for a merge event made on the prepare version less `aOnly`, plus `bOnly`. */
+  noteMoved(entryStart: LV, aOnly: Ranges, bOnly: Ranges): void {
+    const prep = (this.prep = this.widen(this.prep))
+    let v = this.widen(this.noted)
+    for (let i = 0; i < this.agents.length; i++) v[i] = prep[i]
+    v = this.count(aOnly, v, -1)
+    v = this.count(bOnly, v, 1)
     this.noted = v
     this.keep(entryStart, v)
   }
@@ -164,7 +200,7 @@ export class WindowVersions {
       this.at = new Int32Array(k + (k >> 1))
       this.span = new Int32Array(this.at.length)
       this.ag = new Int32Array(this.at.length)
-      this.sq = new Float64Array(this.at.length)
+      this.sq = new Int32Array(this.at.length)
     }
     // Per LV: where its entry's row starts (-1 under base), how many agents that row holds,
     // its agent, and its seq (the count of its agent's events before it).
@@ -178,7 +214,7 @@ export class WindowVersions {
       }
       const e = cg.entries[findEntry(cg, lv)]
       const row = this.rowOf.get(e.start)
-      if (row === undefined) return null
+      if (row === undefined) return this.missing(e.start)
       at[i] = row * this.width
       span[i] = this.rowAgents[row]
       ag[i] = this.agentIndex(e.agent)
@@ -215,15 +251,16 @@ export class WindowVersions {
   }
 
   /** Per agent, the seq ranges one vector has and the other lacks, as LV ranges. */
-  private rangesBetween(from: Float64Array, to: Float64Array): { aOnly: Ranges; bOnly: Ranges } {
+  private rangesBetween(from: Int32Array, to: Int32Array): { aOnly: Ranges; bOnly: Ranges } {
     const aOnly: Ranges = []
     const bOnly: Ranges = []
     const n = this.agents.length
     for (let i = 0; i < n; i++) {
-      const f = i < from.length ? from[i] : this.floor[i]
-      const t = i < to.length ? to[i] : this.floor[i]
+      const f = from[i]
+      const t = to[i]
+      if (f === t) continue
       if (f > t) this.lvRanges(this.agents[i], t, f, aOnly)
-      else if (t > f) this.lvRanges(this.agents[i], f, t, bOnly)
+      else this.lvRanges(this.agents[i], f, t, bOnly)
     }
     return { aOnly: sortRanges(aOnly), bOnly: sortRanges(bOnly) }
   }
@@ -252,49 +289,79 @@ export class WindowVersions {
    */
   adjust(aOnly: Ranges, bOnly: Ranges): void {
     this.stay()
-    this.count(aOnly, this.next, -1)
-    this.count(bOnly, this.next, 1)
+    this.next = this.count(aOnly, this.next, -1)
+    this.next = this.count(bOnly, this.next, 1)
   }
 
-  private count(ranges: Ranges, v: Float64Array, sign: 1 | -1): void {
+  /** `v` with `sign` x the events of `ranges` counted in (widened when they name new agents). */
+  private count(ranges: Ranges, v: Int32Array, sign: 1 | -1): Int32Array {
     const cg = this.cg
     for (const [start, end] of ranges) {
       for (let lv = start; lv < end;) {
         const e = cg.entries[findEntry(cg, lv)]
         const stop = Math.min(end, e.end)
         const a = this.agentIndex(e.agent)
-        if (a >= v.length) v = this.next = this.widen(v)
+        if (a >= v.length) v = this.widen(v)
         v[a] += sign * (stop - lv)
         lv = stop
       }
     }
+    return v
   }
 
   /** Writes `v` as the row of the entry starting at `key`, over the oldest row once full. */
-  private keep(key: LV, v: Float64Array): void {
+  private keep(key: LV, v: Int32Array): void {
     const n = this.agents.length
-    if (n > this.width || this.written === this.capacity) {
-      this.resize(Math.max(this.width, n + (n >> 1), 4), this.written === this.capacity)
+    const grow = this.capacity === 0 || (this.short && this.capacity < MAX_ENTRIES)
+    if (n > this.width || grow) this.resize(Math.max(this.width, n + (n >> 1), 4), grow)
+    const row = this.written++ % this.capacity
+    if (this.written > this.capacity) {
+      this.rowOf.delete(this.rowKey[row])
+      this.evicted = this.rowKey[row]
     }
-    const row = this.written++ % MAX_ENTRIES
-    if (this.written > MAX_ENTRIES) this.rowOf.delete(this.rowKey[row])
-    this.rows.set(v.subarray(0, n), row * this.width)
+    const rows = this.rows
+    const at = row * this.width
+    for (let i = 0; i < n; i++) rows[at + i] = v[i]
     this.rowOf.set(key, row)
     this.rowKey[row] = key
     this.rowAgents[row] = n
   }
 
-  /** Rows of `width` counts; four times the rows (up to `MAX_ENTRIES`) when `grow`. */
+  /**
+   * A parent's entry has no row: null for the caller (it walks the graph), and when its row was
+   * overwritten, the ring is too short for these walks (it grows at the next `keep`).
+   */
+  private missing(entryStart: LV): null {
+    if (entryStart <= this.evicted) this.short = true
+    return null
+  }
+
+  /**
+   * Rows of `width` counts, the ring four times longer (up to `MAX_ENTRIES`) when `grow`; the
+   * kept rows move to its start, oldest first.
+   */
   private resize(width: number, grow: boolean): void {
-    const capacity = grow ? Math.min(MAX_ENTRIES, Math.max(16, 4 * this.capacity)) : this.capacity
-    const rows = new Float64Array(capacity * width)
-    const used = Math.min(this.written, this.capacity)
-    for (let r = 0; r < used; r++) {
-      rows.set(this.rows.subarray(r * this.width, r * this.width + this.rowAgents[r]), r * width)
+    const old = this.capacity
+    const capacity = grow ? Math.min(MAX_ENTRIES, old === 0 ? FIRST_ROWS : 4 * old) : old
+    const rows = new Int32Array(capacity * width)
+    const used = Math.min(this.written, old)
+    const keys: LV[] = []
+    const agents: number[] = []
+    for (let k = 0; k < used; k++) {
+      const r = (this.written - used + k) % old
+      const n = this.rowAgents[r]
+      for (let i = 0; i < n; i++) rows[k * width + i] = this.rows[r * this.width + i]
+      keys.push(this.rowKey[r])
+      agents.push(n)
+      this.rowOf.set(this.rowKey[r], k)
     }
     this.rows = rows
+    this.rowKey = keys
+    this.rowAgents = agents
+    this.written = used
     this.width = width
     this.capacity = capacity
+    this.short = false
   }
 
   /**
@@ -305,7 +372,7 @@ export class WindowVersions {
     for (const agent of this.cg.agents.keys()) this.agentIndex(agent)
     const prep = (this.prep = this.widen(this.prep))
     for (let i = 0; i < this.agents.length; i++) prep[i] = nextSeq(this.cg, this.agents[i])
-    this.count(missing, prep, -1)
+    this.prep = this.count(missing, prep, -1)
   }
 
   /** The event to apply is made on the prepare version itself: `next` is that version. */

@@ -103,36 +103,36 @@ function keepsVersions(doc: TextDoc): boolean | null {
   return merge === null ? null : merge.versions !== null
 }
 
-test('kept merges take window versions while edits name many parents, and drop them when few', () => {
-  // Without verification, window versions are kept only while walked entries name many parents
-  // (walker.ts, versionsPay): in the first and last third of the edits clients lag little and
-  // the hub joins its heads after every relay (edits name one or two parents); in the middle
-  // third they lag far and it never does (each edit names every head its author saw).
+/** The rows a document's kept merge has room for (0: none kept, or no window versions). */
+function ringRows(doc: TextDoc): number {
+  const merge = (doc as unknown as { merge: { versions: { capacity: number } | null } | null })
+    .merge
+  return merge?.versions?.capacity ?? 0
+}
+
+test('kept merges keep window versions from 8 agents on, and their rows reach back as far as the walks', () => {
+  // Without verification (walker.ts, versionsPay): whatever the parents an edit names (here the
+  // hub joins its heads after every relay: one or two); and a client that lags far grows its
+  // ring of rows past the first 64 (window-versions.ts, FIRST_ROWS), one that keeps up does not.
   Merge.verify = false
-  // Longer than the entries a kept merge walks between two switches (walker.ts SWITCH_DWELL).
-  const PHASE = 1600
-  const seen: (boolean | null)[][] = [[], [], []]
+  const kept: (boolean | null)[] = []
+  let farRows = 0
+  let nearRows = 0
   try {
-    star(
-      11,
-      30,
-      3 * PHASE,
-      (t) => (t < PHASE || t >= 2 * PHASE ? 4 : 160),
-      (t) => (t < PHASE || t >= 2 * PHASE ? 1 : 0),
-      (t, docs) => {
-        if (t % PHASE >= (PHASE * 3) / 4)
-          seen[Math.floor(t / PHASE)]!.push(...docs.map(keepsVersions))
-      },
-    )
+    star(11, 30, 1200, 200, 1, (t, docs) => {
+      if (t >= 900) kept.push(...docs.map(keepsVersions))
+      if (t === 1199) farRows = Math.max(...docs.map(ringRows))
+    })
+    star(12, 30, 1200, 2, 1, (t, docs) => {
+      if (t === 1199) nearRows = Math.max(...docs.map(ringRows))
+    })
   } finally {
     Merge.verify = true
   }
-  const share = (phase: (boolean | null)[]) =>
-    phase.filter((v) => v === true).length / phase.filter((v) => v !== null).length
-  const [joined, wide, joinedAgain] = seen.map(share) as [number, number, number]
-  assert.ok(joined < 0.2, `merges with window versions, hub joining: ${joined}`)
-  assert.ok(wide > 0.8, `merges with window versions, hub not joining: ${wide}`)
-  assert.ok(joinedAgain < 0.2, `merges with window versions, hub joining again: ${joinedAgain}`)
+  const share = kept.filter((v) => v === true).length / kept.filter((v) => v !== null).length
+  assert.is(share, 1, `kept merges with window versions: ${share}`)
+  assert.ok(farRows > 64, `rows of a far-lagging client's ring: ${farRows}`)
+  assert.ok(nearRows <= 64, `rows of a client that keeps up: ${nearRows}`)
 })
 
 test('60 clients, long lag: agents appear mid-merge and old parents fall back to a walk', () => {
