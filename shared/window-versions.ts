@@ -81,8 +81,10 @@ export class WindowVersions {
     private readonly cg: CausalGraph,
     private readonly base: LV,
   ) {
-    // Rows as wide as the agents the graph has already: widening copies every row.
+    // Rows as wide as the agents the graph has already (widening copies every row), and those
+    // agents indexed at once (each one added later widens every vector).
     this.width = cg.agents.size + (cg.agents.size >> 1)
+    for (const agent of cg.agents.keys()) this.agentIndex(agent)
   }
 
   /** The agent's index here, added (with its floor) on first sight. */
@@ -143,8 +145,6 @@ export class WindowVersions {
     const cg = this.cg
     let found = false
     let next = out
-    const floor = this.floor
-    for (let i = 0; i < next.length; i++) next[i] = floor[i]
     for (const p of parents) {
       if (p < this.base) continue // its history is all under base: the floor
       const e = cg.entries[findEntry(cg, p)]
@@ -155,7 +155,14 @@ export class WindowVersions {
       const rows = this.rows
       const at = row * this.width
       const n = this.rowAgents[row]
-      for (let i = 0; i < n; i++) if (rows[at + i] > next[i]) next[i] = rows[at + i]
+      if (!found) {
+        // The first parent's row, the floor for agents it predates (what every row is above).
+        const floor = this.floor
+        for (let i = 0; i < n; i++) next[i] = rows[at + i]
+        for (let i = n; i < next.length; i++) next[i] = floor[i]
+      } else {
+        for (let i = 0; i < n; i++) if (rows[at + i] > next[i]) next[i] = rows[at + i]
+      }
       const own = e.seq + (p - e.start) + 1
       if (own > next[a]) next[a] = own
       found = true
