@@ -66,11 +66,12 @@ export interface Emit {
  * between the versions' common ancestor and the newer one: an edit made a second ago walks a
  * second of everyone's edits, whatever the move's answer (about 16 events in a busy star). The
  * vectors therefore bound what a lagging replica pays per event, which is what decides whether
- * it ever catches up. Measured (2026-11-27, stop 19) in a star of 200 clients at 500 edits/s with a hub's
- * merge events (in-process simulation, µs per integrated event, vectors against graph walks):
- * 52 against 112 at 1 s of lag, 29 against 25 at 100 ms; load clients' streams recorded in the
- * server benchmark, replayed: 19-27 against 51-88 ms for five lagging clients (200 x 500 and 200
- * x 2,000), 9 against 6-7 ms for two that kept up (50 x 100).
+ * it ever catches up. Measured (2026-11-27, stop 19), vectors against graph walks: in a star of
+ * 200 clients at 500 edits/s with a hub's merge events (in-process simulation, µs per
+ * integrated event), 51-53 against 112-114 at 1 s of lag, 29-30 against 24-25 at 100 ms; on
+ * load clients' streams recorded in the server benchmark and replayed (best of 12, ms), 19-34
+ * against 51-93 for five lagging clients (200 x 500 and 200 x 2,000), 31-57 against 41-60 for
+ * two at 10 clients, 6-12 against 4-7 for two that kept up (50 x 100).
  */
 const WINDOW_VERSIONS_AGENTS = 8
 
