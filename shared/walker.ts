@@ -137,6 +137,10 @@ export class Merge {
   /** Merges continued (verify mode). */
   private runs = 0
 
+  /** Moves of the prepare version, and those that took a graph walk (diagnostics and tests). */
+  moves = 0
+  graphWalks = 0
+
   /** A merge over an empty graph (a shape anchor: see shape-anchors.ts). */
   static empty(): Merge {
     return new Merge(new Walk(createGraph(), createOpLog(), 0), 0, [], 0, null)
@@ -183,6 +187,7 @@ export class Merge {
         // Nothing to apply: the prepare version stays; later events may name it as a parent.
         const versions = this.versions
         if (lv === entry.start && versions !== null && !versions.note(entry.start, parents)) {
+          this.graphWalks++
           const { aOnly, bOnly } = diff(cg, prepare, parents)
           if (!aOnly.some((r) => r[0] < this.base) && !bOnly.some((r) => r[0] < this.base))
             versions.noteMoved(entry.start, aOnly, bOnly)
@@ -196,10 +201,12 @@ export class Merge {
       if (frontierEquals(prepare, parents)) {
         versions?.stay()
       } else {
+        this.moves++
         const moved = versions?.moveTo(parents) ?? null
         if (moved !== null && !Merge.verify) {
           ;({ aOnly, bOnly } = moved)
         } else {
+          this.graphWalks++
           ;({ aOnly, bOnly } = diff(cg, prepare, parents))
           if (aOnly.some((r) => r[0] < this.base) || bOnly.some((r) => r[0] < this.base))
             return false

@@ -103,24 +103,33 @@ function keepsVersions(doc: TextDoc): boolean | null {
   return merge === null ? null : merge.versions !== null
 }
 
-/** The rows a document's kept merge has room for (0: none kept, or no window versions). */
-function ringRows(doc: TextDoc): number {
-  const merge = (doc as unknown as { merge: { versions: { capacity: number } | null } | null })
-    .merge
-  return merge?.versions?.capacity ?? 0
+interface KeptMerge {
+  versions: { capacity: number } | null
+  moves: number
+  graphWalks: number
 }
+const keptMerge = (doc: TextDoc) => (doc as unknown as { merge: KeptMerge | null }).merge
+
+/** The rows a document's kept merge has room for (0: none kept, or no window versions). */
+const ringRows = (doc: TextDoc) => keptMerge(doc)?.versions?.capacity ?? 0
 
 test('kept merges keep window versions from 8 agents on, and their rows reach back as far as the walks', () => {
   // Without verification (walker.ts, versionsPay): whatever the parents an edit names (here the
   // hub joins its heads after every relay: one or two); and a client that lags far grows its
-  // ring of rows past the first 64 (window-versions.ts, FIRST_ROWS), one that keeps up does not.
+  // ring of rows past the first 64 (window-versions.ts, FIRST_ROWS), one that keeps up does not;
+  // and once its ring has grown, its moves come from the vectors, not from graph walks (a merge
+  // event whose parent's row was overwritten gets its version from one walk: else no later merge
+  // event would have a row, each naming the one before).
   Merge.verify = false
   const kept: (boolean | null)[] = []
   let farRows = 0
   let nearRows = 0
+  const walked = new Map<KeptMerge, [moves: number, walks: number]>()
   try {
     star(11, 30, 1200, 200, 1, (t, docs) => {
       if (t >= 900) kept.push(...docs.map(keepsVersions))
+      if (t === 600)
+        for (const m of docs.map(keptMerge)) if (m) walked.set(m, [m.moves, m.graphWalks])
       if (t === 1199) farRows = Math.max(...docs.map(ringRows))
     })
     star(12, 30, 1200, 2, 1, (t, docs) => {
@@ -133,6 +142,14 @@ test('kept merges keep window versions from 8 agents on, and their rows reach ba
   assert.is(share, 1, `kept merges with window versions: ${share}`)
   assert.ok(farRows > 64, `rows of a far-lagging client's ring: ${farRows}`)
   assert.ok(nearRows <= 64, `rows of a client that keeps up: ${nearRows}`)
+  let moves = 0
+  let walks = 0
+  for (const [m, [moves0, walks0]] of walked) {
+    moves += m.moves - moves0
+    walks += m.graphWalks - walks0
+  }
+  assert.ok(moves > 1000, `moves in the second half: ${moves}`)
+  assert.ok(walks < moves / 100, `graph walks in the second half: ${walks} of ${moves} moves`)
 })
 
 test('60 clients, long lag: agents appear mid-merge and old parents fall back to a walk', () => {
