@@ -77,15 +77,15 @@ export class WindowVersions {
   private ag = new Int32Array(0)
   private sq = new Int32Array(0)
 
+  /**
+   * Agents are indexed as the walk meets them, so vectors and rows are as long as the agents
+   * writing since `base`, not every agent the document ever had (rows widen by half when
+   * they outgrow them, copying the ring: at most `MAX_ENTRIES` rows).
+   */
   constructor(
     private readonly cg: CausalGraph,
     private readonly base: LV,
-  ) {
-    // Rows as wide as the agents the graph has already (widening copies every row), and those
-    // agents indexed at once (each one added later widens every vector).
-    this.width = cg.agents.size + (cg.agents.size >> 1)
-    for (const agent of cg.agents.keys()) this.agentIndex(agent)
-  }
+  ) {}
 
   /** The agent's index here, added (with its floor) on first sight. */
   private agentIndex(agent: string): number {

@@ -152,6 +152,38 @@ test('kept merges keep window versions from 8 agents on, and their rows reach ba
   assert.ok(walks < moves / 100, `graph walks in the second half: ${walks} of ${moves} moves`)
 })
 
+test("a merge's vectors hold the agents writing since its base, not every agent the document had", () => {
+  Merge.verify = false
+  try {
+    const a = new TextDoc('a')
+    // Forty earlier writers, one after another.
+    for (let i = 0; i < 40; i++) {
+      const w = new TextDoc(`w${i}`)
+      w.applyUpdate(a.encodeUpdate())
+      w.insert(w.length, 'w')
+      a.applyUpdate(w.encodeUpdate(a.version()))
+    }
+    const b = new TextDoc('b')
+    b.applyUpdate(a.encodeUpdate())
+    // Then two of them type at once, each update crossing one of the other's.
+    for (let t = 0; t < 50; t++) {
+      const [va, vb] = [a.version(), b.version()]
+      a.insert(t % (a.length + 1), 'a')
+      b.insert(b.length, 'b')
+      const [ua, ub] = [a.encodeUpdate(va), b.encodeUpdate(vb)]
+      a.applyUpdate(ub)
+      b.applyUpdate(ua)
+    }
+    assert.is(a.toString(), b.toString())
+    const merge = (a as unknown as { merge: { versions: { agents: string[] } | null } | null })
+      .merge
+    assert.ok(merge?.versions, 'a kept merge with window versions (42 agents)')
+    assert.ok(merge.versions.agents.length <= 3, `agents indexed: ${merge.versions.agents}`)
+  } finally {
+    Merge.verify = true
+  }
+})
+
 test('60 clients, long lag: agents appear mid-merge and old parents fall back to a walk', () => {
   star(99, 60, 500, 120)
 })
