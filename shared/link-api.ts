@@ -9,13 +9,20 @@ import type { VersionVector } from './replica.ts'
 
 /** Timers and time, injectable so a simulator can run links on virtual time. */
 export interface Clock {
+  /** Milliseconds on a clock that only moves forward; only differences between readings count. */
   now(): number
   setTimeout(fn: () => void, ms: number): unknown
   clearTimeout(handle: unknown): void
 }
 
+/**
+ * The default clock: `performance.now()`, monotonic, counted from the process's (or page's)
+ * start, so the times links and presence keep stay small (whole ms below 2^31 live in their
+ * object; `Date.now()` is past 2^31, a number box of its own per field) and a wall-clock
+ * change cannot stretch or shrink an interval.
+ */
 export const realClock: Clock = {
-  now: () => Date.now(),
+  now: () => performance.now(),
   setTimeout: (fn, ms) => setTimeout(fn, ms),
   clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
 }

@@ -83,19 +83,6 @@ const MAX_AWAITING = 256
 /** The empty vv of a link that heard no announcement (shared, never written). */
 const NO_VV: MutableVV = Object.freeze(emptyVV()) as MutableVV
 
-/**
- * A link's times are ms since its clock's first reading (one start per clock object): small
- * integers, which live in the link itself, where `Date.now()` (past 2^31) would make each time
- * field a number box of its own, per link (a hub holds thousands).
- */
-const clockStarts = new WeakMap<Clock, number>()
-function elapsed(clock: Clock): number {
-  const now = clock.now()
-  let start = clockStarts.get(clock)
-  if (start === undefined) clockStarts.set(clock, (start = now))
-  return now - start
-}
-
 /** A stable number in [0, 1) per (us, peer): deterministic, different across link pairs. */
 function pairJitter(a: string, b: string): number {
   let h = 2166136261
@@ -172,8 +159,9 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
   private haveOwed: MutableVV | null = null
   /**
    * When the link last flushed, and when its flush timer fires (while `flushTimer` is set), in
-   * whole ms since its clock's first reading (`elapsed`): a field that only ever holds small
-   * integers lives in the object, any other number in a box of its own, per link.
+   * whole ms of its clock (`realClock` counts from the process's start): a field that only
+   * ever holds small integers lives in the object, any other number in a box of its own, per
+   * link (a hub holds thousands).
    */
   private lastFlush = LONG_AGO
   private window: number
@@ -786,7 +774,7 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
   /** Flushes no earlier than `minWaitMs` from now, nor within the batch window of the last flush. */
   private scheduleFlush(minWaitMs = 0): void {
     if (this.closed || this.peerId === undefined) return
-    const now = elapsed(this.clock)
+    const now = this.clock.now()
     const at = Math.max(now + minWaitMs, this.lastFlush + this.window)
     if (this.flushTimer !== null) {
       if (this.flushAt <= at) return
@@ -802,7 +790,7 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
   /** Sends what the peer lacks (one batch) and any ack or announcement due. */
   private flush(): void {
     if (this.closed || this.peerId === undefined) return
-    const now = elapsed(this.clock)
+    const now = this.clock.now()
     const recent = now - this.lastFlush <= this.maxBatchDelay
     this.lastFlush = Math.floor(now)
     let batched = 0
