@@ -26,7 +26,7 @@ import {
   frontierEquals,
   joinAdjacent,
 } from './causal-graph.ts'
-import { diff, dominators, findConflicting } from './graph-diff.ts'
+import { type Ranges, diff, dominators, findConflicting } from './graph-diff.ts'
 import { MAX_EVENTS, WindowVersions } from './window-versions.ts'
 import {
   DEL,
@@ -149,6 +149,11 @@ export class Merge {
   /** The graph's size when `run` last looked for a fresh, smaller conflict zone. */
   private probed: LV
 
+  /** Whether a move's ranges reach under `base` (events the walk's tree does not hold). */
+  private reachesBelowBase(aOnly: Ranges, bOnly: Ranges): boolean {
+    return aOnly.some((r) => r[0] < this.base) || bOnly.some((r) => r[0] < this.base)
+  }
+
   /**
    * Applies events `firstNew ..` (already in `cg` and `log`) to a document at
    * version `docVersion` through `emit`, walking the zone since the common version.
@@ -189,8 +194,7 @@ export class Merge {
         if (lv === entry.start && versions !== null && !versions.note(entry.start, parents)) {
           this.graphWalks++
           const { aOnly, bOnly } = diff(cg, prepare, parents)
-          if (!aOnly.some((r) => r[0] < this.base) && !bOnly.some((r) => r[0] < this.base))
-            versions.noteMoved(entry.start, aOnly, bOnly)
+          if (!this.reachesBelowBase(aOnly, bOnly)) versions.noteMoved(entry.start, aOnly, bOnly)
         }
         lv = end
         continue
@@ -208,8 +212,7 @@ export class Merge {
         } else {
           this.graphWalks++
           ;({ aOnly, bOnly } = diff(cg, prepare, parents))
-          if (aOnly.some((r) => r[0] < this.base) || bOnly.some((r) => r[0] < this.base))
-            return false
+          if (this.reachesBelowBase(aOnly, bOnly)) return false
           if (moved === null) versions?.adjust(aOnly, bOnly)
           else if (!sameRanges(moved.aOnly, aOnly) || !sameRanges(moved.bOnly, bOnly))
             throw new Error(`window versions disagree with the graph at LV ${lv}`)

@@ -67,10 +67,11 @@ export class WindowVersions {
   private rowAgents: number[] = []
   /** The prepare version. */
   private prep: Int32Array = new Int32Array(0)
-  /** Scratch for the version being computed. */
+  /**
+   * Scratch for the version being computed: a move's target until `enter`, or a passed-over
+   * merge event's version (`note`, between two walked entries).
+   */
   private next: Int32Array = new Int32Array(0)
-  /** Scratch for `note`. */
-  private noted: Int32Array = new Int32Array(0)
   /** Scratch for `minimal`, one slot per LV. */
   private at = new Int32Array(0)
   private span = new Int32Array(0)
@@ -177,22 +178,17 @@ export class WindowVersions {
    * would lack one too (each names the one before).
    */
   note(entryStart: LV, parents: Frontier): boolean {
-    const v = this.versionOf(parents, this.noted)
+    const v = this.versionOf(parents, this.next)
     if (v === null) return false
-    this.noted = v
+    this.next = v
     this.keep(entryStart, v)
     return true
   }
 
   /** `note` for a merge event made on the prepare version less `aOnly`, plus `bOnly`. */
   noteMoved(entryStart: LV, aOnly: Ranges, bOnly: Ranges): void {
-    const prep = (this.prep = this.widen(this.prep))
-    let v = this.widen(this.noted)
-    for (let i = 0; i < this.agents.length; i++) v[i] = prep[i]
-    v = this.count(aOnly, v, -1)
-    v = this.count(bOnly, v, 1)
-    this.noted = v
-    this.keep(entryStart, v)
+    this.adjust(aOnly, bOnly)
+    this.keep(entryStart, this.next)
   }
 
   /**

@@ -97,18 +97,19 @@ test('with the hub joining its heads by merge events, frontiers stay narrow and 
   assert.ok(joined < wide / 2, `mean parents ${joined} with merge events, ${wide} without`)
 })
 
-/** Whether a document's kept merge keeps window versions (null: no merge kept). */
-function keepsVersions(doc: TextDoc): boolean | null {
-  const merge = (doc as unknown as { merge: { versions: unknown } | null }).merge
-  return merge === null ? null : merge.versions !== null
-}
-
+/** What the tests read of a document's kept merge (walker.ts `Merge`, window-versions.ts). */
 interface KeptMerge {
-  versions: { capacity: number } | null
+  versions: { capacity: number; agents: string[] } | null
   moves: number
   graphWalks: number
 }
 const keptMerge = (doc: TextDoc) => (doc as unknown as { merge: KeptMerge | null }).merge
+
+/** Whether a document's kept merge keeps window versions (null: no merge kept). */
+function keepsVersions(doc: TextDoc): boolean | null {
+  const merge = keptMerge(doc)
+  return merge === null ? null : merge.versions !== null
+}
 
 /** The rows a document's kept merge has room for (0: none kept, or no window versions). */
 const ringRows = (doc: TextDoc) => keptMerge(doc)?.versions?.capacity ?? 0
@@ -175,8 +176,7 @@ test("a merge's vectors hold the agents writing since its base, not every agent 
       b.applyUpdate(ua)
     }
     assert.is(a.toString(), b.toString())
-    const merge = (a as unknown as { merge: { versions: { agents: string[] } | null } | null })
-      .merge
+    const merge = keptMerge(a)
     assert.ok(merge?.versions, 'a kept merge with window versions (42 agents)')
     assert.ok(merge.versions.agents.length <= 3, `agents indexed: ${merge.versions.agents}`)
   } finally {
