@@ -12,7 +12,7 @@ export const CLOSE = Object.freeze({
   GOING_AWAY: 1001,
   /** A text frame on the binary protocol. */
   UNSUPPORTED_DATA: 1003,
-  /** A frame over `maxMessageBytes` (sent by ws before the frame is buffered). */
+  /** A message over `maxMessageBytes` (sent on its frame's header, before it is buffered). */
   MESSAGE_TOO_BIG: 1009,
   /** Unexpected server error (storage write failing after retries): reconnect later. */
   INTERNAL_ERROR: 1011,

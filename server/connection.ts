@@ -7,7 +7,6 @@
  * (bytes, messages) and, after auth, replayed in order to the link; frames after close are
  * ignored (A11); every close uses a valid code (F1); the document is released exactly once.
  */
-import { WebSocket } from 'ws'
 import type { DirectChannel, LinkEndpoint } from '../shared/channels.ts'
 import { MSG, PROTOCOL_VERSION, closeCodeFor } from '../shared/protocol.ts'
 import { boundLink, type LinkOptions, type SyncError } from '../shared/sync.ts'
@@ -20,6 +19,7 @@ import type { Limits } from './limits.ts'
 import type { Logger } from './log.ts'
 import type { ServerMetrics } from './metrics.ts'
 import type { Presence } from '../shared/presence.ts'
+import type { HubSocket, HubSocketHandler } from './websocket.ts'
 
 /** What every connection of one server shares. */
 export interface ConnectionContext {
@@ -71,39 +71,6 @@ const TOKEN_CLOSE: Record<TokenProblem, number> = {
   'bad-signature': CLOSE.UNAUTHORIZED,
   expired: CLOSE.UNAUTHORIZED,
   'wrong-document': CLOSE.FORBIDDEN,
-}
-
-/**
- * The server's WebSocket class (ws's `WebSocket` option): it hands ws's events straight to its
- * connection instead of through listeners, and holds the connection in a field instead of a
- * property added to the socket. A hub holds thousands of sockets: ws's `autoPong` costs each a
- * closure and its context (the endpoint turns it off: pings are answered here), and a fourth
- * listener (ping, beside message, close and error) would grow each socket's event table from
- * 160 to 256 bytes. 'close', and the events the connection does not take, still reach
- * listeners (shutdown waits on close).
- */
-export class HubSocket extends WebSocket {
-  connection: ServerConnection | null = null
-
-  override emit(event: string | symbol, ...args: unknown[]): boolean {
-    const c = this.connection
-    if (c !== null) {
-      switch (event) {
-        case 'message':
-          c.onFrame(args[0] as Buffer, args[1] as boolean)
-          return true
-        case 'error':
-          c.onSocketError(args[0] as Error)
-          return true
-        case 'ping':
-          if (this.readyState === this.OPEN) c.pong(args[0] as Buffer)
-          return true
-        case 'close':
-          c.onSocketClose()
-      }
-    }
-    return super.emit(event, ...args)
-  }
 }
 
 /** The connection whose message is being handled (its link's integrations are counted). */
@@ -177,7 +144,7 @@ class Opening {
  * Server side of one WebSocket. Created by the endpoint after the upgrade. It is its link's
  * `Channel` too.
  */
-export class ServerConnection implements DirectChannel {
+export class ServerConnection implements DirectChannel, HubSocketHandler {
   state: 'auth' | 'loading' | 'linked' | 'closed' = 'auth'
   /**
    * The socket's `bytesRead` when the heartbeat last pinged (-1: never). Unchanged at the next
@@ -202,9 +169,8 @@ export class ServerConnection implements DirectChannel {
   integrated = 0
 
   constructor(
+    /** The WebSocket (its TCP socket's byte count tells the heartbeat the peer is alive). */
     readonly ws: HubSocket,
-    /** The upgraded TCP socket (its byte count tells the heartbeat the peer is alive). */
-    readonly socket: { readonly bytesRead: number },
     public docId: string,
     readonly remote: string,
     queryToken: string | null,
@@ -213,7 +179,7 @@ export class ServerConnection implements DirectChannel {
     const l = ctx.limits
     this.messages = new Bucket(l.messagesPerSecond, Math.max(l.messagesPerSecond, 1))
     ctx.metrics.connections.inc()
-    ws.connection = this
+    ws.handler = this
     this.opening = new Opening(
       setTimeout(() => {
         if (this.state === 'auth' || this.state === 'loading') {
@@ -236,13 +202,7 @@ export class ServerConnection implements DirectChannel {
     if (this.state === 'closed') return
     this.state = 'closed'
     this.endOpening()
-    try {
-      this.ws.close(code, reason.slice(0, 120))
-    } catch {
-      this.ws.terminate()
-    }
-    // A reader that does not read may never take the close frame.
-    setTimeout(() => this.ws.terminate(), 2000).unref?.()
+    this.ws.close(code, reason) // cut off if the peer does not answer (websocket.ts)
     this.cleanup()
   }
 
@@ -411,7 +371,7 @@ export class ServerConnection implements DirectChannel {
   }
 
   /** Answers a ping with its data (RFC 6455 5.5.3). */
-  pong(data: Buffer): void {
+  onPing(data: Buffer): void {
     if (this.writable()) this.ws.pong(data)
   }
 
@@ -441,7 +401,7 @@ export class ServerConnection implements DirectChannel {
       fan.from = null
     }
     this.ctx.metrics.messagesDelivered.inc()
-    this.ws.send(m, { binary: true })
+    this.ws.send(m)
   }
 
   onSocketClose(): void {

@@ -3,13 +3,13 @@
  *
  * `DEFAULT_LIMITS` is what `createServer` uses; `createServer({ limits: { … } })` overrides
  * any subset. The README lists the same table. Every limit is enforced per connection or per
- * process before the work it bounds is done (a frame over `maxMessageBytes` is refused by `ws`
- * before it is buffered; pre-auth bytes are counted before they are kept).
+ * process before the work it bounds is done (a frame over `maxMessageBytes` is refused on its
+ * header, before it is buffered; pre-auth bytes are counted before they are kept).
  */
 
 /** Every limit the server enforces. Times are milliseconds, sizes bytes unless named otherwise. */
 export interface Limits {
-  /** Largest WebSocket frame accepted, after reassembly (ws `maxPayload`); bigger ones close 1009. */
+  /** Largest WebSocket message accepted, after reassembly; bigger ones close 1009 (websocket.ts). */
   readonly maxMessageBytes: number
   /** Bytes a socket may send before it has authenticated; more closes the socket (4400). */
   readonly maxPreAuthBytes: number

@@ -4,23 +4,18 @@
  * connection on shutdown.
  *
  * Invariants: an upgrade is refused with a plain HTTP status (404, 429, 503) before any
- * WebSocket state exists; `ws` enforces `maxMessageBytes` itself (close 1009 before buffering a
- * larger frame) and runs without permessage-deflate, so no frame inflates past the limit (A5).
+ * WebSocket state exists; the WebSocket (websocket.ts) enforces `maxMessageBytes` itself
+ * (close 1009 before buffering a larger frame) and declines permessage-deflate, so no frame
+ * inflates past the limit (A5).
  */
 import type { IncomingMessage } from 'node:http'
-import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
-import { WebSocketServer } from 'ws'
 import { Presence } from '../shared/presence.ts'
 import { CLOSE } from './close-codes.ts'
-import {
-  HubSocket,
-  ServerConnection,
-  type ConnectionContext,
-  type FanoutClock,
-} from './connection.ts'
+import { ServerConnection, type ConnectionContext, type FanoutClock } from './connection.ts'
 import { Bucket } from './token-bucket.ts'
 import type { LoadedDoc } from './documents.ts'
+import { acceptWebSocket } from './websocket.ts'
 
 const MAX_DOC_ID_LENGTH = 256
 
@@ -51,7 +46,6 @@ function destroyOnError(this: Duplex): void {
 
 /** Accepts WebSocket upgrades and owns every live connection. */
 export class WsEndpoint {
-  private readonly wss: WebSocketServer
   private readonly connections = new Set<ServerConnection>()
   private readonly perAddress = new Map<string, number>()
   /** New-connection budgets by address; a refilled one is dropped at the next heartbeat. */
@@ -68,6 +62,8 @@ export class WsEndpoint {
    * property on the socket: that would give every socket a property array for good).
    */
   private readonly upgrading = new Map<Duplex, string>()
+  /** Resolves `close`'s wait when the last connection has closed. */
+  private allClosed: (() => void) | null = null
 
   constructor(ctx: Omit<ConnectionContext, 'presenceFor' | 'fanoutFor' | 'closed'>) {
     this.ctx = {
@@ -91,19 +87,9 @@ export class WsEndpoint {
       closed: (conn) => {
         this.connections.delete(conn)
         this.uncount(conn.remote)
+        if (this.connections.size === 0) this.allClosed?.()
       },
     }
-    this.wss = new WebSocketServer({
-      noServer: true,
-      maxPayload: ctx.limits.maxMessageBytes,
-      perMessageDeflate: false,
-      // Connections are tracked here (`connections`); ws's own set adds a close listener and
-      // its closure to every socket.
-      clientTracking: false,
-      // HubSocket takes ws's events without listeners, and answers pings itself.
-      WebSocket: HubSocket,
-      autoPong: false,
-    })
     const endpoint = this
     this.uncountOnClose = function (this: Duplex) {
       const address = endpoint.upgrading.get(this)
@@ -147,29 +133,21 @@ export class WsEndpoint {
     // Uncounted when the socket closes, whether or not the upgrade completes.
     this.upgrading.set(socket, address)
     socket.on('close', this.uncountOnClose)
-    this.wss.handleUpgrade(req, socket, head, (ws) => {
-      const docId = parseDocId(m[1]!)
-      if (docId === null) {
-        this.ctx.metrics.refusals.inc({ reason: 'bad-document-id' })
-        ws.close(CLOSE.BAD_DOCUMENT_ID, 'bad document id')
-        return
-      }
-      // ws handles the socket's errors now, and the connection's close uncounts it: a second
-      // listener on each event would cost the socket a listener array per event.
-      socket.off('error', destroyOnError)
-      socket.off('close', this.uncountOnClose)
-      this.upgrading.delete(socket)
-      const token = url.searchParams.get('token')
-      const conn = new ServerConnection(
-        ws as HubSocket,
-        socket as Socket,
-        docId,
-        address,
-        token,
-        this.ctx,
-      )
-      this.connections.add(conn)
-    })
+    const ws = acceptWebSocket(req, socket, head, limits.maxMessageBytes)
+    if (ws === null) return
+    const docId = parseDocId(m[1]!)
+    if (docId === null) {
+      this.ctx.metrics.refusals.inc({ reason: 'bad-document-id' })
+      ws.close(CLOSE.BAD_DOCUMENT_ID, 'bad document id')
+      return
+    }
+    // The WebSocket handles the socket's errors now, and the connection's close uncounts it:
+    // a second listener on each event would cost the socket a listener array per event.
+    socket.off('error', destroyOnError)
+    socket.off('close', this.uncountOnClose)
+    this.upgrading.delete(socket)
+    const token = url.searchParams.get('token')
+    this.connections.add(new ServerConnection(ws, docId, address, token, this.ctx))
   }
 
   /** A counted socket of `address` closed. */
@@ -182,7 +160,7 @@ export class WsEndpoint {
   private beat(): void {
     for (const [address, rate] of this.rates) if (rate.full) this.rates.delete(address)
     for (const c of this.connections) {
-      const read = c.socket.bytesRead
+      const read = c.ws.socket.bytesRead
       if (read === c.readAtPing) {
         c.ws.terminate() // nothing since the last ping, no pong either
         continue
@@ -205,12 +183,15 @@ export class WsEndpoint {
   async close(timeoutMs = 3000): Promise<void> {
     this.accepting = false
     clearInterval(this.heartbeat)
-    const closed = [...this.connections].map(
-      (c) => new Promise<void>((resolve) => c.ws.once('close', () => resolve())),
-    )
+    const closed = new Promise<void>((resolve) => {
+      if (this.connections.size === 0) resolve()
+      else this.allClosed = resolve
+    })
     for (const c of this.connections) c.close(CLOSE.GOING_AWAY, 'server going away')
-    await Promise.race([Promise.all(closed), new Promise((r) => setTimeout(r, timeoutMs))])
+    let timer: ReturnType<typeof setTimeout> | undefined
+    await Promise.race([closed, new Promise((r) => (timer = setTimeout(r, timeoutMs)))])
+    clearTimeout(timer)
+    this.allClosed = null
     for (const c of this.connections) c.ws.terminate()
-    this.wss.close()
   }
 }
