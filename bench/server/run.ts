@@ -173,6 +173,11 @@ interface FanoutRow {
   clientPerReceived: number
   delivered: number
   expected: number
+  /**
+   * Edits the load clients sent per second in the window: below the nominal rate when their
+   * processes are saturated (a client that falls behind its schedule skips, never bursts).
+   */
+  sentPerSecond: number
 }
 
 async function fanout(kind: ServerKind, n: number, rate: number): Promise<FanoutRow> {
@@ -234,6 +239,7 @@ async function fanout(kind: ServerKind, n: number, rate: number): Promise<Fanout
         ),
       delivered,
       expected: sent * (n - 1),
+      sentPerSecond: sent / (windowMs / 1000),
     }
   } finally {
     await Promise.all(workers.map((w) => w.exit()))
@@ -328,6 +334,7 @@ const FAILED: FanoutRow = {
   clientPerReceived: NaN,
   delivered: 0,
   expected: 1,
+  sentPerSecond: NaN,
 }
 
 async function main() {
@@ -386,21 +393,21 @@ async function main() {
     const sizes = flag('sizes')?.split(',').map(Number) ?? (quick ? [10, 50] : [10, 50, 200])
     const rates = flag('rates')?.split(',').map(Number) ?? (quick ? [100, 500] : [100, 500, 2000])
     console.log(
-      '\n## Fan-out latency (ms, send -> receipt at every other client); server CPU per delivered edit (µs: all threads, and the main thread alone); load-client CPU per received edit (µs)\n',
+      '\n## Fan-out latency (ms, send -> receipt at every other client); edits sent per second in the window (the nominal rate unless the load processes are saturated); server CPU per delivered edit (µs: all threads, and the main thread alone); load-client CPU per received edit (µs)\n',
     )
-    console.log(
-      '| clients | edits/s | ' +
-        servers
-          .map((s) => `${s} p50 / p95 / p99 | ${s} server CPU µs | ${s} client µs`)
-          .join(' | ') +
-        ' | ' +
-        servers
-          .slice(1)
-          .map((s) => `p99 ours/${s} | CPU ours/${s}`)
-          .join(' | ') +
-        ' |',
-    )
-    console.log('|' + ' --- |'.repeat(2 + servers.length * 3 + (servers.length - 1) * 2))
+    const columns = [
+      'clients',
+      'edits/s',
+      ...servers.flatMap((s) => [
+        `${s} p50 / p95 / p99`,
+        `${s} sent/s`,
+        `${s} server CPU µs`,
+        `${s} client µs`,
+      ]),
+      ...servers.slice(1).flatMap((s) => [`p99 ours/${s}`, `CPU ours/${s}`]),
+    ]
+    console.log(`| ${columns.join(' | ')} |`)
+    console.log('|' + ' --- |'.repeat(columns.length))
     for (const n of sizes) {
       for (const r of rates) {
         const rows: Record<string, FanoutRow> = {}
@@ -414,7 +421,8 @@ async function main() {
               : ''
           const cpu =
             x.delivered > 0 ? `${f1(x.cpuPerDelivered)} (main ${f1(x.mainPerDelivered)})` : 'n/a'
-          return `${f1(x.p50)} / ${f1(x.p95)} / ${f1(x.p99)}${lost} | ${cpu} | ${f1(x.clientPerReceived)}`
+          const sent = Math.round(x.sentPerSecond)
+          return `${f1(x.p50)} / ${f1(x.p95)} / ${f1(x.p99)}${lost} | ${sent} | ${cpu} | ${f1(x.clientPerReceived)}`
         })
         const ours = rows[servers[0]!]!
         const ratios = servers
@@ -423,7 +431,7 @@ async function main() {
             (s) =>
               `${ratio(ours.p99, rows[s]!.p99)} | ${ours.delivered > 0 ? ratio(ours.cpuPerDelivered, rows[s]!.cpuPerDelivered) : 'n/a'}`,
           )
-        console.log(`| ${n} | ${r} | ${cells.join(' | ')} | ${ratios.join(' | ')} |`)
+        console.log(`| ${[n, r, ...cells, ...ratios].join(' | ')} |`)
       }
     }
   }
