@@ -24,6 +24,13 @@ export interface Replica {
   applyUpdate(update: Uint8Array, origin?: unknown): void
   /** Fires with exactly the newly integrated events, after local edits and applyUpdate. */
   on(event: 'update', handler: (update: Uint8Array, origin: unknown) => void): () => void
+  /**
+   * Optional: `on('update')` with the update made only when `encode()` is first called (at
+   * any later time; the same bytes whenever). A replica's update log uses it when present, so
+   * that an update no link sends is never encoded (a client's link never sends back what it
+   * received).
+   */
+  onLazyUpdate?(handler: (encode: () => Uint8Array, origin: unknown) => void): () => void
   /** Events held back because their parents are missing. */
   readonly pendingCount: number
 }

@@ -667,7 +667,9 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
       }
       return
     }
-    const batch: Uint8Array[] = (this.collecting = [])
+    // What the batch added, for `persist` (read only then: an update read is an update encoded).
+    const persist = this.opts.persist
+    const batch: Uint8Array[] | null = (this.collecting = persist ? [] : null)
     const pendingBefore = this.doc.pendingCount
     this.fresh = 0
     try {
@@ -694,8 +696,7 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
     if (pending > 0) this.armGapTimer()
     // An ack says every event of the acked messages is integrated: not while some wait.
     const ackable = pending === 0
-    const persist = this.opts.persist
-    if (!persist) {
+    if (!persist || batch === null) {
       if (ackable && ackWanted) this.queueAck(no)
       return
     }

@@ -164,6 +164,7 @@ export class TextDoc {
   private lazy: LazyHistory | null = null
   private readonly emitter = new Emitter<{
     update: [update: Uint8Array, origin: unknown]
+    lazyUpdate: [encode: () => Uint8Array, origin: unknown]
     change: [ops: TextOp[], origin: unknown]
   }>()
 
@@ -287,7 +288,10 @@ export class TextDoc {
         this.adopt(snap)
         if (snap.text.length > 0 && this.emitter.has('change'))
           this.emitter.emit('change', [{ index: 0, insert: snap.text }], origin)
-        if (snap.version.length > 0) this.emitter.emit('update', update, origin)
+        if (snap.version.length > 0) {
+          this.emitter.emit('lazyUpdate', () => update, origin)
+          this.emitter.emit('update', update, origin)
+        }
         return
       }
       this.loadHistory()
@@ -323,6 +327,15 @@ export class TextDoc {
     if (event !== 'update' && event !== 'change')
       throw new TypeError(`unknown event ${String(event)}`)
     return this.emitter.on(event, handler as never)
+  }
+
+  /**
+   * Like `on('update')`, but the update is encoded only when `encode()` is first called, at
+   * any later time (for sync links: see `Replica.onLazyUpdate`). Lazy listeners hear an update
+   * before the `'update'` listeners do.
+   */
+  onLazyUpdate(handler: (encode: () => Uint8Array, origin: unknown) => void): () => void {
+    return this.emitter.on('lazyUpdate', handler)
   }
 
   /**
@@ -655,17 +668,27 @@ export class TextDoc {
 
   /** Whether anyone listens: local edits build their change record only then. */
   private get observed(): boolean {
-    return this.emitter.has('change') || this.emitter.has('update')
+    const e = this.emitter
+    return e.has('change') || e.has('update') || e.has('lazyUpdate')
   }
 
-  /** Tells listeners about events `from ..` (encoded, unless `bytes` already are) and the content changes they made. */
+  /**
+   * Tells listeners about events `from ..` (encoded, unless `bytes` already are; for lazy
+   * listeners only if they ask) and the content changes they made. Encoding later gives the
+   * same bytes: the graph and the op log are only appended to once the history is loaded
+   * (every edit and merge loads it first), and a rollback only drops events after its mark.
+   */
   private announce(from: LV, changes: TextOp[], origin: unknown, bytes?: Uint8Array): void {
-    if (this.emitter.has('change') && changes.length > 0)
-      this.emitter.emit('change', changes, origin)
-    if (this.emitter.has('update')) {
-      const update = bytes ?? encodeUpdate(this.eventsIn([[from, this.cg.next]]))
-      this.emitter.emit('update', update, origin)
-    }
+    const e = this.emitter
+    if (e.has('change') && changes.length > 0) e.emit('change', changes, origin)
+    const eager = e.has('update')
+    if (!eager && !e.has('lazyUpdate')) return
+    const to = this.cg.next
+    let update = bytes ?? (eager ? encodeUpdate(this.eventsIn([[from, to]])) : undefined)
+    // Lazy listeners (update logs) first: an 'update' listener that edits this document
+    // re-entrantly then appends its update to the logs after this one, in causal order.
+    e.emit('lazyUpdate', () => (update ??= encodeUpdate(this.eventsIn([[from, to]]))), origin)
+    if (eager) e.emit('update', update!, origin)
   }
 }
 anchorShape(() => new TextDoc())

@@ -4,7 +4,9 @@
  * from. Each link keeps a cursor in it (the peer holds the replica's state as of that
  * position, plus whatever came from the peer itself); to flush, a link sends the entries
  * after its cursor that the peer lacks as they are, with no re-encoding, or, for several
- * entries, one update encoded once for every link at the same position.
+ * entries, one update encoded once for every link at the same position. A replica that can
+ * announce its updates lazily (`Replica.onLazyUpdate`) encodes an entry only when a link reads
+ * it: a client's one link never reads what it received itself.
  *
  * Invariants: entries are in integration order, so the parents of an entry's events are in
  * the replica's state before it; entries before every attached reader's cursor are
@@ -25,9 +27,23 @@ export class LogEntry {
   constructor(
     /** Position in the log (grows by one per entry, never reused). */
     readonly pos: number,
-    readonly bytes: Uint8Array,
+    /** The update, or what makes it (`Replica.onLazyUpdate`), called when first read. */
+    private data: Uint8Array | (() => Uint8Array),
     readonly origin: unknown,
+    private readonly log: UpdateLog,
   ) {}
+  /** The update's bytes (encoded now if the replica announced it lazily). */
+  get bytes(): Uint8Array {
+    const data = this.data
+    if (typeof data !== 'function') return data
+    const made = (this.data = data())
+    this.log.encoded(this, made.length)
+    return made
+  }
+  /** Bytes the entry holds: 0 while a lazily announced update is not encoded. */
+  get held(): number {
+    return typeof this.data === 'function' ? 0 : this.data.length
+  }
   /** What the entry holds (decoded once, on first use); null when it cannot be read. */
   get summary(): UpdateSummary | null {
     if (this.sum === undefined) this.sum = summarizeUpdate(this.bytes)
@@ -96,7 +112,9 @@ export class UpdateLog {
   /** Starts telling `reader` about new entries (the log records while anyone reads). */
   attach(reader: LogReader): void {
     if (!this.readers.includes(reader)) this.readers = appended(this.readers, reader)
-    this.unsubscribe ??= this.doc.on('update', (bytes, origin) => this.append(bytes, origin))
+    this.unsubscribe ??=
+      this.doc.onLazyUpdate?.((encode, origin) => this.append(encode, origin)) ??
+      this.doc.on('update', (bytes, origin) => this.append(bytes, origin))
   }
 
   detach(reader: LogReader): void {
@@ -141,10 +159,15 @@ export class UpdateLog {
     if (this.readers.length === 1 && this.entries.length > 0) this.trim()
   }
 
-  private append(bytes: Uint8Array, origin: unknown): void {
-    const entry = new LogEntry(this.end, bytes, origin)
+  /** An entry's lazily announced update was encoded: its bytes count while it is logged. */
+  encoded(entry: LogEntry, length: number): void {
+    if (entry.pos >= this.first && entry.pos < this.end) this.bytes += length
+  }
+
+  private append(update: Uint8Array | (() => Uint8Array), origin: unknown): void {
+    const entry = new LogEntry(this.end, update, origin, this)
     this.entries.push(entry)
-    this.bytes += bytes.length
+    this.bytes += entry.held
     this.merged = null
     for (const r of this.readers) r.onEntry(entry)
     if (++this.sinceTrim >= TRIM_EVERY) this.trim()
@@ -156,13 +179,13 @@ export class UpdateLog {
     for (const r of this.readers) if (r.cursor !== NO_POSITION && r.cursor < min) min = r.cursor
     let drop = Math.max(0, min - this.first)
     let bytes = this.bytes
-    for (let i = 0; i < drop; i++) bytes -= this.entries[i]!.bytes.length
+    for (let i = 0; i < drop; i++) bytes -= this.entries[i]!.held
     // Readers too far behind lose their place rather than pin memory.
     while (
       drop < this.entries.length &&
       (this.entries.length - drop > MAX_ENTRIES || bytes > MAX_BYTES)
     ) {
-      bytes -= this.entries[drop]!.bytes.length
+      bytes -= this.entries[drop]!.held
       drop++
     }
     if (drop === 0) return

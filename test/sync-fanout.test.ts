@@ -8,11 +8,11 @@
  */
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { TextDoc, link, memoryPair, type Link } from '../shared/index.ts'
+import { TextDoc, link, memoryPair, type Link, type LinkOptions } from '../shared/index.ts'
 import type { Channel } from '../shared/channels.ts'
 import { decodeMessage, WireState, type Message } from '../shared/protocol.ts'
 import type { Replica, VersionVector } from '../shared/replica.ts'
-import { UpdateLog, type LogEntry } from '../shared/update-log.ts'
+import { LogEntry, UpdateLog } from '../shared/update-log.ts'
 import { summarizeUpdate } from '../shared/update-summary.ts'
 import { RawPeer, until } from './support/raw-peer.ts'
 
@@ -34,7 +34,7 @@ interface Star {
   links: Link[]
 }
 
-async function star(n: number): Promise<Star> {
+async function star(n: number, hubOptions: LinkOptions = {}): Promise<Star> {
   const hub = new TextDoc('hub')
   const s: Star = { hub, clients: [], hubSent: [], clientSent: [], links: [] }
   for (let i = 0; i < n; i++) {
@@ -43,7 +43,9 @@ async function star(n: number): Promise<Star> {
     const cs: Uint8Array[] = []
     const c = new TextDoc(`c${i}`)
     // A hub's links as the server sets them: nothing deflated per link, either way.
-    s.links.push(link(hub, tap(x, hs), { batchDelayMs: 5, relayDelayMs: 0, deflate: false }))
+    s.links.push(
+      link(hub, tap(x, hs), { batchDelayMs: 5, relayDelayMs: 0, deflate: false, ...hubOptions }),
+    )
     s.links.push(link(c, tap(y, cs), { batchDelayMs: 5 }))
     s.clients.push(c)
     s.hubSent.push(hs)
@@ -105,6 +107,86 @@ test('edits arriving together are relayed as one update, encoded once for every 
   assert.is(events, 12, 'every event reached the listener once')
   assert.ok(listener.length <= 3, `${listener.length} messages to the listener`)
   for (const l of s.links) l.close()
+})
+
+test('a lazy update is encoded only when read, then always the same bytes, of just the new events', () => {
+  const a = new TextDoc('a')
+  a.insert(0, 'hello')
+  const hello = a.encodeUpdate()
+  const b = new TextDoc('b')
+  b.applyUpdate(hello)
+  a.insert(5, ' world')
+  // Holds what b has ('hello') and what it lacks: b announces only the new events, so it
+  // cannot pass these bytes on as they are.
+  const both = a.encodeUpdate()
+  const lazy: (() => Uint8Array)[] = []
+  const eager: Uint8Array[] = []
+  b.onLazyUpdate((encode) => lazy.push(encode))
+  let encodes = 0
+  const spied = b as unknown as { eventsIn: (...args: unknown[]) => unknown }
+  const eventsIn = spied.eventsIn
+  spied.eventsIn = function (this: unknown, ...args: unknown[]) {
+    encodes++
+    return eventsIn.apply(this, args)
+  }
+  b.applyUpdate(both)
+  assert.is(encodes, 0, 'nothing encoded at integration')
+  b.insert(0, '>') // later events, and another lazy update
+  b.on('update', (u) => eager.push(u))
+  b.insert(b.length, '!')
+  assert.is(encodes, 1, "the eager listener's update is encoded at once")
+  const first = lazy[0]!()
+  assert.is(encodes, 2, 'the first lazy update, when read')
+  assert.is(lazy[0]!(), first, 'once')
+  assert.equal({ ...summarizeUpdate(first)!.vv }, { a: 11 })
+  assert.is(summarizeUpdate(first)!.events, 6, "just ' world'")
+  assert.is(lazy[2]!(), eager[0], 'an update with an eager listener too is encoded once')
+  const c = new TextDoc('c')
+  c.applyUpdate(hello)
+  c.applyUpdate(first)
+  c.applyUpdate(lazy[1]!())
+  c.applyUpdate(lazy[2]!())
+  assert.is(c.toString(), b.toString())
+})
+
+test("a server's clients never encode the relays they receive; the hub still relays all", async () => {
+  // As the server's links: no tree relay (a link on a tree counts the events of what it
+  // receives, from the update's bytes).
+  const s = await star(3, { treeRelay: false })
+  const read = new Set<unknown>()
+  const bytes = Object.getOwnPropertyDescriptor(LogEntry.prototype, 'bytes')!
+  const get = bytes.get!
+  Object.defineProperty(LogEntry.prototype, 'bytes', {
+    ...bytes,
+    get(this: LogEntry) {
+      read.add(this.origin)
+      return get.call(this)
+    },
+  })
+  try {
+    for (let round = 0; round < 5; round++) {
+      for (const [i, c] of s.clients.entries()) c.insert(round % (c.length + 1), `${i}${round}`)
+      await new Promise((r) => setTimeout(r, 3))
+    }
+    await until(
+      () => s.clients.every((c) => c.length === 30 && c.toString() === s.hub.toString()),
+      3000,
+      'converged',
+    )
+    const clientLinks = s.links.filter((_, i) => i % 2 === 1)
+    const hubLinks = s.links.filter((_, i) => i % 2 === 0)
+    assert.ok(
+      clientLinks.every((l) => !read.has(l)),
+      'no client read the bytes of an update its link brought',
+    )
+    assert.ok(
+      hubLinks.every((l) => read.has(l)),
+      'the hub relayed what each client sent',
+    )
+  } finally {
+    Object.defineProperty(LogEntry.prototype, 'bytes', bytes)
+    for (const l of s.links) l.close()
+  }
 })
 
 test('local edits of one window go out as one update; the hub integrates it once', async () => {
