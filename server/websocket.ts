@@ -162,6 +162,7 @@ export class HubSocket {
     if (this.flags & CLOSE_SENT || this.readyState === CLOSED) return
     this.flags |= CLOSE_SENT
     this.readyState = CLOSING
+    if (!this.socket.writable) return void this.socket.destroy() // the peer ended: no frame
     this.writeFrame(0x88, closePayload(code, reason))
     if (this.flags & CLOSE_RECEIVED) this.socket.end()
     else setTimeout(() => this.socket.destroy(), CLOSE_TIMEOUT_MS).unref()

@@ -225,6 +225,22 @@ test('the closing handshake: the peer’s code is echoed, the socket ends, the h
   }
 })
 
+test('a peer that ends its TCP side without a close frame is closed, and closing it then is safe', async () => {
+  const srv = await echoServer()
+  const { socket } = await rawUpgrade(srv.port)
+  try {
+    await waitUntil(() => srv.sockets.length === 1, 'accepted')
+    socket.end()
+    await waitUntil(() => srv.closed() === 1, 'server side closed')
+    srv.sockets[0]!.close(1000) // after the fact: no write after end, no throw
+    srv.sockets[0]!.send(new Uint8Array([1]))
+    assert.equal(srv.errors, [])
+  } finally {
+    socket.destroy()
+    await srv.stop()
+  }
+})
+
 test('frames that break RFC 6455 close with 1002 / 1007 / 1009 and nothing is delivered', async () => {
   const srv = await echoServer()
   const cases: [string, Buffer, number][] = [
