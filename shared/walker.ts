@@ -509,8 +509,7 @@ class Walk {
     if (first.cur !== NOT_YET_INSERTED) return cursor
     // Positions of origins are looked up only when the origins differ: concurrent inserts at
     // one place mostly share them (a burst of typing into the same spot shares all of them).
-    const rawPos = (lv: LV) => (lv === -1 ? -1 : tree.rawPosOf(lv))
-    const rightPos = (lv: LV) => (lv === -1 ? Infinity : tree.rawPosOf(lv))
+    // (No helper closures here: tsx names every closure it makes, a call each, per insert.)
     let left = NaN
     let right = NaN
     let agent: string | null = null
@@ -521,8 +520,8 @@ class Walk {
       if (other.cur !== NOT_YET_INSERTED) break
       let sameLeft = other.originLeft === item.originLeft
       if (!sameLeft) {
-        if (Number.isNaN(left)) left = rawPos(item.originLeft)
-        const oleft = rawPos(other.originLeft)
+        if (Number.isNaN(left)) left = item.originLeft === -1 ? -1 : tree.rawPosOf(item.originLeft)
+        const oleft = other.originLeft === -1 ? -1 : tree.rawPosOf(other.originLeft)
         if (oleft < left) break
         sameLeft = oleft === left
       }
@@ -530,8 +529,10 @@ class Walk {
         let sameRight = other.originRight === item.originRight
         let rightOfOther = false
         if (!sameRight) {
-          if (Number.isNaN(right)) right = rightPos(item.originRight)
-          const oright = rightPos(other.originRight)
+          if (Number.isNaN(right)) {
+            right = item.originRight === -1 ? Infinity : tree.rawPosOf(item.originRight)
+          }
+          const oright = other.originRight === -1 ? Infinity : tree.rawPosOf(other.originRight)
           sameRight = oright === right
           rightOfOther = oright < right
         }
