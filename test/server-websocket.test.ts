@@ -65,6 +65,18 @@ function wsClient(port: number): Promise<WebSocket> {
   )
 }
 
+/** Runs `body` with an echo server and a `ws` client connected to it, then closes both. */
+async function withClient(body: (srv: EchoServer, ws: WebSocket) => Promise<void>): Promise<void> {
+  const srv = await echoServer()
+  const ws = await wsClient(srv.port)
+  try {
+    await body(srv, ws)
+  } finally {
+    ws.terminate()
+    await srv.stop()
+  }
+}
+
 function nextMessage(ws: WebSocket): Promise<Buffer> {
   return within(
     new Promise((r) => ws.once('message', (d) => r(d as Buffer))),
@@ -136,10 +148,8 @@ function closeCode(bytes: Buffer): number | null {
   return null
 }
 
-test('messages of every length encoding echo back intact, text apart from binary', async () => {
-  const srv = await echoServer()
-  const ws = await wsClient(srv.port)
-  try {
+test('messages of every length encoding echo back intact, text apart from binary', () =>
+  withClient(async (srv, ws) => {
     for (const n of [0, 1, 125, 126, 127, 65535, 65536, 200_000]) {
       const data = Buffer.from(Array.from({ length: n }, (_, i) => (i * 7 + n) & 255))
       const echoed = nextMessage(ws)
@@ -149,16 +159,10 @@ test('messages of every length encoding echo back intact, text apart from binary
     const echoed = nextMessage(ws)
     ws.send('héllo')
     assert.is(String(await echoed), 'text:héllo')
-  } finally {
-    ws.terminate()
-    await srv.stop()
-  }
-})
+  }))
 
-test('fragments join into one message, with a ping between them answered', async () => {
-  const srv = await echoServer()
-  const ws = await wsClient(srv.port)
-  try {
+test('fragments join into one message, with a ping between them answered', () =>
+  withClient(async (srv, ws) => {
     const echoed = nextMessage(ws)
     const pong = within(new Promise<Buffer>((r) => ws.once('pong', r)), 3000, 'pong')
     ws.send(Buffer.from('abc'), { fin: false })
@@ -167,11 +171,7 @@ test('fragments join into one message, with a ping between them answered', async
     ws.send(Buffer.from('g'), { fin: true })
     assert.is(String(await pong), 'p!')
     assert.is(String(await echoed), 'abcdefg')
-  } finally {
-    ws.terminate()
-    await srv.stop()
-  }
-})
+  }))
 
 test('frames cut into single bytes, and a 10,000-fragment message, arrive whole', async () => {
   const srv = await echoServer()
@@ -203,10 +203,8 @@ test('frames cut into single bytes, and a 10,000-fragment message, arrive whole'
   }
 })
 
-test('the closing handshake: the peer’s code is echoed, the socket ends, the handler hears', async () => {
-  const srv = await echoServer()
-  const ws = await wsClient(srv.port)
-  try {
+test('the closing handshake: the peer’s code is echoed, the socket ends, the handler hears', () =>
+  withClient(async (srv, ws) => {
     const closed = closeOf(ws)
     ws.close(4000, 'bye')
     assert.equal(await closed, { code: 4000, reason: '' })
@@ -219,11 +217,7 @@ test('the closing handshake: the peer’s code is echoed, the socket ends, the h
     assert.is(code, 4404)
     assert.is(reason, 'é'.repeat(61))
     await waitUntil(() => srv.closed() === 2, 'second closed')
-  } finally {
-    ws.terminate()
-    await srv.stop()
-  }
-})
+  }))
 
 test('a peer that ends its TCP side without a close frame is closed, and closing it then is safe', async () => {
   const srv = await echoServer()
