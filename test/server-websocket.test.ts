@@ -149,7 +149,7 @@ function closeCode(bytes: Buffer): number | null {
 }
 
 test('messages of every length encoding echo back intact, text apart from binary', () =>
-  withClient(async (srv, ws) => {
+  withClient(async (_srv, ws) => {
     for (const n of [0, 1, 125, 126, 127, 65535, 65536, 200_000]) {
       const data = Buffer.from(Array.from({ length: n }, (_, i) => (i * 7 + n) & 255))
       const echoed = nextMessage(ws)
@@ -162,7 +162,7 @@ test('messages of every length encoding echo back intact, text apart from binary
   }))
 
 test('fragments join into one message, with a ping between them answered', () =>
-  withClient(async (srv, ws) => {
+  withClient(async (_srv, ws) => {
     const echoed = nextMessage(ws)
     const pong = within(new Promise<Buffer>((r) => ws.once('pong', r)), 3000, 'pong')
     ws.send(Buffer.from('abc'), { fin: false })
