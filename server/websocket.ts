@@ -141,9 +141,15 @@ export class HubSocket {
     return this.socket.writableLength
   }
 
-  /** Sends one binary message (dropped once a close frame was sent). */
+  /**
+   * Sends one binary message (dropped once a close frame was sent). `data` must not change
+   * afterwards: it may be written later, and a small message's frame is kept for the next send
+   * of the same object (a hub sends one message object to every client: framed once).
+   */
   send(data: Uint8Array): void {
-    if (this.readyState === OPEN) this.writeFrame(0x82, data)
+    if (this.readyState !== OPEN) return
+    if (data === framed.message) this.socket.write(framed.frame!)
+    else this.writeFrame(0x82, data)
   }
 
   ping(): void {
@@ -191,6 +197,10 @@ export class HubSocket {
       const frame = Buffer.allocUnsafe(head + n)
       writeHeader(frame, first, n, head)
       frame.set(data, head)
+      if (first === 0x82) {
+        framed.message = data
+        framed.frame = frame
+      }
       socket.write(frame)
       return
     }
@@ -358,6 +368,8 @@ function appendTo(buf: Buffer | null, used: number, data: Buffer, hint: number):
 }
 
 const EMPTY = new Uint8Array(0)
+/** The last small binary message sent, and its frame (server frames are unmasked: the same for every socket). */
+const framed: { message: Uint8Array | null; frame: Buffer | null } = { message: null, frame: null }
 
 function writeHeader(frame: Buffer, first: number, n: number, head: number): void {
   frame[0] = first

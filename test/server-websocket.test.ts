@@ -161,6 +161,33 @@ test('messages of every length encoding echo back intact, text apart from binary
     assert.is(String(await echoed), 'text:héllo')
   }))
 
+test('one message object sent to many sockets (framed once) reaches each intact', async () => {
+  const srv = await echoServer()
+  const clients = await Promise.all([wsClient(srv.port), wsClient(srv.port)])
+  try {
+    await waitUntil(() => srv.sockets.length === 2, 'both accepted')
+    const got = clients.map((c) => {
+      const all: Buffer[] = []
+      c.on('message', (d) => all.push(d as Buffer))
+      return all
+    })
+    const shared = new Uint8Array([1, 2, 3])
+    const other = new Uint8Array(300).fill(7)
+    for (const s of srv.sockets) s.send(shared)
+    for (const s of srv.sockets) s.send(other)
+    srv.sockets[0]!.send(shared)
+    await waitUntil(() => got[0]!.length === 3 && got[1]!.length === 2, 'all received')
+    for (const all of got) {
+      assert.equal([...all[0]!], [1, 2, 3])
+      assert.ok(all[1]!.equals(Buffer.from(other)))
+    }
+    assert.equal([...got[0]![2]!], [1, 2, 3])
+  } finally {
+    for (const c of clients) c.terminate()
+    await srv.stop()
+  }
+})
+
 test('fragments join into one message, with a ping between them answered', () =>
   withClient(async (_srv, ws) => {
     const echoed = nextMessage(ws)
