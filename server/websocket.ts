@@ -6,7 +6,7 @@
  * Why not `ws`'s server socket: a hub holds thousands of connections, and ws gives each a
  * WebSocket, a Receiver (a Writable stream, with its state, buffers and listeners) and a
  * Sender: about 1.2 KB of heap per connection before any application state (heap snapshots of
- * the memory benchmark). A `HubSocket` is one object of eight fields; the socket's listeners
+ * the memory benchmark). A `HubSocket` is one object of eleven fields; the socket's listeners
  * are shared functions. (Clients, the tests and the benchmark's peers still use `ws`.)
  *
  * Invariants: a frame's declared length is checked against `maxPayload` before any of it is
@@ -224,10 +224,8 @@ export class HubSocket {
       this.assembled = 0
     }
     const used = this.parse(buf)
-    if (used < buf.length && !(this.flags & CLOSE_RECEIVED)) {
-      this.assembly = null
-      this.assemble(buf.subarray(used))
-    }
+    // (No assembly is in progress here: a consumed one was taken above.)
+    if (used < buf.length && !(this.flags & CLOSE_RECEIVED)) this.assemble(buf.subarray(used))
   }
 
   /** Appends to the incomplete frame. */
