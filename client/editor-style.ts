@@ -125,20 +125,25 @@ img.ProseMirror-separator { display: inline !important; border: none !important;
   word-break: normal;
   pointer-events: none;
 }
-.pp-remote-label {
+.pp-remote-labels {
   position: absolute;
   left: -2px;
   top: -1.35em;
+  display: flex;
+  gap: 2px;
+  white-space: nowrap;
+  user-select: none;
+  z-index: 1;
+}
+.pp-remote-label {
   padding: 1px 6px;
-  border-radius: 4px 4px 4px 0;
+  border-radius: 4px;
   color: #fff;
   font: 600 11px/1.35 var(--pp-font, system-ui, sans-serif);
   font-style: normal;
-  white-space: nowrap;
-  user-select: none;
   box-shadow: 0 1px 2px rgb(0 0 0 / 0.15);
-  z-index: 1;
 }
+.pp-remote-label:first-child { border-bottom-left-radius: 0; }
 .pp-remote-selection { border-radius: 2px; }
 `
 

@@ -40,6 +40,15 @@ async function colours(page: Page): Promise<number> {
   return new Set(all).size
 }
 
+/** The boxes of the remote users' name labels in the page's first editor. */
+function labelBoxes(page: Page): Promise<DOMRect[]> {
+  return page
+    .locator('.ProseMirror')
+    .first()
+    .locator('.pp-remote-label')
+    .evaluateAll((els) => els.map((e) => e.getBoundingClientRect().toJSON() as DOMRect))
+}
+
 if (haveChromium(test, 'demo-browser')) {
   test('demo: new name in the URL, share link, presence, rename, split view', async () => {
     const srv = await startServer()
@@ -135,6 +144,12 @@ if (haveChromium(test, 'demo-browser')) {
       )
       await a.locator('.ProseMirror').first().click()
       await until('stored', async () => (await paneSettled(a, 1)) && (await paneSettled(a, 0)))
+      // Bob's caret and the split user's both sit at the end of the text: one caret, their
+      // two name labels side by side, not drawn over each other.
+      await until('two labels in the first editor', async () => (await labelBoxes(a)).length === 2)
+      const [l0, l1] = await labelBoxes(a)
+      assert.ok(l0!.right <= l1!.left + 0.5 || l1!.right <= l0!.left + 0.5, 'labels overlap')
+      assert.is(await a.locator('.ProseMirror').first().locator('.pp-remote-caret').count(), 1)
       mkdirSync(OUTPUT, { recursive: true })
       await a.screenshot({ path: join(OUTPUT, 'demo.png') })
       await a.setViewportSize({ width: 700, height: 1000 })
