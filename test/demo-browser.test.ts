@@ -153,6 +153,23 @@ if (haveChromium(test, 'demo-browser')) {
       mkdirSync(OUTPUT, { recursive: true })
       await a.screenshot({ path: join(OUTPUT, 'demo.png') })
       await a.setViewportSize({ width: 700, height: 1000 })
+      // Narrow: the presence list wraps; no person is drawn over the split-view switch.
+      // (No named function inside: tsx would wrap it in a helper the page lacks.)
+      const narrow = await a.evaluate(() =>
+        [document.querySelector('label:has(#split-switch)')!]
+          .concat([...document.querySelectorAll('#people .person')])
+          .map((e) => e.getBoundingClientRect().toJSON() as DOMRect),
+      )
+      const [toggle, ...persons] = narrow
+      assert.is(persons.length, 3)
+      for (const p of persons) {
+        const apart =
+          p.right <= toggle!.left ||
+          p.left >= toggle!.right ||
+          p.bottom <= toggle!.top ||
+          p.top >= toggle!.bottom
+        assert.ok(apart, 'a person overlaps the split-view switch')
+      }
       await a.screenshot({ path: join(OUTPUT, 'demo-narrow.png'), fullPage: true })
 
       // Turning the split view off closes that editor and its user leaves the list.
