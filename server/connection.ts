@@ -314,7 +314,7 @@ export class ServerConnection implements DirectChannel, HubSocketHandler {
       return this.checkToken(data.toString('utf8'))
     }
     if (!isBinary) return this.refuse(CLOSE.UNSUPPORTED_DATA, 'text frame', 'text-frame')
-    ;(opening.early ??= []).push(new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
+    ;(opening.early ??= []).push(new Uint8Array(data)) // a copy: a view would keep its whole chunk
   }
 
   /** One binary message to the link, within the rate and size limits. */

@@ -18,6 +18,7 @@ import { createLogger, type Logger } from './log.ts'
 import { createMetrics } from './metrics.ts'
 import { SqliteStorage, type Storage } from './storage.ts'
 import { WsEndpoint } from './ws-endpoint.ts'
+import { answerAndClose } from './websocket.ts'
 
 /** Options of `createServer` (API.md "Server", plus operator and test hooks). */
 export interface ServerOptions {
@@ -78,7 +79,8 @@ export async function createServer(opts: ServerOptions = {}): Promise<PolyphonyS
   http.requestTimeout = 30_000
   http.on('upgrade', (req, socket, head) => endpoint.handleUpgrade(req, socket, head))
   http.on('clientError', (_err, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n')
+    if (socket.writable)
+      answerAndClose(socket, 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n')
     else socket.destroy()
   })
 

@@ -44,6 +44,8 @@ export const CLOSED = 3
 const CLOSE_RECEIVED = 1
 /** We sent a close frame: nothing more is sent. */
 const CLOSE_SENT = 2
+/** The owner paused reading: no message is delivered until `resume`. */
+const PAUSED = 4
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11'
 const KEY = /^[+/0-9A-Za-z]{22}==$/
@@ -72,15 +74,18 @@ export function acceptWebSocket(
   const problem =
     req.method !== 'GET'
       ? 'method must be GET'
-      : req.headers.upgrade?.toLowerCase() !== 'websocket'
-        ? 'Upgrade must be websocket'
-        : req.headers['sec-websocket-version'] !== '13'
-          ? 'Sec-WebSocket-Version must be 13'
-          : key === undefined || !KEY.test(key)
-            ? 'missing or invalid Sec-WebSocket-Key'
-            : null
+      : req.httpVersionMajor < 1 || (req.httpVersionMajor === 1 && req.httpVersionMinor < 1)
+        ? 'HTTP/1.1 or later required'
+        : req.headers.upgrade?.toLowerCase() !== 'websocket'
+          ? 'Upgrade must be websocket'
+          : req.headers['sec-websocket-version'] !== '13'
+            ? 'Sec-WebSocket-Version must be 13'
+            : key === undefined || !KEY.test(key)
+              ? 'missing or invalid Sec-WebSocket-Key'
+              : null
   if (problem !== null) {
-    duplex.end(
+    answerAndClose(
+      duplex,
       `HTTP/1.1 400 Bad Request\r\nConnection: close\r\nSec-WebSocket-Version: 13\r\n` +
         `Content-Type: text/plain\r\nContent-Length: ${problem.length}\r\n\r\n${problem}`,
     )
@@ -102,6 +107,16 @@ export function acceptWebSocket(
   socket.setNoDelay(true)
   if (head.length > 0) socket.unshift(head)
   return new HubSocket(socket, maxPayload)
+}
+
+/**
+ * Answers a refused upgrade (or a malformed request) with `response` and closes the socket once it is
+ * written: a peer that never closes its side holds no socket (the http server no longer tracks
+ * an upgraded one, so shutdown could not reach it either).
+ */
+export function answerAndClose(socket: Duplex, response: string): void {
+  socket.once('finish', destroyWritten)
+  socket.end(response)
 }
 
 /** One server-side WebSocket on an upgraded socket (made by `acceptWebSocket`). */
@@ -162,31 +177,46 @@ export class HubSocket {
 
   /**
    * Starts the closing handshake with `code` (a valid close code) and `reason` (at most 123
-   * bytes of it are sent); the socket ends when the peer answers, or after CLOSE_TIMEOUT_MS.
+   * bytes of it are sent); the socket closes when the peer has answered and closed its side,
+   * or after CLOSE_TIMEOUT_MS whatever the peer does. Reading resumes if it was paused (the
+   * answer must be read); no message is delivered any more.
    */
   close(code: number, reason = ''): void {
     if (this.flags & CLOSE_SENT || this.readyState === CLOSED) return
-    this.flags |= CLOSE_SENT
+    this.flags = (this.flags | CLOSE_SENT) & ~PAUSED
     this.readyState = CLOSING
-    if (!this.socket.writable) return void this.socket.destroy() // the peer ended: no frame
+    const socket = this.socket
+    if (!socket.writable) return void socket.destroy() // the peer ended: no frame
     this.writeFrame(0x88, closePayload(code, reason))
-    if (this.flags & CLOSE_RECEIVED) this.socket.end()
-    else setTimeout(() => this.socket.destroy(), CLOSE_TIMEOUT_MS).unref()
+    if (this.flags & CLOSE_RECEIVED) socket.end()
+    socket.resume()
+    setTimeout(destroySocket, CLOSE_TIMEOUT_MS, socket).unref()
   }
 
-  /** Drops the connection at once (no closing handshake). */
+  /** Drops the connection at once (no closing handshake; nothing more is delivered). */
   terminate(): void {
+    this.flags |= CLOSE_SENT | CLOSE_RECEIVED
     this.readyState = CLOSING
     this.socket.destroy()
   }
 
-  /** Stops reading (TCP backpressure reaches the peer) until `resume`. */
+  /**
+   * Stops reading (TCP backpressure reaches the peer) until `resume`: no message is delivered
+   * meanwhile, not even one left in the chunk being parsed.
+   */
   pause(): void {
+    if (this.flags & CLOSE_SENT) return // reading on, for the peer's answer
+    this.flags |= PAUSED
     this.socket.pause()
   }
 
   resume(): void {
-    if (this.readyState !== CLOSED) this.socket.resume()
+    if (!(this.flags & PAUSED)) return
+    this.flags &= ~PAUSED
+    if (this.readyState === CLOSED) return
+    this.socket.resume()
+    // Whole frames that arrived before the pause are delivered now (no more bytes may come).
+    if (this.assembly !== null && this.assembled >= this.needed) this.parseAssembly()
   }
 
   private writeFrame(first: number, data: Uint8Array): void {
@@ -215,16 +245,23 @@ export class HubSocket {
   /** Bytes from the socket. */
   receive(chunk: Buffer): void {
     if (this.flags & CLOSE_RECEIVED) return
-    let buf = chunk
-    if (this.assembly !== null) {
-      this.assemble(chunk)
-      if (this.assembled < this.needed) return
-      buf = this.assembly.subarray(0, this.assembled)
-      this.assembly = null
-      this.assembled = 0
-    }
+    if (this.assembly === null) return this.parseAll(chunk)
+    this.assemble(chunk)
+    if (this.assembled >= this.needed && !(this.flags & PAUSED)) this.parseAssembly()
+  }
+
+  /** Parses the bytes assembled so far. */
+  private parseAssembly(): void {
+    const buf = this.assembly!.subarray(0, this.assembled)
+    this.assembly = null
+    this.assembled = 0
+    this.parseAll(buf)
+  }
+
+  /** Parses `buf` and keeps what is left (an incomplete frame, or frames held by a pause). */
+  private parseAll(buf: Buffer): void {
     const used = this.parse(buf)
-    // (No assembly is in progress here: a consumed one was taken above.)
+    // (No assembly is in progress here: parsing starts only once one is taken.)
     if (used < buf.length && !(this.flags & CLOSE_RECEIVED)) this.assemble(buf.subarray(used))
   }
 
@@ -240,7 +277,7 @@ export class HubSocket {
     for (;;) {
       const avail = buf.length - pos
       this.needed = 0
-      if (avail < 2) return pos
+      if (this.flags & (PAUSED | CLOSE_RECEIVED) || avail < 2) return pos
       const b0 = buf[pos]!
       const b1 = buf[pos + 1]!
       const opcode = b0 & 0x0f
@@ -266,6 +303,7 @@ export class HubSocket {
       } else if (len === 127) {
         if (avail < 10) return this.wait(pos, 10 + 4)
         const high = buf.readUInt32BE(pos + 2)
+        if (high >= 0x80000000) return this.fail(1002, 'length with its most significant bit set')
         // Over 2^53 is not a length JavaScript can count; over maxPayload fails below anyway.
         len = high > 0x1fffff ? Infinity : high * 2 ** 32 + buf.readUInt32BE(pos + 6)
         head = 10
@@ -293,7 +331,6 @@ export class HubSocket {
           this.message(type, whole)
         }
       }
-      if (this.flags & CLOSE_RECEIVED) return pos
     }
   }
 
@@ -440,5 +477,11 @@ function onSocketClose(this: HubbedSocket): void {
 }
 function onSocketError(this: HubbedSocket, err: Error): void {
   this[HUB].handler?.onSocketError(err)
+  this.destroy()
+}
+function destroySocket(socket: Socket): void {
+  socket.destroy()
+}
+function destroyWritten(this: Duplex): void {
   this.destroy()
 }

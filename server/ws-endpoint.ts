@@ -15,7 +15,7 @@ import { CLOSE } from './close-codes.ts'
 import { ServerConnection, type ConnectionContext, type FanoutClock } from './connection.ts'
 import { Bucket } from './token-bucket.ts'
 import type { LoadedDoc } from './documents.ts'
-import { acceptWebSocket } from './websocket.ts'
+import { acceptWebSocket, answerAndClose } from './websocket.ts'
 
 const MAX_DOC_ID_LENGTH = 256
 
@@ -35,7 +35,10 @@ export function parseDocId(segment: string): string | null {
 }
 
 function reject(socket: Duplex, status: number, text: string): void {
-  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`)
+  answerAndClose(
+    socket,
+    `HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,
+  )
 }
 
 // Socket handlers shared by every connection (`this` is the socket), as in connection.ts: a

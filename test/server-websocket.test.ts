@@ -16,6 +16,8 @@ interface EchoServer {
   readonly sockets: HubSocket[]
   readonly errors: string[]
   readonly closed: () => number
+  /** TCP connections the server holds open (upgraded or not). */
+  connections(): Promise<number>
   stop(): Promise<void>
 }
 
@@ -46,6 +48,7 @@ async function echoServer(): Promise<EchoServer> {
     sockets,
     errors,
     closed: () => closed,
+    connections: () => new Promise((r, j) => http.getConnections((e, n) => (e ? j(e) : r(n)))),
     async stop() {
       for (const s of sockets) s.terminate()
       await new Promise((r) => http.close(r))
@@ -296,6 +299,11 @@ test('frames that break RFC 6455 close with 1002 / 1007 / 1009 and nothing is de
       1009,
     ],
     [
+      'a length with its top bit set',
+      Buffer.from([0x82, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 1, 1, 2, 3, 4]),
+      1002,
+    ],
+    [
       '2^63 bytes',
       Buffer.from([0x82, 0xff, 0x7f, 255, 255, 255, 255, 255, 255, 255, 1, 2, 3, 4]),
       1009,
@@ -341,6 +349,22 @@ test('upgrades that are not RFC 6455 get 400; a request with extensions gets non
       )
       assert.match(reply, /^HTTP\/1\.1 400 /)
     }
+    const http10 = await within(
+      new Promise<string>((resolve) => {
+        const s = netConnect(srv.port, '127.0.0.1', () =>
+          s.write(
+            'GET / HTTP/1.0\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+              'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+          ),
+        )
+        let data = ''
+        s.on('data', (d) => (data += String(d)))
+        s.on('close', () => resolve(data))
+      }),
+      3000,
+      'HTTP/1.0 refused',
+    )
+    assert.match(http10, /^HTTP\/1\.1 400 [^]*HTTP\/1\.1 or later/)
     const ws = new WebSocket(`ws://127.0.0.1:${srv.port}/`, { perMessageDeflate: true })
     await within(new Promise((r) => ws.once('open', r)), 3000, 'open')
     assert.is(ws.extensions, '')
@@ -350,5 +374,134 @@ test('upgrades that are not RFC 6455 get 400; a request with extensions gets non
     await srv.stop()
   }
 })
+
+test('a refused upgrade closes its socket even if the peer never closes its side', async () => {
+  const srv = await echoServer()
+  const peers: Socket[] = []
+  try {
+    for (let i = 0; i < 5; i++) {
+      const s = netConnect({ port: srv.port, host: '127.0.0.1', allowHalfOpen: true })
+      s.on('error', () => undefined)
+      s.write(
+        'GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+          'Sec-WebSocket-Key: bad\r\nSec-WebSocket-Version: 13\r\n\r\n',
+      )
+      peers.push(s)
+    }
+    await waitUntil(() => peers.every((p) => p.readableEnded || p.bytesRead > 0), 'answered')
+    let open = -1
+    const end = performance.now() + 3000
+    while ((open = await srv.connections()) > 0 && performance.now() < end) {
+      await new Promise((r) => setTimeout(r, 20))
+    }
+    assert.is(open, 0, 'the server holds no socket of a refused upgrade')
+  } finally {
+    for (const p of peers) p.destroy()
+    await within(srv.stop(), 3000, 'server stopped (nothing left open)')
+  }
+})
+
+test('after a close frame either way, a peer that never ends its side is cut off in 2 s', async () => {
+  const srv = await echoServer()
+  const peers: Socket[] = []
+  try {
+    // (a) the peer sends a close frame, (b) the peer breaks the protocol: either way it then
+    // keeps its side open and trickles bytes, and the server's socket still closes.
+    for (const bytes of [
+      frame(0x88, Buffer.from([0x03, 0xe8])),
+      frame(0x82, Buffer.from('a'), { masked: false }),
+    ]) {
+      const socket = netConnect({ port: srv.port, host: '127.0.0.1', allowHalfOpen: true })
+      peers.push(socket)
+      socket.on('error', () => undefined)
+      socket.write(
+        'GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+          'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+      )
+      await new Promise((r) => setTimeout(r, 50))
+      socket.write(bytes)
+    }
+    const trickle = setInterval(() => {
+      for (const p of peers) if (!p.destroyed && p.writable) p.write(Buffer.from([0]))
+    }, 100)
+    try {
+      await waitUntil(() => srv.closed() === 2, 'both closed by the server', 3500)
+    } finally {
+      clearInterval(trickle)
+    }
+    assert.is(await srv.connections(), 0)
+  } finally {
+    for (const p of peers) p.destroy()
+    await srv.stop()
+  }
+})
+
+test('pause holds back messages already received, resume delivers them; terminate delivers none', async () => {
+  const srv = await echoServer()
+  const { socket } = await rawUpgrade(srv.port)
+  try {
+    await waitUntil(() => srv.sockets.length === 1, 'accepted')
+    const ws = srv.sockets[0]!
+    const got: number[] = []
+    ws.handler = {
+      onFrame: (data) => {
+        got.push(data[0]!)
+        if (got.length === 1) ws.pause()
+      },
+      onPing: () => undefined,
+      onSocketError: () => undefined,
+      onSocketClose: () => undefined,
+    }
+    // 50 messages in one write: one chunk, parsed at once unless the pause stops it.
+    socket.write(Buffer.concat(Array.from({ length: 50 }, (_, i) => frame(0x82, Buffer.from([i])))))
+    await waitUntil(() => got.length >= 1, 'first message')
+    await new Promise((r) => setTimeout(r, 100))
+    assert.is(got.length, 1, 'nothing delivered while paused')
+    ws.resume() // no byte arrives after this: the held frames are parsed from what is buffered
+    await waitUntil(() => got.length === 50, 'the rest after resume')
+    assert.equal(
+      got,
+      Array.from({ length: 50 }, (_, i) => i),
+    )
+  } finally {
+    socket.destroy()
+  }
+  const second = await rawUpgrade(srv.port)
+  try {
+    await waitUntil(() => srv.sockets.length === 2, 'accepted')
+    const ws = srv.sockets[1]!
+    let n = 0
+    ws.handler = {
+      onFrame: () => {
+        n++
+        ws.terminate()
+      },
+      onPing: () => undefined,
+      onSocketError: () => undefined,
+      onSocketClose: () => undefined,
+    }
+    second.socket.write(
+      Buffer.concat(Array.from({ length: 50 }, (_, i) => frame(0x82, Buffer.from([i])))),
+    )
+    await waitUntil(() => ws.readyState === 3, 'terminated')
+    assert.is(n, 1)
+  } finally {
+    second.socket.destroy()
+    await srv.stop()
+  }
+})
+
+test('closing a paused socket completes as soon as the peer answers', () =>
+  withClient(async (srv, ws) => {
+    await waitUntil(() => srv.sockets.length === 1, 'accepted')
+    const hub = srv.sockets[0]!
+    hub.pause()
+    const t0 = performance.now()
+    const closed = closeOf(ws)
+    hub.close(1001, 'going away')
+    assert.equal(await closed, { code: 1001, reason: 'going away' })
+    await waitUntil(() => srv.closed() === 1, 'server side closed')
+    assert.ok(performance.now() - t0 < 1000, 'closed without waiting out the close timeout')
+  }))
 
 test.run()
