@@ -110,9 +110,9 @@ export function acceptWebSocket(
 }
 
 /**
- * Answers a refused upgrade (or a malformed request) with `response` and closes the socket once it is
- * written: a peer that never closes its side holds no socket (the http server no longer tracks
- * an upgraded one, so shutdown could not reach it either).
+ * Answers a refused upgrade (or a malformed request) with `response` and closes the socket
+ * once that is written: a peer that never closes its side holds no socket (the http server no
+ * longer tracks an upgraded one, so shutdown could not reach it either).
  */
 export function answerAndClose(socket: Duplex, response: string): void {
   socket.once('finish', destroyWritten)
