@@ -96,6 +96,36 @@ function closeOf(ws: WebSocket): Promise<{ code: number; reason: string }> {
   )
 }
 
+/** The RFC 6455 example key (section 1.3) and version: a valid upgrade's own headers. */
+const VALID_KEY = 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13'
+
+/** An upgrade request with `headers` (its key and version lines) over HTTP/`version`. */
+function upgradeRequest(headers = VALID_KEY, version = '1.1'): string {
+  return (
+    `GET / HTTP/${version}\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+    `${headers}\r\n\r\n`
+  )
+}
+
+/** Everything the server answers to `request` on a new connection, once it closes. */
+function replyTo(port: number, request: string): Promise<string> {
+  return within(
+    new Promise<string>((resolve) => {
+      const s = netConnect(port, '127.0.0.1', () => s.write(request))
+      let data = ''
+      s.on('data', (d) => (data += String(d)))
+      s.on('close', () => resolve(data))
+    }),
+    3000,
+    'answered and closed',
+  )
+}
+
+/** Messages 0, 1, ... n - 1 (one byte each) as masked binary frames in one buffer. */
+function numberedFrames(n: number): Buffer {
+  return Buffer.concat(Array.from({ length: n }, (_, i) => frame(0x82, Buffer.from([i]))))
+}
+
 /** A raw TCP socket past the opening handshake, and what the server sent after its 101. */
 async function rawUpgrade(port: number): Promise<{ socket: Socket; frames: () => Buffer }> {
   const socket = netConnect(port, '127.0.0.1')
@@ -103,10 +133,7 @@ async function rawUpgrade(port: number): Promise<{ socket: Socket; frames: () =>
   let received = Buffer.alloc(0)
   socket.on('data', (d: Buffer) => (received = Buffer.concat([received, d])))
   socket.on('error', () => undefined)
-  socket.write(
-    'GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
-      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
-  )
+  socket.write(upgradeRequest())
   await waitUntil(() => received.includes('\r\n\r\n'), 'handshake answered')
   const text = received.toString('latin1')
   assert.match(text, /^HTTP\/1\.1 101 /)
@@ -333,37 +360,9 @@ test('upgrades that are not RFC 6455 get 400; a request with extensions gets non
       'Sec-WebSocket-Version: 13',
       'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: short==',
     ]) {
-      const reply = await within(
-        new Promise<string>((resolve) => {
-          const s = netConnect(srv.port, '127.0.0.1', () =>
-            s.write(
-              `GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n${headers}\r\n\r\n`,
-            ),
-          )
-          let data = ''
-          s.on('data', (d) => (data += String(d)))
-          s.on('close', () => resolve(data))
-        }),
-        3000,
-        'refused',
-      )
-      assert.match(reply, /^HTTP\/1\.1 400 /)
+      assert.match(await replyTo(srv.port, upgradeRequest(headers)), /^HTTP\/1\.1 400 /)
     }
-    const http10 = await within(
-      new Promise<string>((resolve) => {
-        const s = netConnect(srv.port, '127.0.0.1', () =>
-          s.write(
-            'GET / HTTP/1.0\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
-              'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
-          ),
-        )
-        let data = ''
-        s.on('data', (d) => (data += String(d)))
-        s.on('close', () => resolve(data))
-      }),
-      3000,
-      'HTTP/1.0 refused',
-    )
+    const http10 = await replyTo(srv.port, upgradeRequest(VALID_KEY, '1.0'))
     assert.match(http10, /^HTTP\/1\.1 400 [^]*HTTP\/1\.1 or later/)
     const ws = new WebSocket(`ws://127.0.0.1:${srv.port}/`, { perMessageDeflate: true })
     await within(new Promise((r) => ws.once('open', r)), 3000, 'open')
@@ -382,10 +381,7 @@ test('a refused upgrade closes its socket even if the peer never closes its side
     for (let i = 0; i < 5; i++) {
       const s = netConnect({ port: srv.port, host: '127.0.0.1', allowHalfOpen: true })
       s.on('error', () => undefined)
-      s.write(
-        'GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
-          'Sec-WebSocket-Key: bad\r\nSec-WebSocket-Version: 13\r\n\r\n',
-      )
+      s.write(upgradeRequest('Sec-WebSocket-Key: bad\r\nSec-WebSocket-Version: 13'))
       peers.push(s)
     }
     await waitUntil(() => peers.every((p) => p.readableEnded || p.bytesRead > 0), 'answered')
@@ -414,10 +410,7 @@ test('after a close frame either way, a peer that never ends its side is cut off
       const socket = netConnect({ port: srv.port, host: '127.0.0.1', allowHalfOpen: true })
       peers.push(socket)
       socket.on('error', () => undefined)
-      socket.write(
-        'GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
-          'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
-      )
+      socket.write(upgradeRequest())
       await new Promise((r) => setTimeout(r, 50))
       socket.write(bytes)
     }
@@ -453,7 +446,7 @@ test('pause holds back messages already received, resume delivers them; terminat
       onSocketClose: () => undefined,
     }
     // 50 messages in one write: one chunk, parsed at once unless the pause stops it.
-    socket.write(Buffer.concat(Array.from({ length: 50 }, (_, i) => frame(0x82, Buffer.from([i])))))
+    socket.write(numberedFrames(50))
     await waitUntil(() => got.length >= 1, 'first message')
     await new Promise((r) => setTimeout(r, 100))
     assert.is(got.length, 1, 'nothing delivered while paused')
@@ -480,9 +473,7 @@ test('pause holds back messages already received, resume delivers them; terminat
       onSocketError: () => undefined,
       onSocketClose: () => undefined,
     }
-    second.socket.write(
-      Buffer.concat(Array.from({ length: 50 }, (_, i) => frame(0x82, Buffer.from([i])))),
-    )
+    second.socket.write(numberedFrames(50))
     await waitUntil(() => ws.readyState === 3, 'terminated')
     assert.is(n, 1)
   } finally {
