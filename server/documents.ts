@@ -277,7 +277,7 @@ export class DocumentRegistry {
 
   /** `durable` = the document's version once nothing integrated is waiting to be stored. */
   private advanceDurable(entry: LoadedDoc): void {
-    if (entry.outstanding === null && !entry.needsSnapshot) entry.durable = entry.doc.version()
+    if (entry.outstanding === null && !entry.needsSnapshot) entry.durable = entry.replica.version()
   }
 
   /**

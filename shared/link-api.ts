@@ -67,6 +67,14 @@ export interface LinkOptions {
    * one update or none (a lone edit is never held back: a hub's links).
    */
   batchGrowth?: 'traffic' | 'backlog'
+  /**
+   * Flush only at multiples of the batch window on the clock (at most once per multiple),
+   * instead of a window after the link's last flush: links of one replica with the same
+   * window then flush at the same moments, at the same place in its log, and share one
+   * encoding of each batch (a hub's links). An edit waits at most one window, even after a
+   * quiet stretch. Default false.
+   */
+  alignBatches?: boolean
   /** Extra delay before relaying events that came from another link. Default 3 x batchDelayMs. */
   relayDelayMs?: number
   /**

@@ -776,7 +776,11 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
   private scheduleFlush(minWaitMs = 0): void {
     if (this.closed || this.peerId === undefined) return
     const now = this.clock.now()
-    const at = Math.max(now + minWaitMs, this.lastFlush + this.window)
+    const w = this.window
+    const at =
+      w > 0 && this.opts.alignBatches === true
+        ? Math.max(Math.ceil((now + minWaitMs) / w), Math.floor(this.lastFlush / w) + 1) * w
+        : Math.max(now + minWaitMs, this.lastFlush + w)
     if (this.flushTimer !== null) {
       if (this.flushAt <= at) return
       this.clock.clearTimeout(this.flushTimer)

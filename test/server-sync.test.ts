@@ -1,5 +1,6 @@
 // Integration: real server on port 0 with real SQLite; clients over ws converge with the REST
-// text; offline edits arrive after the server returns; REST, health, metrics and demo routes.
+// text; offline edits arrive after the server returns; REST, health, metrics and demo routes;
+// a document's fan-out window follows its audience.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { TextDoc } from '../shared/text-doc.ts'
@@ -14,6 +15,7 @@ import {
   within,
 } from './support/server-harness.ts'
 import { rmSync } from 'node:fs'
+import { SERVER_LINK_TUNING, fanoutWindowMs } from '../server/connection.ts'
 
 test('12 clients typing concurrently converge with the REST text', async () => {
   const ts = await startServer()
@@ -46,15 +48,18 @@ test('12 clients typing concurrently converge with the REST text', async () => {
     let json = await read()
     const same = (a: Record<string, number>, b: Record<string, number>) =>
       JSON.stringify(Object.entries(a).sort()) === JSON.stringify(Object.entries(b).sort())
+    // (The client's version as of each read: a trailing merge event may reach it just after.)
+    let refVersion = ref.version()
     const end = Date.now() + 5000
-    while (!(json.text === expected && same(json.version, ref.version())) && Date.now() < end) {
+    while (!(json.text === expected && same(json.version, refVersion)) && Date.now() < end) {
       await new Promise((r) => setTimeout(r, 20))
       json = await read()
+      refVersion = ref.version()
     }
     assert.is(await restText(ts.httpUrl, 'shared doc'), ref.toString())
     assert.is(json.id, 'shared doc')
     assert.is(json.text, ref.toString())
-    assert.equal(json.version, ref.version())
+    assert.equal(json.version, refVersion)
     assert.ok(
       clients.every((c) => c.doc.toString() === ref.toString()),
       'clients still agree',
@@ -244,6 +249,51 @@ test('the server joins concurrent edits by a stored merge event; the next edit n
     if (!stopped) await ts.stop(true)
     rmSync(ts.dataDir, { recursive: true, force: true })
   }
+})
+
+test('the fan-out window follows the audience: a budget of writes per second per document', async () => {
+  // 5,000 writes/s by default: no window for a handful of connections, 40 ms at 200.
+  assert.equal(
+    [1, 4, 10, 50, 200].map((n) => fanoutWindowMs(n, SERVER_LINK_TUNING)),
+    [0, 0, 2, 10, 40],
+  )
+  assert.is(fanoutWindowMs(1, { batchDelayMs: 5, fanoutWritesPerSecond: 5000 }), 5)
+  // One writer types 10 edits 15 ms apart with 8 listeners; each listener's replica counts the
+  // updates it applies (one per relayed batch).
+  const updatesSeen = async (fanoutWritesPerSecond: number) => {
+    const ts = await startServer({ linkTuning: { fanoutWritesPerSecond } })
+    const clients = Array.from({ length: 9 }, () => client(ts.wsUrl, 'audience'))
+    try {
+      await within(Promise.all(clients.map((c) => c.synced)), 5000, 'all synced')
+      await new Promise((r) => setTimeout(r, 100))
+      const seen = clients.slice(1).map(() => 0)
+      clients.slice(1).forEach((c, i) =>
+        c.doc.on('update', (_u: Uint8Array, origin: unknown) => {
+          if (origin !== undefined) seen[i]!++
+        }),
+      )
+      for (let i = 0; i < 10; i++) {
+        clients[0]!.doc.insert(i, String(i))
+        await new Promise((r) => setTimeout(r, 15))
+      }
+      await waitFor(
+        () => clients.every((c) => c.doc.toString() === '0123456789'),
+        'every listener has the 10 edits',
+      )
+      return Math.max(...seen)
+    } finally {
+      for (const c of clients) c.close()
+      await ts.stop()
+    }
+  }
+  // 9 connections at 30 writes/s: a 300 ms window. The typing takes 150 ms, and the writer's own
+  // link batches too (its window grows while it sends), so its last edits may leave later: at
+  // most three windows.
+  const batched = await updatesSeen(30)
+  assert.ok(batched <= 3, `${batched} updates per listener with a 300 ms window`)
+  // At the default budget (no window for 9 connections) every edit goes out on its own.
+  const prompt = await updatesSeen(5000)
+  assert.ok(prompt >= 8, `${prompt} updates per listener without a window`)
 })
 
 test.run()

@@ -4,7 +4,8 @@
  * encoded once (a client's own burst too); clients send nothing back for relays they need
  * not acknowledge; their own edits are acknowledged, and what awaits an ack stays bounded;
  * a reader that lags past the log's bound loses its place and the link falls back to a
- * version-vector diff.
+ * version-vector diff. With aligned windows a hub's links flush at the same moments, on the
+ * window's grid, and share each batch's bytes.
  */
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
@@ -15,6 +16,7 @@ import type { Replica, VersionVector } from '../shared/replica.ts'
 import { LogEntry, UpdateLog } from '../shared/update-log.ts'
 import { summarizeUpdate } from '../shared/update-summary.ts'
 import { RawPeer, until } from './support/raw-peer.ts'
+import { VirtualClock, simPair } from './support/netsim.ts'
 
 /** `ch` with every message it sends recorded (the bytes objects themselves). */
 function tap(ch: Channel, sent: Uint8Array[]): Channel {
@@ -268,6 +270,64 @@ test("a link whose place the log dropped diffs version vectors and sends what's 
   la2.close()
   lc.close()
   lb.close()
+})
+
+test("aligned windows: a hub's links flush on the window's grid, together, the same batch", () => {
+  const clock = new VirtualClock()
+  const hub = new TextDoc('hub')
+  const clients: TextDoc[] = []
+  const links: Link[] = []
+  const sent: { at: number; bytes: Uint8Array }[][] = []
+  for (let i = 0; i < 5; i++) {
+    const [x, y] = simPair(clock, 1)
+    const out: { at: number; bytes: Uint8Array }[] = []
+    const timed: Channel = {
+      send: (m) => (out.push({ at: clock.now(), bytes: m }), x.send(m)),
+      onMessage: (h) => x.onMessage(h),
+      onClose: (h) => x.onClose(h),
+      close: (code, reason) => x.close(code, reason),
+    }
+    const hubOptions = { clock, batchDelayMs: 40, relayDelayMs: 0, deflate: false }
+    links.push(link(hub, timed, { ...hubOptions, alignBatches: true }))
+    const c = new TextDoc(`c${i}`)
+    links.push(link(c, y, { clock, batchDelayMs: 0 }))
+    clients.push(c)
+    sent.push(out)
+  }
+  clock.advance(1000)
+  const before = sent.map((s) => s.length)
+  // Three writers at 1003, 1010 and 1023 ms; their edits reach the hub 1 ms later.
+  clock.advance(3)
+  clients[0]!.insert(0, 'a')
+  clock.advance(7)
+  clients[1]!.insert(0, 'b')
+  clock.advance(13)
+  clients[2]!.insert(0, 'c')
+  clock.advance(1000)
+  assert.ok(clients.every((c) => c.toString() === hub.toString() && c.length === 3))
+  const relays = sent.map((s, i) => {
+    const st = new WireState()
+    return s
+      .map((m) => ({ at: m.at, msg: decodeMessage(m.bytes, st), bytes: m.bytes }))
+      .slice(before[i])
+      .filter((m) => m.msg.type === 'events' && m.msg.updates.length > 0)
+  })
+  // The listeners (3 and 4) got all three edits in one message, at the first multiple of 40
+  // after the last one arrived: the same bytes (a server's replica memoises the encoding, so
+  // there it is one object; test/server-replica-cache.test.ts).
+  for (const r of relays.slice(3))
+    assert.equal(
+      r.map((m) => m.at),
+      [1040],
+    )
+  assert.equal([...relays[3]![0]!.bytes], [...relays[4]![0]!.bytes])
+  const updates = relays[3]![0]!.msg.type === 'events' ? relays[3]![0]!.msg.updates : []
+  assert.is(updates.length, 1)
+  assert.is(summarizeUpdate(updates[0]!)?.events, 3)
+  // Every flush of every link was on the grid, the writers' acks too.
+  for (const s of sent) for (const m of s) if (m.at > 1000) assert.is(m.at % 40, 0)
+  assert.ok(relays[0]!.length > 0, 'the first writer got the edits of the others')
+  for (const l of links) l.close()
 })
 
 test.run()

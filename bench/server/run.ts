@@ -15,7 +15,8 @@
  *
  * Flags: `--quick` (fewer and shorter runs), `--servers=ours,hocuspocus,ywebsocket`,
  * `--only=fanout,memory,join`, `--sizes=10,50`, `--rates=100,500` (fan-out grid), `--warmup=MS`
- * (typing before the measured window), `--profile=DIR` (CPU profiles of every process).
+ * (typing before the measured window), `--server-warmup=MS` (a session on another document
+ * first), `--profile=DIR` (CPU profiles of every process).
  * Environment: SERVER_FLAGS, extra Node/V8 flags for the server processes (experiments, e.g.
  * `--no-concurrent-recompilation`); SNAP_DIR, see server-proc.ts; RECORD_DIR, see record.ts.
  */
@@ -45,6 +46,16 @@ const only = new Set(flag('only')?.split(',') ?? ['fanout', 'memory', 'join'])
 const warmupFlag = flag('warmup') === undefined ? undefined : Number(flag('warmup'))
 if (warmupFlag !== undefined && !(warmupFlag >= 0))
   throw new Error(`--warmup=${flag('warmup')}: not a number of ms`)
+/**
+ * `--server-warmup=MS`: before a fan-out scenario, the new server process serves a session on
+ * another document (10 clients, 500 edits/s, both load processes) for this long, default 6 s
+ * (1 s with --quick; 0: none), the same for every server. The measured window then sees code V8
+ * has compiled, as in a server that has been up for a while: in a process 10 s old, V8's
+ * compiler threads were a quarter of our server's CPU at 200 x 100 (server/README.md).
+ */
+const serverWarmupMs = Number(flag('server-warmup') ?? (quick ? 1000 : 6000))
+if (!(serverWarmupMs >= 0))
+  throw new Error(`--server-warmup=${flag('server-warmup')}: not a number of ms`)
 const here = (f: string) => fileURLToPath(new URL(f, import.meta.url))
 /**
  * `--profile=DIR`: CPU profiles of the server and worker processes, one folder each in DIR (the
@@ -184,6 +195,26 @@ async function fanout(kind: ServerKind, n: number, rate: number): Promise<Fanout
   const { proc, url } = await startServer(kind)
   const workers = await Promise.all([startWorker(), startWorker()])
   try {
+    if (serverWarmupMs > 0) {
+      // A session on another document first (--server-warmup).
+      await Promise.all(
+        workers.map((w) => w.request({ cmd: 'open', kind, url, docs: Array(5).fill('warm') })),
+      )
+      const t = performance.timeOrigin + performance.now() + 100
+      await Promise.all(
+        workers.map((w) =>
+          w.request({
+            cmd: 'type',
+            t0: t,
+            warmupMs: serverWarmupMs,
+            windowMs: 1,
+            drainMs: 300,
+            intervalMs: 20,
+          }),
+        ),
+      )
+      await Promise.all(workers.map((w) => w.request({ cmd: 'close' })))
+    }
     const docId = `fan-${n}-${rate}`
     const half = n / 2
     await Promise.all(
