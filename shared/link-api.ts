@@ -13,6 +13,11 @@ export interface Clock {
   now(): number
   setTimeout(fn: () => void, ms: number): unknown
   clearTimeout(handle: unknown): void
+  /**
+   * Runs `fn` once the current task ends, before any timer or I/O callback (a microtask on the
+   * real clock). Optional: without it, what is due now waits for `setTimeout(fn, 0)`.
+   */
+  soon?(fn: () => void): void
 }
 
 /**
@@ -25,6 +30,7 @@ export const realClock: Clock = {
   now: () => performance.now(),
   setTimeout: (fn, ms) => setTimeout(fn, ms),
   clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
+  soon: (fn) => queueMicrotask(fn),
 }
 
 export interface Identity {

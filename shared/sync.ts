@@ -118,6 +118,15 @@ function isDirect(channel: Channel): channel is DirectChannel {
   return typeof (channel as Partial<DirectChannel>).attachLink === 'function'
 }
 
+/** A flush queued with `clock.soon`: it cannot be cancelled, so it runs only while still due. */
+interface SoonFlush {
+  readonly soon: true
+}
+
+function isSoonFlush(t: unknown): t is SoonFlush {
+  return (t as Partial<SoonFlush>).soon === true
+}
+
 /** An EVENTS message we sent that asked for an acknowledgement, and what it carried. */
 interface Awaiting {
   readonly no: number
@@ -158,13 +167,14 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
   /** Announcements to send: events we hold that the peer may not know we hold. */
   private haveOwed: MutableVV | null = null
   /**
-   * When the link last flushed, and when its flush timer fires (while `flushTimer` is set), in
-   * whole ms of its clock (`realClock` counts from the process's start): a field that only
+   * When the link last flushed, and when its flush timer fires (while `flushTimer` is set;
+   * `LONG_AGO` for a flush queued with `clock.soon`, which nothing can precede), in whole ms of its clock (`realClock` counts from the process's start): a field that only
    * ever holds small integers lives in the object, any other number in a box of its own, per
    * link (a hub holds thousands).
    */
   private lastFlush = LONG_AGO
   private window: number
+  /** The clock's timer handle, or a `SoonFlush` (queued with `clock.soon`), or null. */
   private flushTimer: unknown = null
   private flushAt = 0
   private gapTimer: unknown = null
@@ -400,7 +410,7 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
     this.closed = true
     this.log.detach(this)
     this.relayTree?.close()
-    if (this.flushTimer !== null) this.clock.clearTimeout(this.flushTimer)
+    this.cancelFlush()
     if (this.gapTimer !== null) this.clock.clearTimeout(this.gapTimer)
     if (this.durableTimer !== null) this.clock.clearTimeout(this.durableTimer)
     this.flushTimer = this.gapTimer = null
@@ -783,13 +793,34 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
         : Math.max(now + minWaitMs, this.lastFlush + w)
     if (this.flushTimer !== null) {
       if (this.flushAt <= at) return
-      this.clock.clearTimeout(this.flushTimer)
+      this.cancelFlush()
+    }
+    if (at <= now && this.clock.soon !== undefined) {
+      // Due now: at the end of this task (edits made together still go out together), not
+      // after a timer, which a busy event loop runs only after all the I/O it has queued (a
+      // saturated load client held its edits back by half its latency) and a browser clamps.
+      // Nothing can be due sooner: later calls in this task return above.
+      const soon: SoonFlush = { soon: true }
+      this.flushAt = LONG_AGO
+      this.flushTimer = soon
+      this.clock.soon(() => {
+        if (this.flushTimer !== soon) return // cancelled, or replaced
+        this.flushTimer = null
+        this.flush()
+      })
+      return
     }
     this.flushAt = Math.ceil(at)
     this.flushTimer = this.clock.setTimeout(() => {
       this.flushTimer = null
       this.flush()
     }, at - now)
+  }
+
+  private cancelFlush(): void {
+    const t = this.flushTimer
+    if (t !== null && !isSoonFlush(t)) this.clock.clearTimeout(t)
+    this.flushTimer = null
   }
 
   /** Sends what the peer lacks (one batch) and any ack or announcement due. */

@@ -8,7 +8,8 @@ import * as assert from 'uvu/assert'
 import { TextDoc, link, memoryPair, SyncError, closeCodeFor, SYNC_ERRORS } from '../shared/index.ts'
 import type { Channel } from '../shared/channels.ts'
 import { RawPeer, until } from './support/raw-peer.ts'
-import { sortVV } from './support/netsim.ts'
+import { VirtualClock, simPair, sortVV } from './support/netsim.ts'
+import { decodeMessage, WireState } from '../shared/protocol.ts'
 
 /** A replica's version, as a comparable key. */
 function versionKey(d: TextDoc): string {
@@ -64,6 +65,67 @@ test('streaming: a burst of edits travels in a few batches, not one message per 
   b.insert(0, 'y')
   await until(() => a.toString() === b.toString(), 2000, 'reply')
   la.close()
+})
+
+/** Virtual time whose `soon` is a real microtask (as the real clock's): what is due now runs
+ * when the current task ends, while virtual time stands still. */
+class SoonClock extends VirtualClock {
+  soon(fn: () => void): void {
+    queueMicrotask(fn)
+  }
+}
+
+const nextTask = () => new Promise<void>((r) => setImmediate(r))
+
+test('a flush due now goes out when the task ends, without a timer; a windowed one waits', async () => {
+  const clock = new SoonClock()
+  const [x, y] = simPair(clock, 1)
+  const sent: Uint8Array[] = []
+  const tapped: Channel = {
+    send: (m) => (sent.push(m), x.send(m)),
+    onMessage: (h) => x.onMessage(h),
+    onClose: (h) => x.onClose(h),
+    close: (code, reason) => x.close(code, reason),
+  }
+  const a = new TextDoc('a')
+  const b = new TextDoc('b')
+  const la = link(a, tapped, { clock, batchDelayMs: 0, deflate: false })
+  link(b, y, { clock, batchDelayMs: 40, maxBatchDelayMs: 40, deflate: false })
+  for (let t = 0; t < 100; t++) (clock.advance(1), await nextTask())
+  const state = new WireState()
+  const events = () =>
+    sent
+      .map((m) => decodeMessage(m, state))
+      .filter((m) => m.type === 'events' && m.updates.length > 0).length
+  assert.is(events(), 0)
+  sent.length = 0
+  // Two edits in one task: nothing is sent inside it, one message right after, no time passed.
+  a.insert(0, 'x')
+  a.insert(1, 'y')
+  assert.is(sent.length, 0)
+  await nextTask()
+  assert.is(events(), 1)
+  const at = clock.now()
+  for (let t = 0; t < 5; t++) (clock.advance(1), await nextTask())
+  assert.is(b.toString(), 'xy')
+  // b's window is 40 ms: once it has not flushed for that long (it acked a's edits) its edit
+  // goes out at once, the next one within 40 ms of that flush waits for the timer.
+  for (let t = 0; t < 100; t++) (clock.advance(1), await nextTask())
+  b.insert(2, 'z')
+  for (let t = 0; t < 5; t++) (clock.advance(1), await nextTask())
+  assert.is(a.toString(), 'xyz')
+  b.insert(3, '!')
+  for (let t = 0; t < 30; t++) (clock.advance(1), await nextTask())
+  assert.is(a.toString(), 'xyz')
+  for (let t = 0; t < 15; t++) (clock.advance(1), await nextTask())
+  assert.is(a.toString(), 'xyz!')
+  // A flush queued, then the link closed in the same task: nothing goes out.
+  sent.length = 0
+  a.insert(0, 'w')
+  la.close()
+  await nextTask()
+  assert.is(events(), 0)
+  assert.ok(at < clock.now())
 })
 
 test('deflate: peers deflate against their dictionaries; a side with deflate false gets none', async () => {
