@@ -9,7 +9,9 @@
  * Durability (README "Durability"): WAL journal with `synchronous=FULL`, so a commit is on disk
  * (fsync of the WAL) before `append` resolves; a power loss after that loses nothing committed.
  * Appends that arrive while a commit runs share the next transaction and its fsync (group
- * commit); each caller's promise resolves only after that commit. The database runs in a worker
+ * commit), which starts at least `commitIntervalMs` after the previous one did (under
+ * sustained writes a commit then carries more, at the cost of that much ack latency); each
+ * caller's promise resolves only after its commit. The database runs in a worker
  * thread: an fsync costs milliseconds and must not stall fan-out.
  */
 import { createHash } from 'node:crypto'
@@ -76,7 +78,19 @@ export interface SqliteStorageOptions {
   readonly dataDir: string
   /** SQLite `synchronous` pragma; default FULL (see the module header). */
   readonly synchronous?: 'FULL' | 'NORMAL' | 'EXTRA'
+  /**
+   * Least time between the starts of two commits, in ms; default `COMMIT_INTERVAL_MS`. An
+   * append after a quiet stretch commits at once.
+   */
+  readonly commitIntervalMs?: number
 }
+
+/**
+ * Group commit spacing: at 200 clients typing 100 edits/s in all, commits as fast as they
+ * finish were about 120 a second of one edit each; spaced 25 ms they carry three or four, and
+ * the server's CPU per delivered edit fell from 8.2-8.7 µs to 6.8-7.3 (50 ms saved no more).
+ */
+export const COMMIT_INTERVAL_MS = 25
 
 type Reply = { id: number; ok: boolean; result?: unknown; error?: string }
 
@@ -95,11 +109,19 @@ export class SqliteStorage implements Storage {
   private nextId = 1
   private queue: QueuedAppend[] = []
   private batchInFlight = false
+  private readonly commitIntervalMs: number
+  /** When the last commit was sent (performance.now()), and the timer of one waiting for its turn. */
+  private lastCommitAt = -Infinity
+  private commitTimer: ReturnType<typeof setTimeout> | null = null
   private closed = false
   private failure: Error | null = null
 
   private constructor(opts: SqliteStorageOptions, ready: (err: Error | null) => void) {
     this.path = join(opts.dataDir, 'polyphony.sqlite3')
+    const interval = opts.commitIntervalMs ?? COMMIT_INTERVAL_MS
+    if (!(interval >= 0 && interval <= 10_000))
+      throw new RangeError(`commitIntervalMs must be 0..10000 ms, not ${interval}`)
+    this.commitIntervalMs = interval
     const require = createRequire(import.meta.url)
     this.worker = new Worker(SQLITE_WORKER_SOURCE, {
       eval: true,
@@ -172,10 +194,23 @@ export class SqliteStorage implements Storage {
     })
   }
 
-  /** Sends every queued append as one transaction; the next batch waits for its commit. */
-  private sendBatch(): void {
+  /**
+   * Sends every queued append as one transaction, unless the last commit started less than
+   * `commitIntervalMs` ago (then a timer sends them when it is time; `now` skips the wait). The
+   * next batch waits for this one's commit.
+   */
+  private sendBatch(now = false): void {
     const batch = this.queue
-    if (batch.length === 0) return
+    if (batch.length === 0 || this.commitTimer !== null) return
+    const wait = this.lastCommitAt + this.commitIntervalMs - performance.now()
+    if (wait > 0 && !now) {
+      this.commitTimer = setTimeout(() => {
+        this.commitTimer = null
+        if (!this.batchInFlight) this.sendBatch()
+      }, wait)
+      return
+    }
+    this.lastCommitAt = performance.now()
     this.queue = []
     this.batchInFlight = true
     const items = batch.map((a) => ({ doc: a.docId, data: a.update }))
@@ -203,8 +238,10 @@ export class SqliteStorage implements Storage {
 
   async close(): Promise<void> {
     if (this.closed) return
+    if (this.commitTimer !== null) clearTimeout(this.commitTimer)
+    this.commitTimer = null
     while (this.batchInFlight || this.queue.length > 0) {
-      if (!this.batchInFlight) this.sendBatch()
+      if (!this.batchInFlight) this.sendBatch(true)
       await new Promise((r) => setTimeout(r, 1))
     }
     await this.call('close').catch(() => undefined)

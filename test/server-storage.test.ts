@@ -56,6 +56,53 @@ for (const table of ['updates', 'snapshots'] as const) {
   })
 }
 
+test('sqlite: sustained appends commit commitIntervalMs apart; a lone append and close() do not wait', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'polyphony-storage-'))
+  const s = await SqliteStorage.open({ dataDir: dir, commitIntervalMs: 300 })
+  try {
+    const start = performance.now()
+    await s.append('d', new Uint8Array([1]))
+    // The next commit starts no sooner than 300 ms after the first did: both appends wait.
+    const [a, b] = await Promise.all([
+      s.append('d', new Uint8Array([2])),
+      s.append('d', new Uint8Array([3])),
+    ])
+    assert.ok(performance.now() - start >= 300)
+    assert.equal([a, b], [2, 3])
+    // After a quiet stretch an append commits at once.
+    await new Promise((r) => setTimeout(r, 350))
+    let t = performance.now()
+    await s.append('d', new Uint8Array([4]))
+    assert.ok(performance.now() - t < 250, `a lone append waited ${performance.now() - t} ms`)
+    // One that would wait is committed by close() at once.
+    const late = s.append('d', new Uint8Array([5]))
+    t = performance.now()
+    await s.close()
+    assert.ok(performance.now() - t < 250, `close() waited ${performance.now() - t} ms`)
+    assert.is(await late, 5)
+    const again = await SqliteStorage.open({ dataDir: dir })
+    assert.equal(
+      (await again.load('d'))!.updates.map((u) => u[0]),
+      [1, 2, 3, 4, 5],
+    )
+    await again.close()
+  } finally {
+    await s.close()
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('sqlite: a commit interval out of range is refused', async () => {
+  for (const commitIntervalMs of [-1, Number.NaN, 20_000]) {
+    const err = await SqliteStorage.open({ dataDir: tmpdir(), commitIntervalMs }).then(
+      () => null,
+      (e: Error) => e,
+    )
+    assert.instance(err, RangeError)
+    assert.match(err!.message, /commitIntervalMs/)
+  }
+})
+
 test('sqlite: a second process on the same data directory is refused (E9)', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'polyphony-storage-'))
   const s = await SqliteStorage.open({ dataDir: dir })
