@@ -168,9 +168,10 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
   private haveOwed: MutableVV | null = null
   /**
    * When the link last flushed, and when its flush timer fires (while `flushTimer` is set;
-   * `LONG_AGO` for a flush queued with `clock.soon`, which nothing can precede), in whole ms of its clock (`realClock` counts from the process's start): a field that only
-   * ever holds small integers lives in the object, any other number in a box of its own, per
-   * link (a hub holds thousands).
+   * `LONG_AGO` for a flush queued with `clock.soon`, which nothing can precede), in whole ms of
+   * its clock (`realClock` counts from the process's start): a field that only ever holds small
+   * integers lives in the object, any other number in a box of its own, per link (a hub holds
+   * thousands).
    */
   private lastFlush = LONG_AGO
   private window: number

@@ -16,17 +16,7 @@ import type { Replica, VersionVector } from '../shared/replica.ts'
 import { LogEntry, UpdateLog } from '../shared/update-log.ts'
 import { summarizeUpdate } from '../shared/update-summary.ts'
 import { RawPeer, until } from './support/raw-peer.ts'
-import { VirtualClock, simPair } from './support/netsim.ts'
-
-/** `ch` with every message it sends recorded (the bytes objects themselves). */
-function tap(ch: Channel, sent: Uint8Array[]): Channel {
-  return {
-    send: (m) => (sent.push(m), ch.send(m)),
-    onMessage: (h) => ch.onMessage(h),
-    onClose: (h) => ch.onClose(h),
-    close: (code, reason) => ch.close(code, reason),
-  }
-}
+import { VirtualClock, simPair, tap } from './support/netsim.ts'
 
 interface Star {
   hub: TextDoc

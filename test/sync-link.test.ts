@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert'
 import { TextDoc, link, memoryPair, SyncError, closeCodeFor, SYNC_ERRORS } from '../shared/index.ts'
 import type { Channel } from '../shared/channels.ts'
 import { RawPeer, until } from './support/raw-peer.ts'
-import { VirtualClock, simPair, sortVV } from './support/netsim.ts'
+import { VirtualClock, simPair, sortVV, tap } from './support/netsim.ts'
 import { decodeMessage, WireState } from '../shared/protocol.ts'
 
 /** A replica's version, as a comparable key. */
@@ -81,12 +81,7 @@ test('a flush due now goes out when the task ends, without a timer; a windowed o
   const clock = new SoonClock()
   const [x, y] = simPair(clock, 1)
   const sent: Uint8Array[] = []
-  const tapped: Channel = {
-    send: (m) => (sent.push(m), x.send(m)),
-    onMessage: (h) => x.onMessage(h),
-    onClose: (h) => x.onClose(h),
-    close: (code, reason) => x.close(code, reason),
-  }
+  const tapped = tap(x, sent)
   const a = new TextDoc('a')
   const b = new TextDoc('b')
   const la = link(a, tapped, { clock, batchDelayMs: 0, deflate: false })

@@ -383,3 +383,13 @@ export function simPair(
   y.peer = x
   return Object.assign([x, y] as [Channel, Channel], { stats: net.stats })
 }
+
+/** `ch` with every message it sends recorded (the bytes objects themselves). */
+export function tap(ch: Channel, sent: Uint8Array[]): Channel {
+  return {
+    send: (m) => (sent.push(m), ch.send(m)),
+    onMessage: (h) => ch.onMessage(h),
+    onClose: (h) => ch.onClose(h),
+    close: (code, reason) => ch.close(code, reason),
+  }
+}
