@@ -43,7 +43,7 @@ import { GapBuffer } from './gap-buffer.ts'
 import { type Emit, Merge } from './walker.ts'
 import { IdIndex } from './id-index.ts'
 import { type IncomingSpan, PendingEvents, hasElidedText, sliceOp, sliceSpan } from './pending.ts'
-import { attachOps, checkKnown, minimalFrontier, toOpSpan } from './incoming.ts'
+import { attachOps, byNewestParent, checkKnown, minimalFrontier, toOpSpan } from './incoming.ts'
 import {
   type DecodedUpdate,
   type EventSpan,
@@ -493,7 +493,7 @@ export class TextDoc {
     let exact = bytes !== undefined
     try {
       let added = false
-      let spans = attachOps(update)
+      let spans = byNewestParent(this.cg, attachOps(update))
       if (!this.pending.isEmpty && spans.some(hasElidedText)) {
         // A held copy that carries the text wins over an elided one: meet in the buffer first.
         for (const span of spans) this.pending.hold(span)

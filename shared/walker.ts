@@ -137,9 +137,13 @@ export class Merge {
   /** Merges continued (verify mode). */
   private runs = 0
 
-  /** Moves of the prepare version, and those that took a graph walk (diagnostics and tests). */
+  /**
+   * Moves of the prepare version, those that took a graph walk, and the events they retreated
+   * and advanced (diagnostics and tests).
+   */
   moves = 0
   graphWalks = 0
+  toggled = 0
 
   /** A merge over an empty graph (a shape anchor: see shape-anchors.ts). */
   static empty(): Merge {
@@ -226,9 +230,15 @@ export class Merge {
     const walk = this.walk
     walk.emit = emit
     for (const step of steps) {
-      for (let i = step.aOnly.length - 1; i >= 0; i--)
-        walk.retreat(step.aOnly[i][0], step.aOnly[i][1])
-      for (const [s, e] of step.bOnly) walk.advance(s, e)
+      for (let i = step.aOnly.length - 1; i >= 0; i--) {
+        const [s, e] = step.aOnly[i]
+        walk.retreat(s, e)
+        this.toggled += e - s
+      }
+      for (const [s, e] of step.bOnly) {
+        walk.advance(s, e)
+        this.toggled += e - s
+      }
       // Events already in the document only update the tree (their text is not needed).
       const runs = log.runs
       for (let i = findRun(log, step.start); i < runs.length && runs[i].start < step.end; i++) {
