@@ -135,6 +135,10 @@ function makeLinkOptions(ctx: ConnectionContext, entry: LoadedDoc, readOnly: boo
     alignBatches: true,
     relayDelayMs: tuning.relayDelayMs,
     presence: ctx.presenceFor(entry),
+    // One function per document (sharing the getter's context): its merge event ends the batch.
+    beforeFlush(windowMs: number) {
+      ctx.registry.joinBeforeFanout(entry, windowMs)
+    },
     onIntegrated: countIntegrated,
     onError: logTo(ctx, entry),
   }

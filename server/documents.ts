@@ -50,17 +50,16 @@ export interface LoadedDoc {
   idleTimer: ReturnType<typeof setTimeout> | null
   /** When the server last joined the document's heads by a merge event (`join`). */
   joinedAt: number
-  /** A `join` is scheduled. */
-  joinPending: boolean
-  /** Edits from links came after the last join (too soon for another). */
+  /** Edits from links came after the last join. */
   unjoined: boolean
   /** The trailing join's timer. */
   joinTimer: ReturnType<typeof setTimeout> | null
 }
 
 /**
- * Shortest time between two merge events of one document: at most one per fan-out batch (a
- * link's window grows to 10 ms under load, shared/sync.ts).
+ * Shortest time between two merge events of one document: a join ends each fan-out batch
+ * when batches are at least this far apart (from 30 connections on, server/connection.ts
+ * `fanoutWindowMs`), else every few batches.
  */
 const JOIN_INTERVAL_MS = 10
 /** How long after the last join a burst's unjoined edits are joined by a timer. */
@@ -202,7 +201,6 @@ export class DocumentRegistry {
       lastUpdateId: stored?.lastUpdateId ?? 0,
       idleTimer: null,
       joinedAt: -Infinity,
-      joinPending: false,
       unjoined: false,
       joinTimer: null,
     }
@@ -218,23 +216,31 @@ export class DocumentRegistry {
   }
 
   /**
-   * After edits from links, joins the document's heads by a merge event (TextDoc.mergeHeads)
-   * at the end of the turn, before the links flush, so that it travels in the same batch: the
-   * clients' next edits then name that one event as parent instead of every edit they have
-   * seen, which keeps the cost of integrating an edit (here and at every client) flat however
-   * many write at once. At most one every `JOIN_INTERVAL_MS`; edits that come sooner wait for
-   * the next join, or for a trailing one `TRAILING_JOIN_MS` after a burst ends (a join from a
-   * timer costs a flush to every client, so the timer does nothing while edits keep coming).
+   * After edits from links: the document's heads are joined by a merge event
+   * (TextDoc.mergeHeads) when its links next flush (`joinBeforeFanout`), so the merge event ends
+   * that batch and the clients' next edits name it as their one parent (with their own newer
+   * edits) instead of every edit they have seen. That keeps the cost of integrating an edit,
+   * here and at every client, flat however many write at once. At most one join every
+   * `JOIN_INTERVAL_MS`; edits a flush leaves unjoined are joined by a trailing timer
+   * `TRAILING_JOIN_MS` after the last join (a join from a timer costs a flush to every client,
+   * so the timer does nothing while joins keep coming).
    */
   private scheduleJoin(entry: LoadedDoc): void {
-    if (entry.joinPending) return
-    if (performance.now() - entry.joinedAt < JOIN_INTERVAL_MS) {
-      entry.unjoined = true
-      if (entry.joinTimer === null) this.armTrailingJoin(entry)
-      return
-    }
-    entry.joinPending = true
-    queueMicrotask(() => this.join(entry))
+    entry.unjoined = true
+    if (entry.joinTimer === null) this.armTrailingJoin(entry)
+  }
+
+  /**
+   * A link of the document begins a flush (LinkOptions.beforeFlush, with its batch window):
+   * joins the heads first when edits wait, at every flush when flushes are at least
+   * `JOIN_INTERVAL_MS` apart (the links flush together, on the window's grid: measuring the
+   * time since the last join would skip a batch whenever a timer ran late), else when the last
+   * join is that old.
+   */
+  joinBeforeFanout(entry: LoadedDoc, windowMs: number): void {
+    if (!entry.unjoined) return
+    if (windowMs >= JOIN_INTERVAL_MS || performance.now() - entry.joinedAt >= JOIN_INTERVAL_MS)
+      this.join(entry)
   }
 
   private armTrailingJoin(entry: LoadedDoc): void {
@@ -248,12 +254,11 @@ export class DocumentRegistry {
   }
 
   private join(entry: LoadedDoc): void {
-    entry.joinPending = false
     entry.unjoined = false
     const slot = this.slots.get(entry.id)
     if (this.closed || slot?.state !== 'loaded' || slot.entry !== entry) return
-    entry.joinedAt = performance.now()
-    entry.doc.mergeHeads()
+    // One head (the edits came one after another): nothing joined, no interval started.
+    if (entry.doc.mergeHeads()) entry.joinedAt = performance.now()
   }
 
   /**

@@ -111,6 +111,12 @@ export interface LinkOptions {
   presence?: Presence
   /** Server-bound identity of this link's peer (overrides its presence claims). */
   identity?: Identity
+  /**
+   * Called as a flush begins, before it reads what to send, with the link's batch window (ms):
+   * what it adds to the document goes out in this batch (a hub joins its heads here, so its
+   * batches end with its merge event).
+   */
+  beforeFlush?: (windowMs: number) => void
   /** Called with each batch of new events integrated from this peer, as it integrates. */
   onIntegrated?: (update: Uint8Array) => void
   /** Called on a protocol error on this link (before it closes, for fatal codes). */

@@ -177,6 +177,8 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
   private window: number
   /** The clock's timer handle, or a `SoonFlush` (queued with `clock.soon`), or null. */
   private flushTimer: unknown = null
+  /** `opts.beforeFlush` is running (a flush has begun). */
+  private inBeforeFlush = false
   private flushAt = 0
   private gapTimer: unknown = null
   private durableTimer: unknown = null
@@ -785,7 +787,7 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
 
   /** Flushes no earlier than `minWaitMs` from now, nor within the batch window of the last flush. */
   private scheduleFlush(minWaitMs = 0): void {
-    if (this.closed || this.peerId === undefined) return
+    if (this.closed || this.peerId === undefined || this.inBeforeFlush) return
     const now = this.clock.now()
     const w = this.window
     const at =
@@ -827,6 +829,16 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
   /** Sends what the peer lacks (one batch) and any ack or announcement due. */
   private flush(): void {
     if (this.closed || this.peerId === undefined) return
+    if (this.opts.beforeFlush !== undefined) {
+      // What it adds is read below: no flush of its own.
+      this.inBeforeFlush = true
+      try {
+        this.opts.beforeFlush(this.window)
+      } finally {
+        this.inBeforeFlush = false
+      }
+      if (this.closed) return
+    }
     const now = this.clock.now()
     const recent = now - this.lastFlush <= this.maxBatchDelay
     this.lastFlush = Math.floor(now)

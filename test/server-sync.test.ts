@@ -196,6 +196,46 @@ test('a document typed by a TextDoc and one by a client agree after save/load of
   }
 })
 
+test("a busy document's batches end with the server's merge event: edits name it, not all they saw", async () => {
+  // 30 connections: batches 10 ms apart (fanoutWindowMs), a join before each. Joined only as
+  // edits arrived (at most every 10 ms), a batch ended with the edits that came after the last
+  // join, and every client's next edit named each of them as a parent: a mean of 5 parents
+  // here, 186-193 of the 240 edits naming more than 3.
+  const ts = await startServer()
+  const clients = Array.from({ length: 30 }, () => client(ts.wsUrl, 'busy'))
+  try {
+    await within(Promise.all(clients.map((c) => c.synced)), 10_000, 'all synced')
+    const parents: number[] = []
+    for (const c of clients) {
+      c.doc.on('update', (u: Uint8Array, origin: unknown) => {
+        if (origin === undefined) parents.push(decodeUpdate(u).spans[0]!.parents.length)
+      })
+    }
+    let seed = 7
+    const rnd = (n: number) => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8) % n
+    for (let round = 0; round < 40; round++) {
+      for (let k = 0; k < 6; k++) {
+        const d = clients[rnd(clients.length)]!.doc
+        d.insert(rnd(d.length + 1), 'x')
+      }
+      await new Promise((r) => setTimeout(r, 3 + rnd(10)))
+    }
+    const text = () => clients[0]!.doc.toString()
+    await waitFor(() => clients.every((c) => c.doc.toString() === text()), 'converged', 10_000)
+    const mean = parents.reduce((a, b) => a + b, 0) / parents.length
+    const wide = parents.filter((n) => n > 3).length
+    assert.ok(mean < 2.5, `mean parents of ${parents.length} edits: ${mean.toFixed(2)}`)
+    assert.ok(
+      wide < parents.length / 10,
+      `edits naming more than 3 parents: ${wide} of ${parents.length}`,
+    )
+  } finally {
+    for (const c of clients) c.close()
+    await ts.stop(true)
+    rmSync(ts.dataDir, { recursive: true, force: true })
+  }
+})
+
 test('the server joins concurrent edits by a stored merge event; the next edit names one parent', async () => {
   const ts = await startServer()
   const clients = Array.from({ length: 6 }, () => client(ts.wsUrl, 'joined'))

@@ -10,6 +10,7 @@ import type { Channel } from '../shared/channels.ts'
 import { RawPeer, until } from './support/raw-peer.ts'
 import { VirtualClock, simPair, sortVV, tap } from './support/netsim.ts'
 import { decodeMessage, WireState } from '../shared/protocol.ts'
+import { decodeUpdate } from '../shared/encoding.ts'
 
 /** A replica's version, as a comparable key. */
 function versionKey(d: TextDoc): string {
@@ -504,6 +505,49 @@ test('ackOwnEvents false: merge events of a hub ask no ack; edits of its clients
   assert.is(l1.stats.messagesReceived - heard, 5)
   assert.equal({ ...c1.ackedVersion() }.c1, 5)
   assert.is(docs[0]!.toString(), hub.toString())
+})
+
+test('beforeFlush: called as each flush begins, with the window; what it adds rides in that batch', async () => {
+  // A hub joining its heads there: the merge event ends the batch that carries the edits.
+  const hub = new TextDoc('hub')
+  const [c1, c2] = [new TextDoc('c1'), new TextDoc('c2')]
+  const windows: number[] = []
+  const beforeFlush = (windowMs: number) => {
+    windows.push(windowMs)
+    hub.mergeHeads()
+  }
+  const sent: Uint8Array[] = []
+  const [x1, y1] = memoryPair()
+  const [x2, y2] = memoryPair()
+  const opts = { beforeFlush, batchDelayMs: 5, maxBatchDelayMs: 5, deflate: false }
+  const links = [
+    link(hub, tap(x1, sent), opts),
+    link(hub, x2, opts),
+    link(c1, y1, { batchDelayMs: 0 }),
+    link(c2, y2, { batchDelayMs: 0 }),
+  ]
+  await Promise.all(links.map((l) => l.synced))
+  // Concurrent edits; the hub's link to c1 relays c2's, and its merge event, in one message.
+  sent.length = 0
+  c1.insert(0, 'a')
+  c2.insert(0, 'b')
+  await until(() => versionKey(c1) === versionKey(hub) && hub.length === 2, 2000, 'c1 has all')
+  const state = new WireState()
+  const batches = sent
+    .map((m) => decodeMessage(m, state))
+    .filter((m) => m.type === 'events' && m.updates.length > 0)
+  assert.is(batches.length, 1, 'one batch to c1')
+  assert.equal(Object.keys(c1.version()).sort(), ['c1', 'c2', 'hub'])
+  assert.ok(windows.length > 0 && windows.every((w) => w === 5), `windows ${windows}`)
+  // c1's next edit is made on the merge event alone.
+  const made: Uint8Array[] = []
+  c1.on('update', (u: Uint8Array) => void made.push(u))
+  c1.insert(0, '!')
+  assert.equal(
+    decodeUpdate(made[0]!).spans[0]!.parents.map(([a]) => a),
+    ['hub'],
+  )
+  for (const l of links) l.close()
 })
 
 test('durableVersion: events the server holds but has not stored are acked once stored', async () => {
