@@ -117,10 +117,11 @@ function linkOptionsFor(ctx: ConnectionContext, entry: LoadedDoc, readOnly: bool
 // spread or a copy gave each its own, about 300 bytes per document).
 function makeLinkOptions(ctx: ConnectionContext, entry: LoadedDoc, readOnly: boolean): LinkOptions {
   const tuning = ctx.linkTuning
+  const [persist, durableVersion, beforeFlush, onError] = hooksOf(ctx, entry)
   return {
     readOnly,
-    persist: persistTo(ctx, entry),
-    durableVersion: durableOf(entry),
+    persist,
+    durableVersion,
     maxMessageBytes: ctx.limits.maxMessageBytes,
     // A hub sends every client the same bytes, and keeps no dictionary per connection.
     deflate: false,
@@ -135,25 +136,24 @@ function makeLinkOptions(ctx: ConnectionContext, entry: LoadedDoc, readOnly: boo
     alignBatches: true,
     relayDelayMs: tuning.relayDelayMs,
     presence: ctx.presenceFor(entry),
-    // One function per document (sharing the getter's context): its merge event ends the batch.
-    beforeFlush(windowMs: number) {
-      ctx.registry.joinBeforeFanout(entry, windowMs)
-    },
+    // The document's merge event ends each batch (DocumentRegistry.joinBeforeFanout).
+    beforeFlush,
     onIntegrated: countIntegrated,
-    onError: logTo(ctx, entry),
+    onError,
   }
 }
-// The hooks are returned from small functions: unnamed closures, which cost less memory per
-// document than named ones (tsx keeps function names with a property on each closure).
-function persistTo(ctx: ConnectionContext, entry: LoadedDoc): LinkOptions['persist'] {
-  return (update) => ctx.registry.persist(entry, update)
-}
-function durableOf(entry: LoadedDoc): LinkOptions['durableVersion'] {
-  return () => entry.durable
-}
-function logTo(ctx: ConnectionContext, entry: LoadedDoc): LinkOptions['onError'] {
-  return (err: SyncError) =>
-    ctx.log.info({ doc: entry.id, code: err.codeName, err: err.message }, 'link error')
+/**
+ * A document's link hooks: closures made in one array share one context, and have no names
+ * (tsx keeps a function's name with a property on each closure made where it has one).
+ */
+function hooksOf(ctx: ConnectionContext, entry: LoadedDoc) {
+  return [
+    (update: Uint8Array) => ctx.registry.persist(entry, update),
+    () => entry.durable,
+    (windowMs: number) => ctx.registry.joinBeforeFanout(entry, windowMs),
+    (err: SyncError) =>
+      ctx.log.info({ doc: entry.id, code: err.codeName, err: err.message }, 'link error'),
+  ] as const
 }
 
 /**
