@@ -115,7 +115,20 @@ export function byNewestParent(cg: CausalGraph, spans: IncomingSpan[]): Incoming
   const key = new Float64Array(n)
   /** Per span, the LV its first event would have in the sender's order. */
   const at = new Float64Array(n)
-  const byAgent = new Map<string, number[]>()
+  /** The update's spans by agent, made once an event is not here (in a hub's batch, rare). */
+  let byAgent: Map<string, number[]> | null = null
+  /** The LV event (agent, seq) would have if a span before `i` holds it, else -1. */
+  const inUpdate = (agent: string, seq: number, i: number): number => {
+    byAgent ??= spansByAgent(spans)
+    const list = byAgent.get(agent)
+    if (list !== undefined) {
+      for (let j = list.length - 1; j >= 0; j--) {
+        const t = spans[list[j]]
+        if (list[j] < i && t.seq <= seq && seq < t.seq + t.len) return at[list[j]] + (seq - t.seq)
+      }
+    }
+    return -1 // not here yet: the span waits, wherever it goes
+  }
   let sorted = true
   let next = cg.next
   for (let i = 0; i < n; i++) {
@@ -123,34 +136,28 @@ export function byNewestParent(cg: CausalGraph, spans: IncomingSpan[]): Incoming
     at[i] = next
     next += s.len
     let k = -1
-    const own = byAgent.get(s.agent)
-    if (own !== undefined) {
-      const j = own[own.length - 1]
-      k = at[j] + spans[j].len - 1
-    }
     for (const [a, seq] of s.parents) {
       const lv = rawToLv(cg, a, seq)
-      if (lv >= 0) {
-        if (lv > k) k = lv
-        continue
-      }
-      const list = byAgent.get(a)
-      if (list === undefined) continue // not here yet: the span waits, wherever it goes
-      for (let j = list.length - 1; j >= 0; j--) {
-        const t = spans[list[j]]
-        if (t.seq <= seq && seq < t.seq + t.len) {
-          k = Math.max(k, at[list[j]] + (seq - t.seq))
-          break
-        }
-      }
+      k = Math.max(k, lv >= 0 ? lv : inUpdate(a, seq, i))
     }
+    // After its agent's previous event when that is in the update too (an ancestor, named or not).
+    if (s.seq > 0 && rawToLv(cg, s.agent, s.seq - 1) < 0)
+      k = Math.max(k, inUpdate(s.agent, s.seq - 1, i))
     key[i] = k
     if (i > 0 && k < key[i - 1]) sorted = false
-    if (own !== undefined) own.push(i)
-    else byAgent.set(s.agent, [i])
   }
   if (sorted) return spans
   const order = Array.from({ length: n }, (_, i) => i)
   order.sort((x, y) => key[x] - key[y] || x - y)
   return order.map((i) => spans[i])
+}
+
+function spansByAgent(spans: IncomingSpan[]): Map<string, number[]> {
+  const out = new Map<string, number[]>()
+  for (let i = 0; i < spans.length; i++) {
+    const list = out.get(spans[i].agent)
+    if (list === undefined) out.set(spans[i].agent, [i])
+    else list.push(i)
+  }
+  return out
 }

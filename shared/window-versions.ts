@@ -404,6 +404,11 @@ export class WindowVersions {
 anchorShape(() => new WindowVersions(createGraph(), 0))
 
 function sortRanges(r: Ranges): Ranges {
-  if (r.length > 1) r.sort((x, y) => x[0] - y[0])
+  for (let i = 1; i < r.length; i++) {
+    if (r[i][0] < r[i - 1][0]) {
+      r.sort((x, y) => x[0] - y[0])
+      break
+    }
+  }
   return r
 }
