@@ -220,10 +220,11 @@ export class DocumentRegistry {
    * (TextDoc.mergeHeads) when its links next flush (`joinBeforeFanout`), so the merge event ends
    * that batch and the clients' next edits name it as their one parent (with their own newer
    * edits) instead of every edit they have seen. That keeps the cost of integrating an edit,
-   * here and at every client, flat however many write at once. At most one join every
-   * `JOIN_INTERVAL_MS`; edits a flush leaves unjoined are joined by a trailing timer
-   * `TRAILING_JOIN_MS` after the last join (a join from a timer costs a flush to every client,
-   * so the timer does nothing while joins keep coming).
+   * here and at every client, flat however many write at once. A join at every flush once
+   * flushes are `JOIN_INTERVAL_MS` apart or more, else at most one that often; edits a flush
+   * leaves unjoined are joined by a trailing timer `TRAILING_JOIN_MS` after the last join (a
+   * join from a timer costs a flush to every client, so the timer does nothing while joins
+   * keep coming).
    */
   private scheduleJoin(entry: LoadedDoc): void {
     entry.unjoined = true
