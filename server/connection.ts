@@ -110,7 +110,7 @@ const readOptions = new WeakMap<LoadedDoc, LinkOptions>()
 function linkOptionsFor(ctx: ConnectionContext, entry: LoadedDoc, readOnly: boolean): LinkOptions {
   const byDoc = readOnly ? readOptions : writeOptions
   let o = byDoc.get(entry)
-  if (o === undefined) byDoc.set(entry, (o = makeLinkOptions(ctx, entry, readOnly)))
+  if (o === undefined) byDoc.set(entry, (o = new ServerLinkOptions(ctx, entry, readOnly)))
   return o
 }
 /**
@@ -156,9 +156,6 @@ class ServerLinkOptions implements LinkOptions {
   get batchDelayMs(): number {
     return fanoutWindowMs(this.entry.refs, this.tuning)
   }
-}
-function makeLinkOptions(ctx: ConnectionContext, entry: LoadedDoc, readOnly: boolean): LinkOptions {
-  return new ServerLinkOptions(ctx, entry, readOnly)
 }
 /**
  * A document's link hooks: closures made in one array share one context, and have no names
