@@ -6,7 +6,7 @@
  * for comparing origins) and placeholder characters (`ph`).
  *
  * The document as it was at the zone's common version is one placeholder item
- * of huge length whose characters have LVs `PH + index`; it splits only where
+ * of huge length whose characters have LVs `PH + index` (negative: see `PH`); it splits only where
  * the zone's operations touch it. Positional lookups descend the tree (O(log n));
  * an item is found by LV through `leafOf` (zone LVs) or by descending on `ph`
  * (placeholder LVs).
@@ -18,9 +18,18 @@ import { anchorShape } from './shape-anchors.ts'
 
 export const NOT_YET_INSERTED = 0
 export const INSERTED = 1
-/** LV of the first placeholder character. */
-export const PH = 2 ** 46
-const PH_LEN = 2 ** 45
+/**
+ * LV of the first placeholder character. Placeholder LVs are negative (below -1, the "no
+ * origin" of `originLeft`/`originRight`) and, with the placeholder's length, within V8's small
+ * integers (31 bits). With 2^46 and 2^45, as before 2026-11-28, every number field of items and
+ * nodes held a double, which V8 boxes: four heap numbers more per item, and a pointer chase on
+ * every read (items were 72 bytes plus 64).
+ */
+const PH = -(2 ** 30)
+/** The placeholder's length: more characters than a document can have (a JS string's limit). */
+const PH_LEN = 2 ** 29
+/** Whether `lv` is a placeholder character's LV (never -1: that is "no origin", not an LV). */
+export const isPlaceholder = (lv: number): boolean => lv < 0
 const LEAF_MAX = 64
 const INNER_MAX = 32
 
@@ -65,7 +74,7 @@ export interface CharAt extends Cursor {
 
 const curLen = (it: Item) => (it.cur === INSERTED ? it.len : 0)
 const endLen = (it: Item) => (it.endDel ? 0 : it.len)
-const phLen = (it: Item) => (it.lv >= PH ? it.len : 0)
+const phLen = (it: Item) => (isPlaceholder(it.lv) ? it.len : 0)
 
 export class ItemTree {
   root: TreeNode
@@ -115,12 +124,13 @@ export class ItemTree {
 
   /** The character with LV `lv`. */
   findLv(lv: number): CharAt {
-    if (lv >= PH) return this.findPh(lv - PH)
+    if (isPlaceholder(lv)) return this.findPh(lv - PH)
     const leaf = this.leafOf[lv - this.base]
     const items = leaf.items
     for (let i = 0; i < items.length; i++) {
       const it = items[i]
-      if (lv >= it.lv && lv < it.lv + it.len && it.lv < PH) return { leaf, idx: i, off: lv - it.lv }
+      if (lv >= it.lv && lv < it.lv + it.len && !isPlaceholder(it.lv))
+        return { leaf, idx: i, off: lv - it.lv }
     }
     throw new Error(`LV ${lv} not found in its leaf`)
   }
@@ -183,7 +193,7 @@ export class ItemTree {
     const rest: Item = {
       lv: it.lv + at.off,
       len: it.len - at.off,
-      originLeft: it.lv < PH ? it.lv + at.off - 1 : -1,
+      originLeft: isPlaceholder(it.lv) ? -1 : it.lv + at.off - 1,
       originRight: it.originRight,
       cur: it.cur,
       endDel: it.endDel,
@@ -242,7 +252,7 @@ export class ItemTree {
   }
 
   private index(item: Item, leaf: Leaf): void {
-    if (item.lv >= PH) return
+    if (isPlaceholder(item.lv)) return
     const from = item.lv - this.base
     for (let i = 0; i < item.len; i++) this.leafOf[from + i] = leaf
   }

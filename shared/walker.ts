@@ -48,7 +48,7 @@ import {
   ItemTree,
   type Leaf,
   NOT_YET_INSERTED,
-  PH,
+  isPlaceholder,
 } from './item-tree.ts'
 
 /** Receives the transformed operations, in order, against the evolving document. */
@@ -334,7 +334,7 @@ export class Merge {
     const out: { lv: LV; len: number; deleted: boolean }[] = []
     for (let leaf: Leaf | null = this.walk.tree.first; leaf !== null; leaf = leaf.next) {
       for (const it of leaf.items) {
-        if (it.lv >= PH) continue
+        if (isPlaceholder(it.lv)) continue
         const last = out[out.length - 1]
         if (last !== undefined && last.deleted === it.endDel && last.lv + last.len === it.lv)
           last.len += it.len
