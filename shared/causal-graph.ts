@@ -34,6 +34,11 @@ interface AgentSpan {
 export interface CausalGraph {
   readonly entries: GraphEntry[]
   readonly agents: Map<string, AgentSpan[]>
+  /**
+   * The frontier of every event. `addEvents` changes this array in place, so no one may keep
+   * it: copy it to hold on to it. (An event made on the heads takes the array as its parents,
+   * and the heads become a new array: from then on, it is the event's alone.)
+   */
   heads: LV[]
   next: LV
 }
@@ -131,7 +136,7 @@ export function addEvents(
   ) {
     last.end = end
   } else {
-    // Frontiers are never changed in place (heads are replaced): the entry may share it.
+    // Parents are never changed in place (the heads are, but an entry on them takes the old array).
     cg.entries.push({ start, end, agent, seq, parents })
   }
   let spans = cg.agents.get(agent)
@@ -142,26 +147,34 @@ export function addEvents(
   } else {
     spans.push({ seq, seqEnd: seq + len, lv: start })
   }
-  cg.heads = advanceFrontier(cg.heads, parents, end - 1)
+  advanceHeads(cg, parents, end - 1)
   cg.next = end
   return start
 }
 
-/** The frontier after adding event `lv` (whose parents are `parents`) to `frontier`. */
-export function advanceFrontier(frontier: Frontier, parents: Frontier, lv: LV): LV[] {
-  // Typing on the current version: the new event is the only head.
-  if (parents === frontier || frontierEquals(parents, frontier)) return [lv]
-  const out: LV[] = []
-  // Both ascending: one merge pass (wide frontiers, as with many concurrent writers, make a
-  // search per head quadratic).
-  let j = 0
-  for (const f of frontier) {
-    while (j < parents.length && parents[j] < f) j++
-    if (j === parents.length || parents[j] !== f) out.push(f)
+/**
+ * The heads after adding event `lv` (made on `parents`): in place, as no one else holds them.
+ * A copy per event cost a lagging replica in a star of 200 writers (about 50 heads) a fifth of
+ * the bytes its merges allocated.
+ */
+function advanceHeads(cg: CausalGraph, parents: Frontier, lv: LV): void {
+  const heads = cg.heads
+  // Typing on the current version: the new event is the only head (the old array may now be
+  // the event's parents).
+  if (parents === heads || frontierEquals(parents, heads)) {
+    cg.heads = [lv]
+    return
   }
-  // `lv` is newer than everything in the frontier, so it goes last.
-  out.push(lv)
-  return out
+  // Both ascending: one merge pass (wide frontiers, as with many concurrent writers, make a
+  // search per head quadratic). `lv` is newer than every head, so it goes last.
+  let k = 0
+  for (let i = 0, j = 0; i < heads.length; i++) {
+    const f = heads[i]
+    while (j < parents.length && parents[j] < f) j++
+    if (j === parents.length || parents[j] !== f) heads[k++] = f
+  }
+  heads.length = k
+  heads.push(lv)
 }
 
 export function frontierEquals(a: Frontier, b: Frontier): boolean {

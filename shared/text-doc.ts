@@ -648,7 +648,7 @@ export class TextDoc {
       next: cg.next,
       entries: cg.entries.length,
       lastEntryEnd: cg.entries.length > 0 ? cg.entries[cg.entries.length - 1].end : 0,
-      heads: cg.heads, // replaced, never changed in place
+      heads: cg.heads.slice(), // addEvents changes the heads in place
       runs: this.log.runs.length,
       lastRun: lastRun ? { end: lastRun.end, fwd: lastRun.fwd, content: lastRun.content } : null,
       pending: this.pending.isEmpty ? null : this.pending.snapshot(),

@@ -116,4 +116,24 @@ test('findConflicting: the zone since the common version covers both sides; a bu
   })
 })
 
+test('heads: the frontier of every event; an entry made on the heads keeps them as its parents', () => {
+  const rng = new Rng(7)
+  for (let round = 0; round < 50; round++) {
+    const { cg, below } = randomGraph(rng, 60)
+    // The heads are the events no other event descends from.
+    const heads = [...below.keys()].filter((p) => !below.some((set, q) => q !== p && set.has(p)))
+    assert.equal(cg.heads, heads)
+    // addEvents moves the heads in place: an entry on them must not see that.
+    const local = addEvents(cg, 'z', nextSeq(cg, 'z'), 1, cg.heads)
+    const entry = cg.entries[cg.entries.length - 1]!
+    const parents = entry.parents.slice()
+    assert.equal(parents, heads)
+    addEvents(cg, 'y', nextSeq(cg, 'y'), 2, [heads[0]!])
+    addEvents(cg, 'x', nextSeq(cg, 'x'), 1, [local])
+    assert.equal(entry.parents, parents)
+    assert.equal(cg.heads, [local + 2, local + 3])
+    checkGraph(cg)
+  }
+})
+
 test.run()
