@@ -128,9 +128,10 @@ export class ItemTree {
     const leaf = this.leafOf[lv - this.base]
     const items = leaf.items
     for (let i = 0; i < items.length; i++) {
+      // A placeholder item ends below 0 (at PH + PH_LEN), so it never holds `lv` here.
       const it = items[i]
-      if (lv >= it.lv && lv < it.lv + it.len && !isPlaceholder(it.lv))
-        return { leaf, idx: i, off: lv - it.lv }
+      const off = lv - it.lv
+      if (off >= 0 && off < it.len) return { leaf, idx: i, off }
     }
     throw new Error(`LV ${lv} not found in its leaf`)
   }
