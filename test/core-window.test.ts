@@ -18,8 +18,9 @@ Merge.verify = true
 
 /**
  * Runs the star, the hub making a merge event after a relay with chance `merges` (at edit
- * `t`, when a function); `watch` sees the clients after every edit. Returns the mean number
- * of parents of the clients' updates.
+ * `t`, when a function); `watch` sees the clients after every edit. With `prefix`, the first
+ * client has typed that many characters, and everyone has them, before the star starts.
+ * Returns the mean number of parents of the clients' updates.
  */
 function star(
   seed: number,
@@ -28,6 +29,7 @@ function star(
   lag: number | ((t: number) => number),
   merges: number | ((t: number) => number) = 0,
   watch?: (t: number, docs: TextDoc[]) => void,
+  prefix = 0,
 ): number {
   const rng = new Rng(seed)
   const hub = new TextDoc('hub')
@@ -35,6 +37,12 @@ function star(
     { length: clients },
     (_, i) => new TextDoc(`c${String(i).padStart(3, '0')}`),
   )
+  if (prefix > 0) {
+    docs[0]!.insert(0, 'p'.repeat(prefix))
+    const u = docs[0]!.encodeUpdate({})
+    hub.applyUpdate(u)
+    for (const doc of docs.slice(1)) doc.applyUpdate(u)
+  }
   // Updates the hub relays, in its order; each client has applied a prefix of them.
   const relayed: [from: number, update: Uint8Array][] = []
   const applied = new Array<number>(clients).fill(0)
@@ -80,6 +88,15 @@ function star(
 
 test('20 lagging clients of a hub converge; window versions agree with the graph', () => {
   for (let seed = 1; seed <= 3; seed++) star(seed, 20, 400, 25)
+})
+
+test('window versions keep counts past 16 bits as the graph outgrows 65,535 events', () => {
+  // Rows hold 16-bit counts while the graph is small: here the first client's count crosses
+  // 65,535 during the star, and every move from window versions is checked against the graph.
+  let crossed = false
+  const watch = (_: number, docs: TextDoc[]) => (crossed ||= docs[1]!.version()['c000']! > 0xffff)
+  star(9, 12, 300, 20, 0.3, watch, 65_520)
+  assert.ok(crossed, 'the first client typed past 65,535 events')
 })
 
 test('merges kept from the first few agents restart with window versions as more agents type', () => {
