@@ -173,8 +173,11 @@ function advanceHeads(cg: CausalGraph, parents: Frontier, lv: LV): void {
     while (j < parents.length && parents[j] < f) j++
     if (j === parents.length || parents[j] !== f) heads[k++] = f
   }
-  heads.length = k
-  heads.push(lv)
+  // (No `length = k` then a push: a shorter length may trim the array, and the push regrow it.)
+  if (k < heads.length) {
+    heads[k] = lv
+    heads.length = k + 1
+  } else heads.push(lv)
 }
 
 export function frontierEquals(a: Frontier, b: Frontier): boolean {

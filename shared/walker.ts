@@ -91,7 +91,10 @@ interface Target {
   rev: boolean
 }
 
-/** A retreat/advance step planned before a run of events. */
+/**
+ * A retreat/advance step planned before a run of events. The ranges may come in any order:
+ * retreating and advancing only count events in and out of each character's state.
+ */
 interface Step {
   start: LV
   end: LV
@@ -355,8 +358,8 @@ function onlyMerges(log: OpLog, start: LV, end: LV): boolean {
 
 /** Equal sets of LVs, whatever the ranges' boundaries (adjacent ranges may be split or joined). */
 function sameRanges(a: [LV, LV][], b: [LV, LV][]): boolean {
-  const x = joinAdjacent(a)
-  const y = joinAdjacent(b)
+  const x = joinAdjacent([...a].sort((p, q) => p[0] - q[0]))
+  const y = joinAdjacent([...b].sort((p, q) => p[0] - q[0]))
   return x.length === y.length && x.every((r, i) => r[0] === y[i][0] && r[1] === y[i][1])
 }
 
