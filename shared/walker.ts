@@ -49,6 +49,7 @@ import {
   type Leaf,
   NOT_YET_INSERTED,
   isPlaceholder,
+  makeItem,
 } from './item-tree.ts'
 
 /** Receives the transformed operations, in order, against the evolving document. */
@@ -427,8 +428,7 @@ class Walk {
   }
 
   private locate(it: Item): Cursor {
-    const at = this.tree.findLv(it.lv)
-    return { leaf: at.leaf, idx: at.idx }
+    return this.tree.cursorOf(it)
   }
 
   /** The target ranges of delete events `start .. end`. */
@@ -502,14 +502,7 @@ class Walk {
         break
       }
     }
-    const item: Item = {
-      lv: op.start,
-      len,
-      originLeft,
-      originRight,
-      cur: INSERTED,
-      endDel: elided,
-    }
+    const item = makeItem(op.start, len, originLeft, originRight, INSERTED, elided)
     const dest = cursor === null ? this.endCursor() : this.integrate(item, cursor)
     const at = tree.insertAt(dest, item)
     if (emit) this.emit.insert(tree.endBefore(at.leaf, at.idx), op.content, op.start)
