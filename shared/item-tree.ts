@@ -6,10 +6,10 @@
  * for comparing origins) and placeholder characters (`ph`).
  *
  * The document as it was at the zone's common version is one placeholder item
- * of huge length whose characters have LVs `PH + index` (negative: see `PH`); it splits only where
- * the zone's operations touch it. Positional lookups descend the tree (O(log n));
- * an item is found by LV through `itemOf` (zone LVs) or by descending on `ph`
- * (placeholder LVs).
+ * of huge length whose characters have LVs `PH + index` (negative: see `PH`); it
+ * splits only where the zone's operations touch it. Positional lookups descend
+ * the tree (O(log n)); an item is found by LV through `itemOf` (zone LVs) or by
+ * descending on `ph` (placeholder LVs).
  *
  * `cur` state of an item: 0 not yet inserted, 1 inserted, k >= 2 deleted k - 1 times.
  */

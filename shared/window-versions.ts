@@ -41,7 +41,7 @@ const MAX_ENTRIES = 1024
  * costs memory and cache misses (1,024 rows of 300 agents are 2.4 MB per document).
  */
 const FIRST_ROWS = 64
-/** Widest rows start: a document with many past agents and few writing now stays narrow. */
+/** Rows start as wide as the graph's agents up to this: many past agents, few writing now. */
 const FIRST_WIDTH = 256
 /** Most events a graph may have for rows of 16-bit counts. */
 const SHORT_COUNTS = 0xffff
