@@ -347,16 +347,22 @@ export class WindowVersions {
     return -1
   }
 
+  /** Whether every count fits 16 bits: none exceeds the graph's events. */
+  private countsFit16(): boolean {
+    return this.cg.next <= SHORT_COUNTS
+  }
+
   /** Writes `v` as the row of the entry starting at `key`, over the oldest row once full. */
   private keep(key: LV, v: Int32Array): void {
     const n = this.agents.length
     const grow = this.capacity === 0 || (this.short && this.capacity < MAX_ENTRIES)
-    const narrow = this.rows instanceof Uint16Array && this.cg.next > SHORT_COUNTS
+    const narrow = this.rows instanceof Uint16Array && !this.countsFit16()
     if (n > this.width || grow || narrow) this.resize(Math.max(this.width, n + (n >> 1), 4), grow)
-    if (this.written > 0 && key <= this.rowKey[(this.written - 1) % this.capacity]) {
+    const last = this.written > 0 ? this.rowKey[(this.written - 1) % this.capacity] : -1
+    if (key <= last) {
       // Keys must ascend for `rowOf`. Walks go forward in LV order, so this does not happen;
       // if it did, forgetting the rows is safe (a missing row means a graph walk).
-      this.evicted = Math.max(this.evicted, this.rowKey[(this.written - 1) % this.capacity])
+      this.evicted = Math.max(this.evicted, last)
       this.written = 0
     }
     const row = this.written++ % this.capacity
@@ -384,7 +390,7 @@ export class WindowVersions {
     const old = this.capacity
     const capacity = grow ? Math.min(MAX_ENTRIES, old === 0 ? FIRST_ROWS : 4 * old) : old
     const rows =
-      this.rows instanceof Uint16Array && this.cg.next <= SHORT_COUNTS
+      this.rows instanceof Uint16Array && this.countsFit16()
         ? new Uint16Array(capacity * width)
         : new Int32Array(capacity * width)
     const used = Math.min(this.written, old)
