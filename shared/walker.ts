@@ -148,6 +148,8 @@ export class Merge {
   moves = 0
   graphWalks = 0
   toggled = 0
+  /** Moves to the last step's parents (a sibling's: see `continue`). */
+  siblings = 0
 
   /** A merge over an empty graph (a shape anchor: see shape-anchors.ts). */
   static empty(): Merge {
@@ -192,6 +194,10 @@ export class Merge {
   continue(cg: CausalGraph, log: OpLog, firstNew: LV, emit: Emit): boolean {
     const steps: Step[] = []
     let prepare = this.prepare
+    // The last step's parents, agent and first seq (for a sibling: see below).
+    let lastParents: Frontier | null = null
+    let lastAgent = ''
+    let lastSeq = 0
     for (let lv = this.processed; lv < cg.next;) {
       const entry = cg.entries[findEntry(cg, lv)]
       const end = entry.end
@@ -214,7 +220,15 @@ export class Merge {
         versions?.stay()
       } else {
         this.moves++
-        const moved = versions?.moveTo(parents) ?? null
+        let moved: { aOnly: Ranges; bOnly: Ranges } | null
+        if (lastParents !== null && frontierEquals(lastParents, parents)) {
+          // A sibling of the last step (made on the same parents, as when many writers typed on
+          // one version: most moves in a busy star): the move retreats that step's events alone.
+          const last = steps[steps.length - 1]
+          moved = { aOnly: [[last.start, last.end]], bOnly: [] }
+          this.siblings++
+          versions?.backTo(lastAgent, lastSeq)
+        } else moved = versions?.moveTo(parents) ?? null
         if (moved !== null && !Merge.verify) {
           ;({ aOnly, bOnly } = moved)
         } else {
@@ -226,7 +240,10 @@ export class Merge {
             throw new Error(`window versions disagree with the graph at LV ${lv}`)
         }
       }
-      versions?.enter(entry.start, entry.agent, entry.seq + (lv - entry.start), lv, end)
+      lastParents = parents
+      lastAgent = entry.agent
+      lastSeq = entry.seq + (lv - entry.start)
+      versions?.enter(entry.start, entry.agent, lastSeq, lv, end)
       steps.push({ start: lv, end, aOnly, bOnly })
       prepare = [end - 1]
       lv = end

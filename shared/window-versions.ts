@@ -423,6 +423,15 @@ export class WindowVersions {
     this.prep = this.count(missing, prep, -1)
   }
 
+  /**
+   * The event to apply is made on the parents of the last one entered, whose first event was
+   * `agent`'s `seq`: `next` is the prepare version without that run. O(agents) for the copy.
+   */
+  backTo(agent: string, seq: number): void {
+    this.stay()
+    this.next[this.agentIndex(agent)] = seq
+  }
+
   /** The event to apply is made on the prepare version itself: `next` is that version. */
   stay(): void {
     this.prep = this.widen(this.prep)

@@ -123,6 +123,7 @@ interface KeptMerge {
   moves: number
   graphWalks: number
   toggled: number
+  siblings: number
 }
 const keptMerge = (doc: TextDoc) => (doc as unknown as { merge: KeptMerge | null }).merge
 
@@ -307,6 +308,40 @@ test("a hub's batch interleaving lagging and fresh clients is walked grouped by 
     )
   } finally {
     Merge.verify = true
+  }
+})
+
+test('edits made on one version come in one batch: each move retreats the sibling before', () => {
+  // Clients type on the same version of the hub; a receiver with an edit of its own gets them
+  // in one update. After the first, each run's move retreats the run before it alone: checked
+  // against a graph walk (Merge.verify) with 12 clients; with 5, unchecked and without window
+  // versions (under 8 agents), the texts must still agree.
+  for (const [clients, verify] of [
+    [12, true],
+    [5, false],
+  ] as const) {
+    Merge.verify = verify
+    const hub = new TextDoc('hub')
+    hub.insert(0, 'start')
+    const docs = Array.from({ length: clients }, (_, i) => new TextDoc(`c${i}`))
+    const receiver = new TextDoc('r')
+    for (const d of [...docs, receiver]) d.applyUpdate(hub.encodeUpdate())
+    receiver.insert(5, '!')
+    const since = hub.version()
+    docs.forEach((d, i) => {
+      const before = d.version()
+      d.insert(i % 6, `${i}`.repeat(3))
+      hub.applyUpdate(d.encodeUpdate(before))
+    })
+    receiver.applyUpdate(hub.encodeUpdate(since))
+    hub.applyUpdate(receiver.encodeUpdate(hub.version()))
+    assert.is(receiver.toString(), hub.toString())
+    receiver.checkInvariants()
+    const m = keptMerge(receiver)!
+    Merge.verify = true
+    assert.is(m.versions !== null, verify, `window versions with ${clients} clients`)
+    // Every client's run is a sibling of the one before (the first, of the receiver's own).
+    assert.is(m.siblings, clients, `sibling moves with ${clients} clients`)
   }
 })
 
