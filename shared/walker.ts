@@ -198,6 +198,7 @@ export class Merge {
     let lastParents: Frontier | null = null
     let lastAgent = ''
     let lastSeq = 0
+    let sibling = false
     for (let lv = this.processed; lv < cg.next;) {
       const entry = cg.entries[findEntry(cg, lv)]
       const end = entry.end
@@ -216,6 +217,7 @@ export class Merge {
       let aOnly: [LV, LV][] = []
       let bOnly: [LV, LV][] = []
       const versions = this.versions
+      sibling = false
       if (frontierEquals(prepare, parents)) {
         versions?.stay()
       } else {
@@ -227,7 +229,7 @@ export class Merge {
           const last = steps[steps.length - 1]
           moved = { aOnly: [[last.start, last.end]], bOnly: [] }
           this.siblings++
-          versions?.backTo(lastAgent, lastSeq)
+          sibling = true
         } else moved = versions?.moveTo(parents) ?? null
         if (moved !== null && !Merge.verify) {
           ;({ aOnly, bOnly } = moved)
@@ -240,10 +242,23 @@ export class Merge {
             throw new Error(`window versions disagree with the graph at LV ${lv}`)
         }
       }
+      const seq = entry.seq + (lv - entry.start)
+      if (sibling) {
+        const last = steps[steps.length - 1]
+        versions?.enterSibling(
+          lastAgent,
+          lastSeq,
+          last.start,
+          entry.start,
+          entry.agent,
+          seq,
+          lv,
+          end,
+        )
+      } else versions?.enter(entry.start, entry.agent, seq, lv, end)
       lastParents = parents
       lastAgent = entry.agent
-      lastSeq = entry.seq + (lv - entry.start)
-      versions?.enter(entry.start, entry.agent, lastSeq, lv, end)
+      lastSeq = seq
       steps.push({ start: lv, end, aOnly, bOnly })
       prepare = [end - 1]
       lv = end

@@ -424,12 +424,42 @@ export class WindowVersions {
   }
 
   /**
-   * The event to apply is made on the parents of the last one entered, whose first event was
-   * `agent`'s `seq`: `next` is the prepare version without that run. O(agents) for the copy.
+   * `enter` for a sibling of the run entered last (made on the same parents; its first event was
+   * `lastAgent`'s `lastSeq`, at LV `lastLv`): the prepare version loses that run and gains this
+   * one, in place, and this entry's row is a copy of the last one's when that is the last row
+   * (the same version). O(1) but for the row copy, a memmove; `moveTo`, then `enter`, compare
+   * and convert every agent's count twice.
    */
-  backTo(agent: string, seq: number): void {
-    this.stay()
-    this.next[this.agentIndex(agent)] = seq
+  enterSibling(
+    lastAgent: string,
+    lastSeq: number,
+    lastLv: LV,
+    entryStart: LV,
+    agent: string,
+    seqAtLv: number,
+    lv: LV,
+    end: LV,
+  ): void {
+    this.prep[this.agentIndex(lastAgent)] = lastSeq
+    const a = this.agentIndex(agent)
+    const prep = (this.prep = this.widen(this.prep))
+    if (lv === entryStart && !this.copyLastRow(lastLv, entryStart)) this.keep(entryStart, prep)
+    prep[a] = seqAtLv + (end - lv)
+  }
+
+  /** Writes the last row again under `key` when its key is `lastKey` and the ring needs no change. */
+  private copyLastRow(lastKey: LV, key: LV): boolean {
+    if (this.written === 0 || this.agents.length > this.width || this.short) return false
+    const from = (this.written - 1) % this.capacity
+    if (this.rowKey[from] !== lastKey || key <= lastKey) return false
+    if (this.rows instanceof Uint16Array && !this.countsFit16()) return false
+    const row = this.written++ % this.capacity
+    if (this.written > this.capacity) this.evicted = this.rowKey[row]
+    const n = this.rowAgents[from]
+    this.rows.copyWithin(row * this.width, from * this.width, from * this.width + n)
+    this.rowKey[row] = key
+    this.rowAgents[row] = n
+    return true
   }
 
   /** The event to apply is made on the prepare version itself: `next` is that version. */
