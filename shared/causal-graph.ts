@@ -136,8 +136,12 @@ export function addEvents(
   ) {
     last.end = end
   } else {
-    // Parents are never changed in place (the heads are, but an entry on them takes the old array).
-    cg.entries.push({ start, end, agent, seq, parents })
+    // Parents are never changed in place (the heads are, but an entry on them takes the old array),
+    // so entries made on the same parents share one array: in a busy star most entries are
+    // siblings of the one before (many writers on one version), and each array is kept for good.
+    const shared =
+      last !== undefined && frontierEquals(last.parents, parents) ? last.parents : parents
+    cg.entries.push({ start, end, agent, seq, parents: shared })
   }
   let spans = cg.agents.get(agent)
   if (spans === undefined) cg.agents.set(agent, (spans = []))
