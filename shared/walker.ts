@@ -441,9 +441,13 @@ class Walk {
   private toggleChars(lv: LV, len: number, dir: 1 | -1): void {
     const tree = this.tree
     while (len > 0) {
-      const at = this.isolate(tree.findLv(lv), len)
-      const it = at.leaf.items[at.idx]
-      tree.setState(at, it.cur + dir, it.endDel)
+      // An item inside the range, as a whole run retreated or advanced is: no split, no search.
+      let it = isPlaceholder(lv) ? null : tree.itemAt(lv)
+      if (it === null || it.lv !== lv || it.len > len) {
+        const at = this.isolate(tree.findLv(lv), len)
+        it = at.leaf.items[at.idx]
+      }
+      tree.setItemState(it, it.cur + dir, it.endDel)
       lv += it.len
       len -= it.len
     }
