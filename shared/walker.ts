@@ -99,8 +99,9 @@ interface Target {
 interface Step {
   start: LV
   end: LV
-  aOnly: [LV, LV][]
-  bOnly: [LV, LV][]
+  /** Flat: start, end, start, end... (a pair per range cost an array: most of a merge's garbage). */
+  aOnly: number[]
+  bOnly: number[]
 }
 
 /**
@@ -214,20 +215,20 @@ export class Merge {
         lv = end
         continue
       }
-      let aOnly: [LV, LV][] = []
-      let bOnly: [LV, LV][] = []
+      let aOnly: number[] = EMPTY
+      let bOnly: number[] = EMPTY
       const versions = this.versions
       sibling = false
       if (frontierEquals(prepare, parents)) {
         versions?.stay()
       } else {
         this.moves++
-        let moved: { aOnly: Ranges; bOnly: Ranges } | null
+        let moved: { aOnly: number[]; bOnly: number[] } | null
         if (lastParents !== null && frontierEquals(lastParents, parents)) {
           // A sibling of the last step (made on the same parents, as when many writers typed on
           // one version: most moves in a busy star): the move retreats that step's events alone.
           const last = steps[steps.length - 1]
-          moved = { aOnly: [[last.start, last.end]], bOnly: [] }
+          moved = { aOnly: [last.start, last.end], bOnly: EMPTY }
           this.siblings++
           sibling = true
         } else moved = versions?.moveTo(parents) ?? null
@@ -235,11 +236,13 @@ export class Merge {
           ;({ aOnly, bOnly } = moved)
         } else {
           this.graphWalks++
-          ;({ aOnly, bOnly } = diff(cg, prepare, parents))
-          if (this.reachesBelowBase(aOnly, bOnly)) return false
-          if (moved === null) versions?.adjust(aOnly, bOnly)
-          else if (!sameRanges(moved.aOnly, aOnly) || !sameRanges(moved.bOnly, bOnly))
+          const walked = diff(cg, prepare, parents)
+          if (this.reachesBelowBase(walked.aOnly, walked.bOnly)) return false
+          if (moved === null) versions?.adjust(walked.aOnly, walked.bOnly)
+          else if (!sameRanges(moved.aOnly, walked.aOnly) || !sameRanges(moved.bOnly, walked.bOnly))
             throw new Error(`window versions disagree with the graph at LV ${lv}`)
+          aOnly = walked.aOnly.flat()
+          bOnly = walked.bOnly.flat()
         }
       }
       const seq = entry.seq + (lv - entry.start)
@@ -266,12 +269,16 @@ export class Merge {
     const walk = this.walk
     walk.emit = emit
     for (const step of steps) {
-      for (let i = step.aOnly.length - 1; i >= 0; i--) {
-        const [s, e] = step.aOnly[i]
+      const { aOnly, bOnly } = step
+      for (let i = aOnly.length - 2; i >= 0; i -= 2) {
+        const s = aOnly[i]
+        const e = aOnly[i + 1]
         walk.retreat(s, e)
         this.toggled += e - s
       }
-      for (const [s, e] of step.bOnly) {
+      for (let i = 0; i < bOnly.length; i += 2) {
+        const s = bOnly[i]
+        const e = bOnly[i + 1]
         walk.advance(s, e)
         this.toggled += e - s
       }
@@ -389,8 +396,16 @@ function onlyMerges(log: OpLog, start: LV, end: LV): boolean {
   return true
 }
 
-/** Equal sets of LVs, whatever the ranges' boundaries (adjacent ranges may be split or joined). */
-function sameRanges(a: [LV, LV][], b: [LV, LV][]): boolean {
+/** No ranges (shared: never written to). */
+const EMPTY: number[] = []
+
+/**
+ * Equal sets of LVs, whatever the ranges' boundaries (adjacent ranges may be split or joined);
+ * `flat` holds them as start, end, start, end...
+ */
+function sameRanges(flat: readonly number[], b: Ranges): boolean {
+  const a: Ranges = []
+  for (let i = 0; i < flat.length; i += 2) a.push([flat[i], flat[i + 1]])
   const x = joinAdjacent([...a].sort((p, q) => p[0] - q[0]))
   const y = joinAdjacent([...b].sort((p, q) => p[0] - q[0]))
   return x.length === y.length && x.every((r, i) => r[0] === y[i][0] && r[1] === y[i][1])
