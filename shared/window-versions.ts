@@ -23,6 +23,10 @@ import {
   type CausalGraph,
   type Frontier,
   type LV,
+  SEQ,
+  SEQ_END,
+  SPAN,
+  SPAN_LV,
   createGraph,
   findEntry,
   nextSeq,
@@ -120,11 +124,11 @@ export class WindowVersions {
     const spans = this.cg.agents.get(agent)
     if (spans === undefined) return 0
     let n = 0
-    for (let k = spans.length - 1; k >= 0; k--) {
-      const s = spans[k]
-      if (s.lv >= this.base) continue
+    for (let s = spans.length - SPAN; s >= 0; s -= SPAN) {
+      const lv = spans[s + SPAN_LV]
+      if (lv >= this.base) continue
       // The first span reaching below base: its events under base, and all before it.
-      n = s.seq + Math.min(s.seqEnd - s.seq, this.base - s.lv)
+      n = spans[s + SEQ] + Math.min(spans[s + SEQ_END] - spans[s + SEQ], this.base - lv)
       break
     }
     return n
@@ -287,16 +291,16 @@ export class WindowVersions {
   private lvRanges(agent: string, from: number, to: number, out: number[]): void {
     const spans = this.cg.agents.get(agent)!
     let lo = 0
-    let hi = spans.length - 1
+    let hi = spans.length / SPAN - 1
     while (lo < hi) {
       const mid = (lo + hi) >>> 1
-      if (spans[mid].seqEnd <= from) lo = mid + 1
+      if (spans[mid * SPAN + SEQ_END] <= from) lo = mid + 1
       else hi = mid
     }
-    for (let k = lo; k < spans.length && from < to; k++) {
-      const s = spans[k]
-      const end = Math.min(to, s.seqEnd)
-      out.push(s.lv + (from - s.seq), s.lv + (end - s.seq))
+    for (let s = lo * SPAN; s < spans.length && from < to; s += SPAN) {
+      const end = Math.min(to, spans[s + SEQ_END])
+      const lv = spans[s + SPAN_LV] - spans[s + SEQ]
+      out.push(lv + from, lv + end)
       from = end
     }
   }
