@@ -199,7 +199,6 @@ export class Merge {
     let lastParents: Frontier | null = null
     let lastAgent = ''
     let lastSeq = 0
-    let sibling = false
     for (let lv = this.processed; lv < cg.next;) {
       const entry = cg.entries[findEntry(cg, lv)]
       const end = entry.end
@@ -218,7 +217,7 @@ export class Merge {
       let aOnly: number[] = EMPTY
       let bOnly: number[] = EMPTY
       const versions = this.versions
-      sibling = false
+      let sibling = false
       if (frontierEquals(prepare, parents)) {
         versions?.stay()
       } else {
