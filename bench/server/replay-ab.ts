@@ -8,15 +8,9 @@
  *   git worktree add /tmp/base <commit> && ln -s "$PWD/node_modules" /tmp/base/node_modules
  *   npx tsx bench/server/replay-ab.ts --base=/tmp/base --rounds=10 RECORD_DIR/1234.*.json
  */
-import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { TextDoc } from '../../shared/text-doc.ts'
-import type { Recording } from './record.ts'
-
-type Call =
-  | readonly ['update', Uint8Array]
-  | readonly ['insert', number, string]
-  | readonly ['delete', number, number]
+import { loadRecordings, replaySideBySide } from './replay-streams.ts'
 
 const args = process.argv.slice(2)
 const flag = (name: string) => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3)
@@ -30,53 +24,13 @@ if (!Number.isInteger(rounds) || rounds < 3) throw new Error('--rounds must be a
 const base = (await import(resolve(baseDir, 'shared/text-doc.ts'))) as {
   TextDoc: typeof TextDoc
 }
-const clients = files.map((file) => {
-  const recording = JSON.parse(readFileSync(file, 'utf8')) as Recording
-  const calls: Call[] = recording.calls.map((c) =>
-    c[0] === 'update' ? (['update', new Uint8Array(Buffer.from(c[1], 'base64'))] as const) : c,
-  )
-  return { file, recording, calls }
-})
-
-/** Replays every client side by side (one update each in turn); returns ms in `applyUpdate`. */
-function replay(Doc: typeof TextDoc): number {
-  const docs = clients.map((c) => new Doc(c.recording.agent))
-  const next = clients.map(() => 0)
-  let ms = 0
-  for (let live = clients.length; live > 0;) {
-    live = 0
-    for (let k = 0; k < clients.length; k++) {
-      const { calls } = clients[k]
-      const doc = docs[k]
-      let i = next[k]
-      for (; i < calls.length; i++) {
-        const call = calls[i]
-        if (call[0] === 'insert') doc.insert(call[1], call[2])
-        else if (call[0] === 'delete') doc.delete(call[1], call[2])
-        else {
-          const t = performance.now()
-          doc.applyUpdate(call[1], 'replay')
-          ms += performance.now() - t
-          i++
-          break
-        }
-      }
-      next[k] = i
-      if (i < calls.length) live++
-    }
-  }
-  docs.forEach((doc, k) => {
-    const { recording, file } = clients[k]
-    if (recording.text !== undefined && doc.toString() !== recording.text)
-      throw new Error(`${file} ended with other text than the recorded client`)
-  })
-  return ms
-}
+const clients = loadRecordings(files)
 
 const times = { base: [] as number[], this: [] as number[] }
 for (let r = 0; r < rounds; r++) {
   const order = r % 2 === 0 ? (['base', 'this'] as const) : (['this', 'base'] as const)
-  for (const side of order) times[side].push(replay(side === 'base' ? base.TextDoc : TextDoc))
+  for (const side of order)
+    times[side].push(replaySideBySide(clients, side === 'base' ? base.TextDoc : TextDoc).ms)
 }
 // The first two rounds warm V8 up.
 const kept = { base: times.base.slice(2), this: times.this.slice(2) }
