@@ -150,8 +150,9 @@ export class ItemTree {
 
   /**
    * The item holding the character with LV `lv` (not a placeholder's). Unlike `findLv`, no
-   * search of its leaf: a leaf's items are 64 pointers, and with many documents in a process
-   * the scan's cache misses were a twentieth of a load client's merge.
+   * search of its leaf for its index: a leaf's items are 64 pointers, cold in the CPU caches
+   * with many documents in a process (a walk toggling items this way merged recorded
+   * load-client streams 13% faster).
    */
   itemAt(lv: number): Item {
     let it = this.itemOf[lv - this.base]
