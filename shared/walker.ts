@@ -99,7 +99,7 @@ interface Target {
 interface Step {
   start: LV
   end: LV
-  /** Flat: start, end, start, end... (a pair per range cost an array: most of a merge's garbage). */
+  /** Flat: start, end, start, end... (an array per range was a sixth of what merges allocated). */
   aOnly: number[]
   bOnly: number[]
 }
@@ -217,7 +217,8 @@ export class Merge {
       let aOnly: number[] = EMPTY
       let bOnly: number[] = EMPTY
       const versions = this.versions
-      let sibling = false
+      // The last step, when this one is its sibling.
+      let sibling: Step | null = null
       if (frontierEquals(prepare, parents)) {
         versions?.stay()
       } else {
@@ -226,10 +227,9 @@ export class Merge {
         if (lastParents !== null && frontierEquals(lastParents, parents)) {
           // A sibling of the last step (made on the same parents, as when many writers typed on
           // one version: most moves in a busy star): the move retreats that step's events alone.
-          const last = steps[steps.length - 1]
-          moved = { aOnly: [last.start, last.end], bOnly: EMPTY }
+          sibling = steps[steps.length - 1]
+          moved = { aOnly: [sibling.start, sibling.end], bOnly: EMPTY }
           this.siblings++
-          sibling = true
         } else moved = versions?.moveTo(parents) ?? null
         if (moved !== null && !Merge.verify) {
           ;({ aOnly, bOnly } = moved)
@@ -245,12 +245,11 @@ export class Merge {
         }
       }
       const seq = entry.seq + (lv - entry.start)
-      if (sibling) {
-        const last = steps[steps.length - 1]
+      if (sibling !== null) {
         versions?.enterSibling(
           lastAgent,
           lastSeq,
-          last.start,
+          sibling.start,
           entry.start,
           entry.agent,
           seq,

@@ -360,9 +360,10 @@ export class WindowVersions {
   /** Writes `v` as the row of the entry starting at `key`, over the oldest row once full. */
   private keep(key: LV, v: Int32Array): void {
     const n = this.agents.length
-    const grow = this.capacity === 0 || (this.short && this.capacity < MAX_ENTRIES)
-    const narrow = this.rows instanceof Uint16Array && !this.countsFit16()
-    if (n > this.width || grow || narrow) this.resize(Math.max(this.width, n + (n >> 1), 4), grow)
+    if (this.ringMustChange()) {
+      const grow = this.capacity === 0 || (this.short && this.capacity < MAX_ENTRIES)
+      this.resize(Math.max(this.width, n + (n >> 1), 4), grow)
+    }
     const last = this.written > 0 ? this.rowKey[(this.written - 1) % this.capacity] : -1
     if (key <= last) {
       // Keys must ascend for `rowOf`. Walks go forward in LV order, so this does not happen;
@@ -370,12 +371,28 @@ export class WindowVersions {
       this.evicted = Math.max(this.evicted, last)
       this.written = 0
     }
-    const row = this.written++ % this.capacity
-    if (this.written > this.capacity) this.evicted = this.rowKey[row]
+    const row = this.claimRow(key, n)
     // A copy by `set` (a native loop): element stores in JS were most of this move's cost.
     this.rows.set(v.length === n ? v : v.subarray(0, n), row * this.width)
+  }
+
+  /** Whether the ring must widen, grow or take 32-bit counts before its next row. */
+  private ringMustChange(): boolean {
+    return (
+      this.agents.length > this.width ||
+      this.capacity === 0 ||
+      (this.short && this.capacity < MAX_ENTRIES) ||
+      (this.rows instanceof Uint16Array && !this.countsFit16())
+    )
+  }
+
+  /** The ring's next row, now keyed `key` and holding `agents` counts (evicting the oldest). */
+  private claimRow(key: LV, agents: number): number {
+    const row = this.written++ % this.capacity
+    if (this.written > this.capacity) this.evicted = this.rowKey[row]
     this.rowKey[row] = key
-    this.rowAgents[row] = n
+    this.rowAgents[row] = agents
+    return row
   }
 
   /**
@@ -454,16 +471,12 @@ export class WindowVersions {
 
   /** Writes the last row again under `key` when its key is `lastKey` and the ring needs no change. */
   private copyLastRow(lastKey: LV, key: LV): boolean {
-    if (this.written === 0 || this.agents.length > this.width || this.short) return false
+    if (this.written === 0 || this.ringMustChange()) return false
     const from = (this.written - 1) % this.capacity
     if (this.rowKey[from] !== lastKey || key <= lastKey) return false
-    if (this.rows instanceof Uint16Array && !this.countsFit16()) return false
-    const row = this.written++ % this.capacity
-    if (this.written > this.capacity) this.evicted = this.rowKey[row]
     const n = this.rowAgents[from]
+    const row = this.claimRow(key, n)
     this.rows.copyWithin(row * this.width, from * this.width, from * this.width + n)
-    this.rowKey[row] = key
-    this.rowAgents[row] = n
     return true
   }
 

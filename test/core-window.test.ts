@@ -320,7 +320,6 @@ test('edits made on one version come in one batch: each move retreats the siblin
     [12, true],
     [5, false],
   ] as const) {
-    Merge.verify = verify
     const hub = new TextDoc('hub')
     hub.insert(0, 'start')
     const docs = Array.from({ length: clients }, (_, i) => new TextDoc(`c${i}`))
@@ -333,12 +332,16 @@ test('edits made on one version come in one batch: each move retreats the siblin
       d.insert(i % 6, `${i}`.repeat(3))
       hub.applyUpdate(d.encodeUpdate(before))
     })
-    receiver.applyUpdate(hub.encodeUpdate(since))
+    Merge.verify = verify
+    try {
+      receiver.applyUpdate(hub.encodeUpdate(since))
+    } finally {
+      Merge.verify = true
+    }
     hub.applyUpdate(receiver.encodeUpdate(hub.version()))
     assert.is(receiver.toString(), hub.toString())
     receiver.checkInvariants()
     const m = keptMerge(receiver)!
-    Merge.verify = true
     assert.is(m.versions !== null, verify, `window versions with ${clients} clients`)
     // Every client's run is a sibling of the one before (the first, of the receiver's own).
     assert.is(m.siblings, clients, `sibling moves with ${clients} clients`)
