@@ -788,12 +788,16 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
   /** Flushes no earlier than `minWaitMs` from now, nor within the batch window of the last flush. */
   private scheduleFlush(minWaitMs = 0): void {
     if (this.closed || this.peerId === undefined || this.inBeforeFlush) return
-    const now = this.clock.now()
     const w = this.window
-    const at =
-      w > 0 && this.opts.alignBatches === true
-        ? Math.max(Math.ceil((now + minWaitMs) / w), Math.floor(this.lastFlush / w) + 1) * w
-        : Math.max(now + minWaitMs, this.lastFlush + w)
+    const aligned = w > 0 && this.opts.alignBatches === true
+    // A flush already due no later than the window allows: nothing to do, and no clock read
+    // (a hub's links each hear of every event a document integrates).
+    const earliest = aligned ? (Math.floor(this.lastFlush / w) + 1) * w : this.lastFlush + w
+    if (this.flushTimer !== null && this.flushAt <= earliest) return
+    const now = this.clock.now()
+    const at = aligned
+      ? Math.max(Math.ceil((now + minWaitMs) / w) * w, earliest)
+      : Math.max(now + minWaitMs, earliest)
     if (this.flushTimer !== null) {
       if (this.flushAt <= at) return
       this.cancelFlush()

@@ -88,6 +88,12 @@ export class UpdateLog {
   private unsubscribe: (() => void) | null = null
   /** Memos of the current state (made on first use: most documents have one link). */
   private merged: Map<VersionVector, Uint8Array> | null = null
+  /**
+   * The last `since` answer and its position, until the entries change: a hub's links flush
+   * together from one cursor, and each made its own copy of the same entries.
+   */
+  private sinceMemo: readonly LogEntry[] | null = null
+  private sinceMemoPos = 0
   private plain: WeakMap<Uint8Array, Uint8Array> | null = null
 
   private constructor(readonly doc: Replica) {}
@@ -124,6 +130,7 @@ export class UpdateLog {
     this.unsubscribe = null
     this.first = this.end
     this.entries = []
+    this.sinceMemo = null
     this.bytes = 0
     this.merged = null
   }
@@ -132,7 +139,12 @@ export class UpdateLog {
   since(pos: number): readonly LogEntry[] | null {
     if (pos === NO_POSITION) return []
     if (pos < this.first) return null
-    return pos >= this.end ? [] : this.entries.slice(pos - this.first)
+    if (pos >= this.end) return []
+    if (this.sinceMemo === null || this.sinceMemoPos !== pos) {
+      this.sinceMemo = this.entries.slice(pos - this.first)
+      this.sinceMemoPos = pos
+    }
+    return this.sinceMemo
   }
 
   /** `doc.encodeUpdate(since)` for the current state, once per `since` object. */
@@ -168,7 +180,7 @@ export class UpdateLog {
     const entry = new LogEntry(this.end, update, origin, this)
     this.entries.push(entry)
     this.bytes += entry.held
-    this.merged = null
+    this.merged = this.sinceMemo = null
     for (const r of this.readers) r.onEntry(entry)
     if (++this.sinceTrim >= TRIM_EVERY) this.trim()
   }
@@ -189,6 +201,7 @@ export class UpdateLog {
       drop++
     }
     if (drop === 0) return
+    this.sinceMemo = null
     this.entries = this.entries.slice(drop)
     this.first += drop
     this.bytes = bytes
