@@ -13,6 +13,7 @@ import { boundLink, type LinkOptions, type SyncError } from '../shared/sync.ts'
 import { summarizeUpdate } from '../shared/update-summary.ts'
 import { anonymousIdentity, verifyToken, type TokenClaims, type TokenProblem } from './auth.ts'
 import { CLOSE } from './close-codes.ts'
+import { SharedTimers } from './shared-timers.ts'
 import { Bucket } from './token-bucket.ts'
 import { CapacityError, type DocumentRegistry, type LoadedDoc } from './documents.ts'
 import type { Limits } from './limits.ts'
@@ -107,6 +108,9 @@ function countIntegrated(update: Uint8Array): void {
  */
 const writeOptions = new WeakMap<LoadedDoc, LinkOptions>()
 const readOptions = new WeakMap<LoadedDoc, LinkOptions>()
+/** The clock of every server link: a document's links flush at the same moments, on one timer. */
+const linkClock = new SharedTimers()
+
 function linkOptionsFor(ctx: ConnectionContext, entry: LoadedDoc, readOnly: boolean): LinkOptions {
   const byDoc = readOnly ? readOptions : writeOptions
   let o = byDoc.get(entry)
@@ -135,6 +139,7 @@ class ServerLinkOptions implements LinkOptions {
   readonly relayDelayMs: number | undefined
   readonly presence: Presence
   readonly onIntegrated = countIntegrated
+  readonly clock = linkClock
   private readonly tuning: LinkTuning
 
   constructor(
