@@ -49,9 +49,12 @@ if (warmupFlag !== undefined && !(warmupFlag >= 0))
 /**
  * `--server-warmup=MS`: before a fan-out scenario, the new server process serves a session on
  * another document (10 clients, 500 edits/s, both load processes) for this long, default 6 s
- * (1 s with --quick; 0: none), the same for every server. The measured window then sees code V8
- * has compiled, as in a server that has been up for a while: in a process 10 s old, V8's
- * compiler threads were a quarter of our server's CPU at 200 x 100 (server/README.md).
+ * (1 s with --quick; 0: none), the same for every server, so that the measured window sees less
+ * of V8 compiling: in a process 10 s old, V8's compiler threads were a quarter of our server's
+ * CPU at 200 x 100. Less, not none: code the small session never ran (or ran with other types)
+ * is compiled, or compiled again, during the measured session, and at 100 incoming edits a
+ * second our integration path gets hot only 12-17 s into the process (server/README.md, stops
+ * 21 and 28). Warm-ups shaped like the measured session did not change the figures measurably.
  */
 const serverWarmupMs = Number(flag('server-warmup') ?? (quick ? 1000 : 6000))
 if (!(serverWarmupMs >= 0))
