@@ -37,6 +37,11 @@ const HEADER_BYTES = 5
  * Loading then inflates the text alone and checksums the stored bytes, not the inflated ones.
  */
 const FLAG_SECTIONED = 2
+/**
+ * First byte of a snapshot's history section when it holds several chunks; a single chunk is a
+ * framed update, whose first byte is `MAGIC_0`.
+ */
+const CHUNKED_HISTORY = 0
 /** What a sectioned snapshot's checksum covers besides its body: the frame's flags. */
 const SECTIONED_CONTEXT = Uint8Array.of(FLAG_SECTIONED)
 /** Bodies smaller than this are not worth compressing. */
@@ -77,8 +82,13 @@ export interface DecodedSnapshot {
   readonly text: string
   readonly version: readonly (readonly [agent: string, count: number])[]
   readonly heads: readonly RawId[]
-  /** An encoded update with the whole history, decoded only when needed. */
-  readonly history: Uint8Array
+  /**
+   * The whole history as encoded updates (chunks), decoded only when needed: each chunk's
+   * events follow the previous chunks' in a topological order, so added chunk by chunk every
+   * event finds its parents. One chunk, or several when each save encoded only the events
+   * since the last (`TextDoc.save`).
+   */
+  readonly history: readonly Uint8Array[]
 }
 
 const zigzag = (n: number) => (n < 0 ? -2 * n - 1 : 2 * n)
@@ -325,7 +335,14 @@ export function encodeSnapshot(snap: DecodedSnapshot): Uint8Array {
     w.byte(0)
     w.bytes(text)
   }
-  w.raw(snap.history)
+  if (snap.history.length === 1) {
+    // One chunk: the framed update as it is (the layout before 2026-11-29; it starts MAGIC_0).
+    w.raw(snap.history[0])
+  } else {
+    w.byte(CHUNKED_HISTORY)
+    w.uint(snap.history.length)
+    for (const chunk of snap.history) w.bytes(chunk)
+  }
   // A checksum over the whole stored body: corrupted storage fails loudly on load.
   // The frame's flags are covered too: a flipped flag cannot select the other layout unnoticed.
   return frame(KIND_SNAPSHOT, seal(w.finish(), SECTIONED_CONTEXT), FLAG_SECTIONED)
@@ -375,5 +392,33 @@ export function decodeSnapshot(bytes: Uint8Array): DecodedSnapshot {
       text = r.string('snapshot text')
     }
   }
-  return { text, version, heads, history: r.rest().slice() }
+  return { text, version, heads, history: readHistory(r.rest()) }
+}
+
+/**
+ * A snapshot's history section: one framed update, or `CHUNKED_HISTORY`, a count and that many
+ * length-prefixed framed updates (each chunk is checked when decoded, like the single one).
+ */
+function readHistory(rest: Uint8Array): Uint8Array[] {
+  if (rest.length === 0 || rest[0] !== CHUNKED_HISTORY) return [rest.slice()]
+  const r = new Reader(rest.subarray(1))
+  const n = r.count('history chunk count', 2)
+  if (n < 2) throw new DecodeError(`a chunked history of ${n} chunks`)
+  const chunks: Uint8Array[] = []
+  for (let i = 0; i < n; i++) chunks.push(r.bytes('history chunk').slice())
+  if (r.remaining !== 0) throw new DecodeError(`${r.remaining} unexpected bytes after the history`)
+  return chunks
+}
+
+/** The events of a snapshot's history chunks as one update (they are in order). */
+export function decodeHistory(history: readonly Uint8Array[]): DecodedUpdate {
+  if (history.length === 1) return decodeUpdate(history[0], MAX_SNAPSHOT_BODY)
+  const spans: EventSpan[] = []
+  const ops: OpSpan[] = []
+  for (const chunk of history) {
+    const d = decodeUpdate(chunk, MAX_SNAPSHOT_BODY)
+    for (const s of d.spans) spans.push(s)
+    for (const o of d.ops) ops.push(o)
+  }
+  return { spans, ops }
 }

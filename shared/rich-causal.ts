@@ -20,7 +20,7 @@ import {
 import { diff } from './graph-diff.ts'
 import {
   KIND_SNAPSHOT,
-  MAX_SNAPSHOT_BODY,
+  decodeHistory,
   decodeSnapshot,
   decodeUpdate,
   messageKind,
@@ -43,7 +43,7 @@ export class CausalMirror {
   add(update: Uint8Array): void {
     const dec =
       messageKind(update) === KIND_SNAPSHOT
-        ? decodeUpdate(decodeSnapshot(update).history, MAX_SNAPSHOT_BODY)
+        ? decodeHistory(decodeSnapshot(update).history)
         : decodeUpdate(update)
     const cg = this.cg
     for (const sp of dec.spans) {

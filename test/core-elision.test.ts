@@ -10,7 +10,7 @@ import { TextDoc, type TextOp } from '../shared/index.ts'
 import {
   type DecodedUpdate,
   KIND_SNAPSHOT,
-  MAX_SNAPSHOT_BODY,
+  decodeHistory,
   decodeSnapshot,
   decodeUpdate,
   encodeUpdate as encodeRaw,
@@ -24,7 +24,7 @@ const SECRET = 'TOPSECRET-'.repeat(12)
 /** The history a save or update carries, decoded. */
 function historyOf(bytes: Uint8Array): DecodedUpdate {
   return messageKind(bytes) === KIND_SNAPSHOT
-    ? decodeUpdate(decodeSnapshot(bytes).history, MAX_SNAPSHOT_BODY)
+    ? decodeHistory(decodeSnapshot(bytes).history)
     : decodeUpdate(bytes)
 }
 

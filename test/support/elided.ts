@@ -4,7 +4,7 @@
  */
 import {
   KIND_SNAPSHOT,
-  MAX_SNAPSHOT_BODY,
+  decodeHistory,
   decodeSnapshot,
   decodeUpdate,
   messageKind,
@@ -20,7 +20,7 @@ import { idKey } from './reference.ts'
 export function insertKeys(bytes: Uint8Array): { elided: Set<string>; withText: Set<string> } {
   const update =
     messageKind(bytes) === KIND_SNAPSHOT
-      ? decodeUpdate(decodeSnapshot(bytes).history, MAX_SNAPSHOT_BODY)
+      ? decodeHistory(decodeSnapshot(bytes).history)
       : decodeUpdate(bytes)
   const elided = new Set<string>()
   const withText = new Set<string>()
