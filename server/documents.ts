@@ -47,6 +47,8 @@ export interface LoadedDoc {
   snapshotBytes: number
   /** Highest update id stored for this document. */
   lastUpdateId: number
+  /** The compaction running for this document, if any (one at a time, in order). */
+  compacting: Promise<void> | null
   idleTimer: ReturnType<typeof setTimeout> | null
   /** When the server last joined the document's heads by a merge event (`join`). */
   joinedAt: number
@@ -199,6 +201,7 @@ export class DocumentRegistry {
       bytesSinceSnapshot: stored?.updates.reduce((sum, u) => sum + u.length, 0) ?? 0,
       snapshotBytes: stored?.snapshot?.length ?? 0,
       lastUpdateId: stored?.lastUpdateId ?? 0,
+      compacting: null,
       idleTimer: null,
       joinedAt: -Infinity,
       unjoined: false,
@@ -311,10 +314,11 @@ export class DocumentRegistry {
         entry.lastUpdateId = Math.max(entry.lastUpdateId, id)
         entry.sinceSnapshot++
         entry.bytesSinceSnapshot += update.length
-        if (this.compactionDue(entry)) {
-          // The append is committed; a failed compaction only leaves more updates to replay.
-          // (Unless a snapshot was owed: then `needsSnapshot` stays set and `durable` behind.)
-          await this.compact(entry).catch((err) =>
+        if (entry.compacting === null && this.compactionDue(entry)) {
+          // The append is committed, and acknowledged without waiting for the compaction; a
+          // failed one only leaves more updates to replay. (Unless a snapshot was owed: then
+          // `needsSnapshot` stays set and `durable` behind.)
+          this.compact(entry).catch((err) =>
             this.log.warn({ doc: entry.id, err }, 'compaction failed'),
           )
         }
@@ -342,18 +346,44 @@ export class DocumentRegistry {
     )
   }
 
-  /** Stores a snapshot of everything in memory and drops the updates it covers. */
-  async compact(entry: LoadedDoc): Promise<void> {
+  /**
+   * Stores a snapshot of everything in memory and drops the updates it covers, once the
+   * document's previous compaction has finished: two at once could store an older snapshot
+   * after a newer one had dropped the updates between them.
+   */
+  compact(entry: LoadedDoc): Promise<void> {
+    const previous = entry.compacting
+    const run = (async () => {
+      if (previous !== null) await previous.catch(() => undefined)
+      await this.compactNow(entry)
+    })()
+    entry.compacting = run
+    const done = () => {
+      if (entry.compacting === run) entry.compacting = null
+    }
+    run.then(done, done)
+    return run
+  }
+
+  private async compactNow(entry: LoadedDoc): Promise<void> {
     const t0 = performance.now()
+    // Taken in one turn with the snapshot's state: it holds exactly these events and updates.
     const version = entry.doc.version()
     const covered = [...(entry.outstanding ?? [])]
-    const snapshot = entry.doc.save()
-    await this.storage.compact(entry.id, snapshot, entry.lastUpdateId)
+    const throughId = entry.lastUpdateId
+    const folded = entry.sinceSnapshot
+    const foldedBytes = entry.bytesSinceSnapshot
+    const owed = entry.needsSnapshot
+    // The text is deflated off the event loop (the history's chunks are mostly kept bytes).
+    const snapshot = await entry.doc.saveAsync()
+    await this.storage.compact(entry.id, snapshot, throughId)
     this.metrics.storageSeconds.observe({ op: 'compact' }, (performance.now() - t0) / 1000)
-    entry.sinceSnapshot = 0
-    entry.bytesSinceSnapshot = 0
+    // Updates stored meanwhile are after the snapshot, and stay counted.
+    entry.sinceSnapshot = Math.max(0, entry.sinceSnapshot - folded)
+    entry.bytesSinceSnapshot = Math.max(0, entry.bytesSinceSnapshot - foldedBytes)
     entry.snapshotBytes = snapshot.length
-    entry.needsSnapshot = false
+    // A write that failed meanwhile still owes a snapshot of its own.
+    if (owed) entry.needsSnapshot = false
     for (const u of covered) stored(entry, u)
     if (sumVersion(version) >= sumVersion(entry.durable)) entry.durable = version
     this.advanceDurable(entry)
@@ -362,6 +392,7 @@ export class DocumentRegistry {
   /** Waits for every write of `entry` to settle, then stores a snapshot if one is due. */
   async flush(entry: LoadedDoc): Promise<void> {
     while (entry.inFlight !== null) await Promise.allSettled([...entry.inFlight])
+    if (entry.compacting !== null) await entry.compacting.catch(() => undefined)
     if (entry.needsSnapshot || entry.sinceSnapshot > 0 || entry.outstanding !== null) {
       await this.compact(entry)
     }

@@ -87,11 +87,12 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
   idleUnloadMs: 30_000,
   heartbeatMs: 30_000,
   compactAfterUpdates: 1_000,
-  // A snapshot re-encodes the whole history on the event loop: 28 ms for automerge-paper's
-  // 260k events, about 4 µs an event of concurrent typing. At a fixed count, a long-lived busy
-  // document would stall every one of its clients that long every 1,000 updates, longer as it
-  // grows. Waiting until the log holds half the snapshot's bytes again keeps compaction's cost
-  // in proportion to the writes; a load then replays at most that much after the snapshot.
+  // A snapshot encodes the history written since the last one (earlier chunks are kept as
+  // bytes; about 4 µs an event of concurrent typing) and deflates the text on the thread pool,
+  // but still copies the text and walks the visible characters on the event loop. At a fixed
+  // count, a long-lived busy document would pay that every 1,000 updates, more as it grows.
+  // Waiting until the log holds half the snapshot's bytes again keeps compaction's cost in
+  // proportion to the writes; a load then replays at most that much after the snapshot.
   compactAfterGrowth: 0.5,
   storageWriteAttempts: 3,
 })

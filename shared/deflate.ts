@@ -17,6 +17,11 @@ interface NativeZlib {
     options: { maxOutputLength: number; dictionary?: Uint8Array; chunkSize: number },
   ): Uint8Array
   crc32?(data: Uint8Array, value: number): number
+  deflateRaw?(
+    data: Uint8Array,
+    options: { level: number; chunkSize: number },
+    done: (err: Error | null, out: Uint8Array) => void,
+  ): void
 }
 
 /** Node's zlib when this runtime has one (`process.getBuiltinModule`, Node ≥ 20.16), else null. */
@@ -48,6 +53,21 @@ export function deflateRaw(bytes: Uint8Array, dictionary?: Uint8Array): Uint8Arr
       }),
     )
   return deflateSync(bytes, { level: LEVEL, dictionary: dict })
+}
+
+/**
+ * `deflateRaw(bytes)`, run off the calling thread where the runtime can (Node's zlib, on the
+ * libuv thread pool), so a large text does not hold the event loop; elsewhere at once.
+ * `bytes` must not change until the promise settles.
+ */
+export function deflateRawAsync(bytes: Uint8Array): Promise<Uint8Array> {
+  const zlib = nativeZlib
+  if (zlib?.deflateRaw === undefined) return Promise.resolve(deflateRaw(bytes))
+  return new Promise((resolve, reject) =>
+    zlib.deflateRaw!(bytes, { level: LEVEL, chunkSize: chunkFor(bytes.length + 64) }, (err, out) =>
+      err === null ? resolve(plain(out)) : reject(err),
+    ),
+  )
 }
 
 /**

@@ -21,7 +21,7 @@
 import { DecodeError, Reader, Writer, decodeWtf8, encodeWtf8 } from './varint.ts'
 import { DEL, INS, NOP, type OpKind } from './oplog.ts'
 import { seal, unseal } from './crc32.ts'
-import { deflateRaw, inflateRaw } from './deflate.ts'
+import { deflateRaw, deflateRawAsync, inflateRaw } from './deflate.ts'
 
 const MAGIC_0 = 0x50 // 'P'
 const MAGIC_1 = 0x59 // 'Y'
@@ -312,6 +312,26 @@ export function decodeUpdate(bytes: Uint8Array, maxBody = MAX_UPDATE_BODY): Deco
 }
 
 export function encodeSnapshot(snap: DecodedSnapshot): Uint8Array {
+  const text = encodeWtf8(snap.text)
+  return writeSnapshot(snap, text, text.length >= COMPRESS_FROM ? deflateRaw(text) : null)
+}
+
+/** `encodeSnapshot`, its text deflated off the calling thread where the runtime can. */
+export async function encodeSnapshotAsync(snap: DecodedSnapshot): Promise<Uint8Array> {
+  const text = encodeWtf8(snap.text)
+  return writeSnapshot(
+    snap,
+    text,
+    text.length >= COMPRESS_FROM ? await deflateRawAsync(text) : null,
+  )
+}
+
+/** A snapshot of `snap`, whose text is `text` (WTF-8), deflated as `packed` when that was tried. */
+function writeSnapshot(
+  snap: DecodedSnapshot,
+  text: Uint8Array,
+  packed: Uint8Array | null,
+): Uint8Array {
   const w = new Writer()
   w.uint(snap.version.length)
   for (const [agent, n] of snap.version) {
@@ -325,8 +345,6 @@ export function encodeSnapshot(snap: DecodedSnapshot): Uint8Array {
     w.uint(seq)
   }
   // The text section: a flag, then the WTF-8 bytes, deflated (after their size) when that pays.
-  const text = encodeWtf8(snap.text)
-  const packed = text.length >= COMPRESS_FROM ? deflateRaw(text) : null
   if (packed !== null && packed.length < text.length * 0.9) {
     w.byte(FLAG_DEFLATED)
     w.uint(text.length)

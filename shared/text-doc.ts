@@ -55,6 +55,7 @@ import {
   KIND_SNAPSHOT,
   decodeUpdate,
   encodeSnapshot,
+  encodeSnapshotAsync,
   messageKind,
   MAX_SNAPSHOT_BODY,
   encodeUpdate,
@@ -140,6 +141,13 @@ class ElidedTooSoon extends Error {}
 
 /** Most chunks a saved history keeps (`TextDoc.historyChunks`). */
 const MAX_HISTORY_CHUNKS = 24
+
+/**
+ * A document keeps its saved history's chunks for the next save from `keepFrom` events on.
+ * Below that, encoding all of it again costs little (about 4 µs an event) and the kept bytes
+ * would be most of a small document's memory on a server. Tests lower it.
+ */
+export const historyChunking = { keepFrom: 4096 }
 
 interface LazyHistory {
   readonly chunks: readonly Uint8Array[]
@@ -325,6 +333,20 @@ export class TextDoc {
    * dropped (elided): every replica that receives these events receives their deletes with them.
    */
   save(): Uint8Array {
+    return encodeSnapshot(this.snapshot())
+  }
+
+  /**
+   * `save()`, its text deflated off the calling thread where the runtime can (Node): the
+   * document as it is when called, whatever changes before the promise settles. For a server
+   * saving large documents without holding its event loop.
+   */
+  saveAsync(): Promise<Uint8Array> {
+    return encodeSnapshotAsync(this.snapshot())
+  }
+
+  /** What `save` encodes: the document now. */
+  private snapshot(): DecodedSnapshot {
     const history = this.lazy !== null ? this.lazy.chunks : this.historyChunks()
     const version = Object.entries(this.version())
     const heads =
@@ -332,7 +354,7 @@ export class TextDoc {
     // The text read without caching it: a hub saves its documents for joining clients and for
     // storage, and an idle document would otherwise hold its text twice (buffer and string).
     const text = this.content.slice(0, this.content.length)
-    return encodeSnapshot({ text, version, heads, history })
+    return { text, version, heads, history }
   }
 
   on(event: 'update', handler: (update: Uint8Array, origin: unknown) => void): () => void
@@ -453,7 +475,10 @@ export class TextDoc {
     }
     chunks.push(encodeUpdate(this.eventsIn([[from, next]], this.visibleChars())))
     ends.push(next)
-    this.saved = { chunks, ends, from: elision.from, minStretch: elision.minStretch }
+    this.saved =
+      next >= historyChunking.keepFrom
+        ? { chunks, ends, from: elision.from, minStretch: elision.minStretch }
+        : null
     return chunks
   }
 
@@ -477,12 +502,10 @@ export class TextDoc {
     this.cg = fresh.cg
     this.log = fresh.log
     // The snapshot's chunks hold events 0 .. ends, in this order: the next save keeps them.
-    this.saved = {
-      chunks: lazy.chunks.slice(),
-      ends,
-      from: elision.from,
-      minStretch: elision.minStretch,
-    }
+    this.saved =
+      fresh.cg.next >= historyChunking.keepFrom
+        ? { chunks: lazy.chunks.slice(), ends, from: elision.from, minStretch: elision.minStretch }
+        : null
     this.lazy = null
   }
 

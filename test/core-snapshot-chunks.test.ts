@@ -5,9 +5,12 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { decodeHistory, decodeSnapshot } from '../shared/encoding.ts'
-import { TextDoc, elision } from '../shared/text-doc.ts'
+import { TextDoc, elision, historyChunking } from '../shared/text-doc.ts'
 import { DecodeError } from '../shared/varint.ts'
 import { Rng } from './support/rng.ts'
+
+// Small documents here: keep their chunks as a large one would.
+historyChunking.keepFrom = 0
 
 const same = (a: Uint8Array, b: Uint8Array) =>
   a.length === b.length && a.every((x, i) => x === b[i])
@@ -151,6 +154,36 @@ test('a flipped byte anywhere in a chunked snapshot fails loudly, never loads an
     }
     assert.ok(detected, `byte ${i} flipped`)
   }
+})
+
+test('a small document keeps no chunks: each save encodes it whole, in one chunk', () => {
+  const rng = new Rng(7)
+  const doc = new TextDoc('a')
+  historyChunking.keepFrom = 1_000_000
+  try {
+    typeInto(doc, rng, 100)
+    doc.save()
+    typeInto(doc, rng, 100)
+    assert.is(decodeSnapshot(doc.save()).history.length, 1)
+    const loaded = TextDoc.load(doc.save())
+    loaded.insert(0, 'x')
+    assert.is(decodeSnapshot(loaded.save()).history.length, 1)
+  } finally {
+    historyChunking.keepFrom = 0
+  }
+})
+
+test('saveAsync saves the document as it was when called, in the same bytes as save', async () => {
+  const rng = new Rng(6)
+  const doc = new TextDoc('a')
+  typeInto(doc, rng, 300)
+  const now = doc.toString()
+  const sync = doc.save()
+  const pending = doc.saveAsync()
+  doc.insert(0, 'later ')
+  const saved = await pending
+  assert.ok(same(saved, sync), 'the same bytes')
+  assert.is(TextDoc.load(saved).toString(), now)
 })
 
 test.run()

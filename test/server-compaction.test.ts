@@ -36,12 +36,14 @@ async function run(growth: number): Promise<{ compacts: number[]; text: string; 
     /**
      * One edit, stored as one update before the next. (The registry decides on compaction in
      * the same promise chain as the append, so once the append has settled and timers run, the
-     * decision is made.)
+     * decision is made. The compaction then stores its snapshot once the text is deflated on
+     * the thread pool, well under a millisecond for these texts: 100 ms is ample.)
      */
     const edit = async (text: string) => {
       const before = storage.appends
       c.doc.insert(c.doc.length, text)
       await waitFor(() => storage.appends === before + 1 && storage.inFlightAppends === 0, 'stored')
+      await new Promise((r) => setTimeout(r, 100))
     }
     // A big first update, then small ones: the first compaction comes at the 4th update.
     await edit(noise(20_000, 1))
@@ -76,6 +78,44 @@ test('compactAfterGrowth 0: every compactAfterUpdates updates, whatever their si
   const { compacts, text, after } = await run(0)
   assert.equal(compacts, [1, 4, 5])
   assert.is(after, text)
+})
+
+test('a compaction runs behind the acks; updates stored while it runs are kept', async () => {
+  const dir = tempDir()
+  const storage = new FaultyStorage(await SqliteStorage.open({ dataDir: dir }))
+  let ts = await startServer({
+    storage,
+    dataDir: dir,
+    limits: { compactAfterUpdates: 3, compactAfterGrowth: 0 },
+  })
+  const port = ts.server.port
+  const c = client(ts.wsUrl, 'behind', { doc: new TextDoc('writer') })
+  try {
+    await c.synced
+    storage.faults.compactDelayMs = 1500
+    for (let i = 0; i < 3; i++) {
+      const before = storage.appends
+      c.doc.insert(c.doc.length, `before ${i};`)
+      await waitFor(() => storage.appends === before + 1 && storage.inFlightAppends === 0, 'stored')
+    }
+    await waitFor(() => storage.compacts === 1, 'a compaction started')
+    // Its snapshot waits 1.5 s to be stored; edits meanwhile are stored and acknowledged.
+    const t0 = performance.now()
+    for (let i = 0; i < 5; i++) c.doc.insert(c.doc.length, `during ${i};`)
+    await waitFor(() => c.status === 'synced' && storage.inFlightAppends === 0, 'acknowledged')
+    assert.ok(performance.now() - t0 < 1000, 'the acks did not wait for the compaction')
+    assert.is(storage.compactsDone, 0, 'the compaction was still running')
+    await waitFor(() => storage.compactsDone >= 1, 'compacted', 5000)
+    const text = c.doc.toString()
+    c.close()
+    await ts.stop(true)
+    ts = await startServer({ dataDir: dir, port })
+    assert.is(await restText(ts.httpUrl, 'behind'), text)
+  } finally {
+    c.close()
+    await ts.stop(true)
+    rmSync(dir, { recursive: true, force: true })
+  }
 })
 
 test.run()

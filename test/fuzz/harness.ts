@@ -3,7 +3,7 @@
  *
  * Owns: reading `FUZZ_SEED` / `FUZZ_MS`, running cases with fresh seeds until a budget is
  * spent, and turning a failing case into an Error that names its seed and the one command
- * that replays it; and each case's `save()` elision setting.
+ * that replays it; and each case's `save()` elision and history-chunking settings.
  *
  * - `FUZZ_SEED=N`: run exactly the case with seed N, once (replay).
  * - `FUZZ_MS=N`: the total time budget of all fuzzers, in ms (default 20000 under
@@ -13,19 +13,22 @@
  * - `FUZZ_TRACE=1`: a failure prints every step of the case, not the last 25.
  */
 import { type Rng, seedFromEnv } from '../support/rng.ts'
-import { elision } from '../../shared/text-doc.ts'
+import { elision, historyChunking } from '../../shared/text-doc.ts'
 
 /** Default total budget of the fuzzers in `npm test`. */
 export const DEFAULT_FUZZ_MS = 20_000
 
 /**
  * Half the cases elide the text of every deleted character in `save()` (the defaults only do
- * so for documents bigger than a fuzz case makes): the other half keep the defaults.
+ * so for documents bigger than a fuzz case makes): the other half keep the defaults. Half,
+ * drawn apart, keep their saved history's chunks from the first event (the default only from
+ * 4,096), so saves after saves and loads encode only what is new.
  */
 export function pickElision(rng: Rng): void {
   const all = rng.chance(0.5)
   elision.from = all ? 1 : 64
   elision.minStretch = all ? 1 : 8
+  historyChunking.keepFrom = rng.chance(0.5) ? 0 : 4096
 }
 
 /** `FUZZ_STEPS` as a number of steps, or undefined when unset. */

@@ -11,6 +11,7 @@ export interface Faults {
   failCompacts: boolean
   loadDelayMs: number
   appendDelayMs: number
+  compactDelayMs: number
 }
 
 /** `inner` with the faults in `faults` and call counters. */
@@ -21,11 +22,14 @@ export class FaultyStorage implements Storage {
     failCompacts: false,
     loadDelayMs: 0,
     appendDelayMs: 0,
+    compactDelayMs: 0,
   }
   loads = 0
   appends = 0
   failedAppends = 0
   compacts = 0
+  /** Compactions stored. */
+  compactsDone = 0
   /** Appends started and not finished. */
   inFlightAppends = 0
 
@@ -55,8 +59,10 @@ export class FaultyStorage implements Storage {
 
   async compact(docId: string, snapshot: Uint8Array, throughId: number): Promise<void> {
     this.compacts++
+    if (this.faults.compactDelayMs > 0) await sleep(this.faults.compactDelayMs)
     if (this.faults.failCompacts) throw new Error('injected: compaction failed')
-    return this.inner.compact(docId, snapshot, throughId)
+    await this.inner.compact(docId, snapshot, throughId)
+    this.compactsDone++
   }
 
   pendingUpdates(docId: string): Promise<number> {
