@@ -14,8 +14,9 @@
  * `DecodeError` before anything is touched.
  *
  * A snapshot is sectioned (FLAG_SECTIONED): version and heads, the text (deflated on its
- * own when that pays), then the history as a framed update, all under one CRC-32 that
- * also covers the frame's flags. Loading inflates the text alone; the history stays
+ * own when that pays), then the history as a framed update, or as several (`CHUNKED_HISTORY`,
+ * since 2026-11-29: each save encodes only the events since the last), all under one CRC-32
+ * that also covers the frame's flags. Loading inflates the text alone; the history stays
  * bytes until a merge needs it. The first layout (the whole body deflated) still loads.
  */
 import { DecodeError, Reader, Writer, decodeWtf8, encodeWtf8 } from './varint.ts'
@@ -33,7 +34,7 @@ const FLAG_DEFLATED = 1
 const HEADER_BYTES = 5
 /**
  * Snapshots only: the body is not deflated as a whole; its text is a section of its own
- * (deflated when that pays) and the history, already a framed update, is stored as it is.
+ * (deflated when that pays) and the history, already framed updates, is stored as it is.
  * Loading then inflates the text alone and checksums the stored bytes, not the inflated ones.
  */
 const FLAG_SECTIONED = 2
