@@ -40,6 +40,8 @@ export interface LoadedDoc {
   outstanding: Set<Uint8Array> | null
   /** Set when a write failed for good: the next flush stores a whole snapshot. */
   needsSnapshot: boolean
+  /** Writes that failed for good so far (a snapshot taken before the last one does not cover it). */
+  failedWrites: number
   /** Updates appended since the last snapshot, and their bytes. */
   sinceSnapshot: number
   bytesSinceSnapshot: number
@@ -197,6 +199,7 @@ export class DocumentRegistry {
       inFlight: null,
       outstanding: null,
       needsSnapshot: false,
+      failedWrites: 0,
       sinceSnapshot: stored?.updates.length ?? 0,
       bytesSinceSnapshot: stored?.updates.reduce((sum, u) => sum + u.length, 0) ?? 0,
       snapshotBytes: stored?.snapshot?.length ?? 0,
@@ -329,6 +332,7 @@ export class DocumentRegistry {
       }
     }
     entry.needsSnapshot = true
+    entry.failedWrites++
     throw lastError instanceof Error ? lastError : new Error(String(lastError))
   }
 
@@ -373,7 +377,7 @@ export class DocumentRegistry {
     const throughId = entry.lastUpdateId
     const folded = entry.sinceSnapshot
     const foldedBytes = entry.bytesSinceSnapshot
-    const owed = entry.needsSnapshot
+    const failedWrites = entry.failedWrites
     // The text is deflated off the event loop (the history's chunks are mostly kept bytes).
     const snapshot = await entry.doc.saveAsync()
     await this.storage.compact(entry.id, snapshot, throughId)
@@ -383,7 +387,7 @@ export class DocumentRegistry {
     entry.bytesSinceSnapshot = Math.max(0, entry.bytesSinceSnapshot - foldedBytes)
     entry.snapshotBytes = snapshot.length
     // A write that failed meanwhile still owes a snapshot of its own.
-    if (owed) entry.needsSnapshot = false
+    if (entry.failedWrites === failedWrites) entry.needsSnapshot = false
     for (const u of covered) stored(entry, u)
     if (sumVersion(version) >= sumVersion(entry.durable)) entry.durable = version
     this.advanceDurable(entry)
