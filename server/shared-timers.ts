@@ -8,8 +8,9 @@
  * 200 clients x 100 edits/s, one timer per moment does the same for a fraction.
  *
  * Callbacks due together run in the order they were set, as Node runs timers of one
- * millisecond, and never more than half a millisecond (the rounding to whole ones) early. One that throws does not stop the others: the first error is thrown again once
- * they have run, uncaught, where a Node timer's would have gone.
+ * millisecond, and never more than half a millisecond (the rounding to whole ones) early. One
+ * that throws does not stop the others: the first error is thrown again once they have run,
+ * uncaught, where a Node timer's would have gone.
  */
 import type { Clock } from '../shared/link-api.ts'
 

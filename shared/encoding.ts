@@ -429,6 +429,13 @@ function readHistory(rest: Uint8Array): Uint8Array[] {
   return chunks
 }
 
+/** The events an update or a snapshot carries, as one update. */
+export function decodeEvents(message: Uint8Array): DecodedUpdate {
+  return messageKind(message) === KIND_SNAPSHOT
+    ? decodeHistory(decodeSnapshot(message).history)
+    : decodeUpdate(message)
+}
+
 /** The events of a snapshot's history chunks as one update (they are in order). */
 export function decodeHistory(history: readonly Uint8Array[]): DecodedUpdate {
   if (history.length === 1) return decodeUpdate(history[0], MAX_SNAPSHOT_BODY)

@@ -18,13 +18,7 @@ import {
   rawToLv,
 } from './causal-graph.ts'
 import { diff } from './graph-diff.ts'
-import {
-  KIND_SNAPSHOT,
-  decodeHistory,
-  decodeSnapshot,
-  decodeUpdate,
-  messageKind,
-} from './encoding.ts'
+import { decodeEvents } from './encoding.ts'
 
 export class CausalMirror {
   private readonly cg: CausalGraph = createGraph()
@@ -41,10 +35,7 @@ export class CausalMirror {
 
   /** Adds the events of an update (or snapshot) the inner document just integrated. */
   add(update: Uint8Array): void {
-    const dec =
-      messageKind(update) === KIND_SNAPSHOT
-        ? decodeHistory(decodeSnapshot(update).history)
-        : decodeUpdate(update)
+    const dec = decodeEvents(update)
     const cg = this.cg
     for (const sp of dec.spans) {
       const have = nextSeq(cg, sp.agent)

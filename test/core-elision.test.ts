@@ -9,24 +9,14 @@ import * as assert from 'uvu/assert'
 import { TextDoc, type TextOp } from '../shared/index.ts'
 import {
   type DecodedUpdate,
-  KIND_SNAPSHOT,
-  decodeHistory,
-  decodeSnapshot,
+  decodeEvents,
   decodeUpdate,
   encodeUpdate as encodeRaw,
-  messageKind,
 } from '../shared/encoding.ts'
 import { DEL, INS, isElided } from '../shared/oplog.ts'
 import { elision } from '../shared/text-doc.ts'
 
 const SECRET = 'TOPSECRET-'.repeat(12)
-
-/** The history a save or update carries, decoded. */
-function historyOf(bytes: Uint8Array): DecodedUpdate {
-  return messageKind(bytes) === KIND_SNAPSHOT
-    ? decodeHistory(decodeSnapshot(bytes).history)
-    : decodeUpdate(bytes)
-}
 
 /** Whether the decoded history still holds some of `text`. */
 function carries(update: DecodedUpdate, text: string): boolean {
@@ -55,7 +45,7 @@ function insertedText(doc: TextDoc): string[] {
 test('save() drops the text of deleted characters and is smaller for it', () => {
   const { doc } = redacted()
   const saved = doc.save()
-  const history = historyOf(saved)
+  const history = decodeEvents(saved)
   assert.not.ok(carries(history, SECRET), 'the deleted text is gone from the save')
   const elided = history.ops.filter(isElided)
   assert.equal(
@@ -66,7 +56,7 @@ test('save() drops the text of deleted characters and is smaller for it', () => 
   try {
     elision.from = Infinity
     const full = doc.save()
-    assert.ok(carries(historyOf(full), SECRET))
+    assert.ok(carries(decodeEvents(full), SECRET))
     assert.ok(saved.length < full.length, `${saved.length} < ${full.length}`)
   } finally {
     elision.from = keepFrom
@@ -82,7 +72,7 @@ test('short deleted stretches inside visible runs keep their text; long ones are
   doc.insert(0, body)
   doc.delete(40 + 3 + 40, SECRET.length) // the secret: a long stretch
   doc.delete(40, 3) // "abc": shorter than elision.minStretch
-  const ops = historyOf(doc.save()).ops.filter((op) => op.kind === INS)
+  const ops = decodeEvents(doc.save()).ops.filter((op) => op.kind === INS)
   assert.equal(
     ops.map((op) => [op.len, isElided(op)]),
     [
@@ -109,12 +99,12 @@ test('a replica behind the save gets the elided events with their deletes, and n
   const third = TextDoc.load(early, 'third')
   third.applyUpdate(behind.encodeUpdate(third.version()))
   assert.is(third.toString(), '> keep  end')
-  assert.not.ok(carries(historyOf(behind.save()), SECRET))
+  assert.not.ok(carries(decodeEvents(behind.save()), SECRET))
 })
 
 test('elided events whose deletes have not arrived wait, then apply with them', () => {
   const { doc, early } = redacted()
-  const full = historyOf(TextDoc.load(doc.save()).encodeUpdate({ author: 9 }))
+  const full = decodeEvents(TextDoc.load(doc.save()).encodeUpdate({ author: 9 }))
   // The same events split in two: the elided insert alone, then the delete.
   const insert = full.ops.findIndex(isElided)
   const del = full.ops.findIndex((op) => op.kind === DEL)

@@ -12,9 +12,6 @@ import { Rng } from './support/rng.ts'
 // Small documents here: keep their chunks as a large one would.
 historyChunking.keepFrom = 0
 
-const same = (a: Uint8Array, b: Uint8Array) =>
-  a.length === b.length && a.every((x, i) => x === b[i])
-
 /** Random edits by `doc` (inserts and deletes anywhere). */
 function typeInto(doc: TextDoc, rng: Rng, n: number): void {
   for (let i = 0; i < n; i++) {
@@ -34,11 +31,11 @@ test('a save of a grown document keeps the last save chunks and encodes only the
   typeInto(doc, rng, 60)
   const second = decodeSnapshot(doc.save()).history
   assert.is(second.length, 2)
-  assert.ok(same(second[0], first[0]), 'the first chunk is the same bytes')
+  assert.equal(second[0], first[0], 'the first chunk is the same bytes')
   // Nothing new: the same chunks again.
   const again = decodeSnapshot(doc.save()).history
   assert.equal(again.length, 2)
-  assert.ok(same(again[1], second[1]))
+  assert.equal(again[1], second[1])
   const loaded = TextDoc.load(doc.save())
   assert.is(loaded.toString(), doc.toString())
   assert.equal(loaded.version(), doc.version())
@@ -105,7 +102,8 @@ test('chunked snapshots load, merge concurrent edits, and keep their chunks thro
   r.insert(0, 'more ')
   const next = decodeSnapshot(r.save()).history
   const before = decodeSnapshot(saved).history
-  assert.ok(same(next[0], before[0]) && same(next[1], before[1]))
+  assert.equal(next[0], before[0])
+  assert.equal(next[1], before[1])
   assert.is(TextDoc.load(r.save()).toString(), r.toString())
 })
 
@@ -182,7 +180,7 @@ test('saveAsync saves the document as it was when called, in the same bytes as s
   const pending = doc.saveAsync()
   doc.insert(0, 'later ')
   const saved = await pending
-  assert.ok(same(saved, sync), 'the same bytes')
+  assert.equal(saved, sync, 'the same bytes')
   assert.is(TextDoc.load(saved).toString(), now)
 })
 

@@ -2,13 +2,7 @@
  * Which inserts an update (or a whole-document snapshot) carries with their text elided:
  * the reference twin of the differential fuzzer needs to know, to hold them as TextDoc does.
  */
-import {
-  KIND_SNAPSHOT,
-  decodeHistory,
-  decodeSnapshot,
-  decodeUpdate,
-  messageKind,
-} from '../../shared/encoding.ts'
+import { decodeEvents } from '../../shared/encoding.ts'
 import { attachOps } from '../../shared/incoming.ts'
 import { INS, isElided } from '../../shared/oplog.ts'
 import { idKey } from './reference.ts'
@@ -18,10 +12,7 @@ import { idKey } from './reference.ts'
  * that insert text carried in full.
  */
 export function insertKeys(bytes: Uint8Array): { elided: Set<string>; withText: Set<string> } {
-  const update =
-    messageKind(bytes) === KIND_SNAPSHOT
-      ? decodeHistory(decodeSnapshot(bytes).history)
-      : decodeUpdate(bytes)
+  const update = decodeEvents(bytes)
   const elided = new Set<string>()
   const withText = new Set<string>()
   for (const span of attachOps(update)) {
