@@ -56,7 +56,11 @@ export interface ConnectOptions<D extends ConnectableDoc = TextDoc> {
 /** A live connection (API.md "Client"). */
 export interface Connection<D extends ConnectableDoc = TextDoc> {
   readonly doc: D
-  /** Resolves once the server's state is merged and our pending events are acknowledged. */
+  /**
+   * Resolves once the server's state is merged and our pending events are acknowledged.
+   * Rejects when the server refuses us, and on a read-only connection while this replica holds
+   * events of its own the server lacks (they will not be stored; status stays `connected`).
+   */
   readonly synced: Promise<void>
   readonly status: ConnectionStatus
   /** Why the server refused us (status `refused`), else undefined. */
@@ -257,6 +261,15 @@ class ClientConnection<D extends ConnectableDoc> implements Connection<D> {
         if (this.link !== l) return
         this.acked = l.ackedVersion()
         this.attempt = 0
+        if (this.readOnly && !this.allAcknowledged) {
+          // `synced` means our events are stored too, and a read-only server stores none.
+          const own = this.doc.version()[this.doc.agent] ?? 0
+          const waiting = own - (this.acked[this.doc.agent] ?? 0)
+          this.rejectSynced(
+            new Error(`read-only connection: ${waiting} local events will not be stored`),
+          )
+          return
+        }
         this.setStatus('synced')
         this.resolveSynced()
       },

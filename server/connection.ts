@@ -177,6 +177,18 @@ function hooksOf(ctx: ConnectionContext, entry: LoadedDoc) {
 }
 
 /**
+ * Whether `data` looks like a token of ours (`signToken`: base64url, a dot, base64url) and is no
+ * longer than `max`. A protocol message never does: its first byte is the protocol version.
+ */
+function isTokenShaped(data: Buffer, max: number): boolean {
+  return (
+    data.byteLength <= max &&
+    data[0] !== PROTOCOL_VERSION &&
+    /^[\w-]+\.[\w-]+$/.test(data.toString('latin1'))
+  )
+}
+
+/**
  * What a connection holds until its link is made: the token's claims, the frames that came
  * before the link (and their count against the pre-authentication limits), the deadline.
  */
@@ -216,6 +228,8 @@ export class ServerConnection implements DirectChannel, HubSocketHandler {
   private childLog: Logger | null = null
   /** Events integrated from the message being delivered (the rate limit counts them). */
   integrated = 0
+  /** Open mode, before the first frame: a token sent anyway is dropped (`onFrame`). */
+  private firstFrame: boolean
 
   constructor(
     /** The WebSocket (its TCP socket's byte count tells the heartbeat the peer is alive). */
@@ -236,6 +250,7 @@ export class ServerConnection implements DirectChannel, HubSocketHandler {
         }
       }, l.authTimeoutMs),
     )
+    this.firstFrame = ctx.secret === undefined
     if (ctx.secret === undefined) this.authorize({ doc: docId, role: 'write', exp: Infinity })
     else if (queryToken !== null) this.checkToken(queryToken)
   }
@@ -342,6 +357,12 @@ export class ServerConnection implements DirectChannel, HubSocketHandler {
 
   onFrame(data: Buffer, isBinary: boolean): void {
     if (this.state === 'closed') return
+    if (this.firstFrame) {
+      this.firstFrame = false
+      // Open mode: a client given a token sends it first all the same; with no secret to check
+      // it against, it is dropped (its claims grant nothing here: every connection may write).
+      if (isTokenShaped(data, this.ctx.limits.maxPreAuthBytes)) return
+    }
     if (this.state === 'linked') {
       if (!isBinary) return this.refuse(CLOSE.UNSUPPORTED_DATA, 'text frame', 'text-frame')
       return this.deliver(new Uint8Array(data.buffer, data.byteOffset, data.byteLength))

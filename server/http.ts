@@ -15,7 +15,7 @@ import { CapacityError, type DocumentRegistry } from './documents.ts'
 import type { Logger } from './log.ts'
 import type { ServerMetrics } from './metrics.ts'
 import { demoBundle, demoPage, demoStyles } from './demo-bundle.ts'
-import { parseDocId } from './ws-endpoint.ts'
+import { checkDocId } from './ws-endpoint.ts'
 import { ProjectionError, documentView, type DocumentView } from './rich-projection.ts'
 
 /** What the routes need. */
@@ -30,7 +30,8 @@ export interface HttpContext {
 
 function tokenOf(req: Request): string | null {
   const h = req.headers.authorization
-  if (typeof h === 'string' && h.startsWith('Bearer ')) return h.slice(7).trim()
+  // The scheme name is case-insensitive (RFC 9110 11.1).
+  if (typeof h === 'string' && /^bearer /i.test(h)) return h.slice(7).trim()
   const q = req.query.token
   return typeof q === 'string' ? q : null
 }
@@ -71,7 +72,9 @@ export function createHttpApp(ctx: HttpContext): express.Express {
   })
 
   const readDoc = async (req: Request, res: Response) => {
-    const id = parseDocId(String(req.params.id ?? ''))
+    // Express has decoded the path parameter already (decoding it again would turn `a%2541`,
+    // the id `a%41`, into `aA`).
+    const id = checkDocId(String(req.params.id ?? ''))
     if (id === null) {
       res.status(400).json({ error: 'bad document id' })
       return null
@@ -79,8 +82,8 @@ export function createHttpApp(ctx: HttpContext): express.Express {
     if (ctx.secret !== undefined) {
       const v = verifyToken(ctx.secret, tokenOf(req), id)
       if (!v.ok) {
-        const status = v.problem === 'wrong-document' ? 403 : 401
-        res.status(status).json({ error: `token ${v.problem}` })
+        // 401 for a token of another document too: API.md asks for a token for this one.
+        res.status(401).json({ error: `token ${v.problem}` })
         return null
       }
     }

@@ -19,7 +19,7 @@ import { acceptWebSocket, answerAndClose } from './websocket.ts'
 
 const MAX_DOC_ID_LENGTH = 256
 
-/** A document id from the URL path, or null if unacceptable (empty, too long, control chars). */
+/** A document id from a raw (percent-encoded) URL path segment, or null if unacceptable. */
 export function parseDocId(segment: string): string | null {
   let id: string
   try {
@@ -27,6 +27,14 @@ export function parseDocId(segment: string): string | null {
   } catch {
     return null
   }
+  return checkDocId(id)
+}
+
+/**
+ * `id` (already decoded) if acceptable as a document id, else null: empty, too long, control
+ * characters or lone surrogates.
+ */
+export function checkDocId(id: string): string | null {
   if (id.length === 0 || id.length > MAX_DOC_ID_LENGTH) return null
   // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f]/.test(id)) return null

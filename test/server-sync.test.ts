@@ -172,6 +172,28 @@ test('health, metrics, demo page and bundle', async () => {
   }
 })
 
+test('REST and WebSocket name a document alike: ids with % and other escapes decode once', async () => {
+  const ts = await startServer()
+  const clients: ReturnType<typeof client>[] = []
+  try {
+    for (const id of ['a%41', '100%', 'ünï cödé/?#', 'a b']) {
+      const c = client(ts.wsUrl, id)
+      clients.push(c)
+      await within(c.synced, 5000, `synced ${id}`)
+      c.doc.insert(0, `text of ${id}`)
+      await waitFor(() => c.allAcknowledged, `acked ${id}`)
+      assert.is(await restText(ts.httpUrl, id), `text of ${id}`, id)
+      const res = await fetch(`${ts.httpUrl}/api/docs/${encodeURIComponent(id)}`)
+      assert.is(((await res.json()) as { id: string }).id, id)
+    }
+    // `a%41` and `aA` are two documents.
+    assert.is(await restText(ts.httpUrl, 'aA'), '')
+  } finally {
+    for (const c of clients) c.close()
+    await ts.stop()
+  }
+})
+
 test('a document typed by a TextDoc and one by a client agree after save/load of the server', async () => {
   const dataDir = tempDir()
   let ts = await startServer({ dataDir, limits: { compactAfterUpdates: 5 } })

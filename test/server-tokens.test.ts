@@ -81,13 +81,18 @@ test('a valid token works in the first frame and as ?token=; REST needs one too'
     const url = `${ts.httpUrl}/api/docs/d/text`
     assert.is((await fetch(url)).status, 401)
     const other = signToken(secret, { doc: 'x', role: 'read' })
-    assert.is((await fetch(url, { headers: { authorization: `Bearer ${other}` } })).status, 403)
+    const wrongDoc = await fetch(url, { headers: { authorization: `Bearer ${other}` } })
+    assert.is(wrongDoc.status, 401)
+    assert.equal(await wrongDoc.json(), { error: 'token wrong-document' })
     const expired = signToken(secret, { doc: 'd', role: 'read' }, -1)
     assert.is((await fetch(`${url}?token=${expired}`)).status, 401)
     const read = signToken(secret, { doc: 'd', role: 'read' })
     await waitFor(() => true, '')
     assert.is(await restText(ts.httpUrl, 'd', read), 'secret text')
     assert.is((await fetch(`${ts.httpUrl}/api/docs/d?token=${read}`)).status, 200)
+    // The scheme name is case-insensitive.
+    const lower = await fetch(url, { headers: { authorization: `bearer ${read}` } })
+    assert.is(await lower.text(), 'secret text')
     c.close()
   } finally {
     await ts.stop()
@@ -141,6 +146,67 @@ test('B5: a read-only connection reads, its edits are refused, not applied, not 
     const again = await startServer({ secret, dataDir: ts.dataDir })
     assert.is(await restText(again.httpUrl, 'ro', read), 'original!')
     await again.stop()
+  } finally {
+    await ts.stop()
+  }
+})
+
+test('synced on a read-only connection: resolves with nothing of ours to store, else rejects', async () => {
+  const ts = await startServer({ secret })
+  try {
+    const writer = client(ts.wsUrl, 'ro2', {
+      token: signToken(secret, { doc: 'ro2', role: 'write' }),
+    })
+    await writer.synced
+    writer.doc.insert(0, 'shared')
+    await waitFor(() => writer.allAcknowledged, 'writer acked')
+    const read = signToken(secret, { doc: 'ro2', role: 'read' })
+    const viewer = client(ts.wsUrl, 'ro2', { token: read })
+    await within(viewer.synced, 5000, 'viewer synced')
+    assert.is(viewer.doc.toString(), 'shared')
+    assert.is(viewer.status, 'synced')
+    // Edits made offline, then a read-only connection: they cannot be stored, so not synced.
+    const offline = new TextDoc('offline-reader')
+    offline.insert(0, 'mine ')
+    const reader = client(ts.wsUrl, 'ro2', { token: read, doc: offline })
+    const outcome = await within(
+      reader.synced.then(
+        () => 'resolved',
+        (e: Error) => e.message,
+      ),
+      5000,
+      'reader synced settles',
+    )
+    assert.is(outcome, 'read-only connection: 5 local events will not be stored')
+    assert.is(reader.status, 'connected')
+    await waitFor(() => reader.doc.toString().includes('shared'), 'reads still flow')
+    assert.is(await restText(ts.httpUrl, 'ro2', read), 'shared')
+    for (const c of [writer, viewer, reader]) c.close()
+  } finally {
+    await ts.stop()
+  }
+})
+
+test('open mode: a token sent anyway is ignored, not taken for a protocol message', async () => {
+  const ts = await startServer()
+  try {
+    const token = signToken('any-secret', { doc: 'open', role: 'read' })
+    const c = client(ts.wsUrl, 'open', { token })
+    await within(c.synced, 5000, 'synced with an unneeded token')
+    c.doc.insert(0, 'typed')
+    await waitFor(() => c.allAcknowledged, 'acked')
+    assert.is(await restText(ts.httpUrl, 'open'), 'typed')
+    // As ?token= and as a text frame too.
+    const q = client(ts.wsUrl, 'open', {})
+    await within(q.synced, 5000, 'synced without a token')
+    const ws = await rawSocket(ts.wsUrl, 'open', `?token=${token}`)
+    ws.send(token)
+    await waitFor(() => ws.received.length > 0, 'server HELLO after a text token frame')
+    await new Promise((r) => setTimeout(r, 50))
+    assert.is(ws.readyState, WebSocket.OPEN)
+    ws.close()
+    c.close()
+    q.close()
   } finally {
     await ts.stop()
   }
