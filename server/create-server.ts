@@ -84,13 +84,22 @@ export async function createServer(opts: ServerOptions = {}): Promise<PolyphonyS
     else socket.destroy()
   })
 
-  await new Promise<void>((resolve, reject) => {
-    http.once('error', reject)
-    http.listen(opts.port ?? 8787, opts.host, () => {
-      http.off('error', reject)
-      resolve()
+  try {
+    await new Promise<void>((resolve, reject) => {
+      http.once('error', reject)
+      http.listen(opts.port ?? 8787, opts.host, () => {
+        http.off('error', reject)
+        resolve()
+      })
     })
-  })
+  } catch (err) {
+    // Nothing is served: release what was opened (the data directory's lock above all), so a
+    // retry in this process can take it.
+    await registry.close()
+    await endpoint.close()
+    if (opts.storage === undefined) await storage.close()
+    throw err
+  }
   const port = (http.address() as AddressInfo).port
   const host = opts.host === undefined || opts.host === '::' || opts.host === '0.0.0.0'
   const url = `http://${host ? '127.0.0.1' : opts.host}:${port}`

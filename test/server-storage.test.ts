@@ -125,4 +125,27 @@ test('sqlite: a second process on the same data directory is refused (E9)', asyn
   }
 })
 
+test('createServer: a failed listen releases the data directory (a retry can take it)', async () => {
+  const { createServer } = await import('../server/create-server.ts')
+  const { createServer: createHttp } = await import('node:http')
+  const { pino } = await import('pino')
+  const dir = mkdtempSync(join(tmpdir(), 'polyphony-storage-'))
+  const taken = createHttp()
+  await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r))
+  const port = (taken.address() as { port: number }).port
+  const opts = { dataDir: dir, host: '127.0.0.1', logger: pino({ level: 'silent' }) }
+  try {
+    const err = await createServer({ ...opts, port }).then(
+      () => null,
+      (e: Error) => e,
+    )
+    assert.match(String(err), /EADDRINUSE/)
+    const server = await createServer({ ...opts, port: 0 })
+    await server.close()
+  } finally {
+    await new Promise((r) => taken.close(r))
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
 test.run()
