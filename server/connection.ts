@@ -250,6 +250,9 @@ export class ServerConnection implements DirectChannel, HubSocketHandler {
         }
       }, l.authTimeoutMs),
     )
+    // Until linked, what is sent counts against maxPreAuthBytes (`onFrame`); a message longer
+    // than that is refused as it starts, before the socket buffers any of it.
+    ws.maxPayload = Math.min(l.maxMessageBytes, l.maxPreAuthBytes)
     this.firstFrame = ctx.secret === undefined
     if (ctx.secret === undefined) this.authorize({ doc: docId, role: 'write', exp: Infinity })
     else if (queryToken !== null) this.checkToken(queryToken)
@@ -326,6 +329,7 @@ export class ServerConnection implements DirectChannel, HubSocketHandler {
       user === undefined ? anonymousIdentity : { user },
     )
     this.state = 'linked'
+    this.ws.maxPayload = this.ctx.limits.maxMessageBytes
     for (const m of opening.early ?? []) {
       if (this.state !== 'linked') break
       this.deliver(m)
@@ -349,6 +353,12 @@ export class ServerConnection implements DirectChannel, HubSocketHandler {
     this.opening = null
     if (opening !== null) clearTimeout(opening.deadline)
     return opening
+  }
+
+  onOversize(): void {
+    if (this.state === 'auth' || this.state === 'loading') {
+      this.refuse(CLOSE.BAD_REQUEST, 'too much data before authentication', 'pre-auth')
+    }
   }
 
   onSocketError(err: Error): void {

@@ -11,7 +11,10 @@
 export interface Limits {
   /** Largest WebSocket message accepted, after reassembly; bigger ones close 1009 (websocket.ts). */
   readonly maxMessageBytes: number
-  /** Bytes a socket may send before it has authenticated; more closes the socket (4400). */
+  /**
+   * Bytes a socket may send before it has authenticated; more closes the socket (4400). Until
+   * then it is the message size limit too: a longer message is refused as it starts.
+   */
   readonly maxPreAuthBytes: number
   /** Messages a socket may send before it has authenticated and its document is loaded. */
   readonly maxPreAuthMessages: number

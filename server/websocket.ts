@@ -33,6 +33,11 @@ export interface HubSocketHandler {
   onSocketError(err: Error): void
   /** The TCP socket closed (called once). */
   onSocketClose(): void
+  /**
+   * A message over `maxPayload` is arriving (none of it kept): the socket then closes with
+   * 1009, unless the handler closed it first with a code of its own.
+   */
+  onOversize?(): void
 }
 
 /** `readyState` values, as the WebSocket API numbers them. */
@@ -142,7 +147,8 @@ export class HubSocket {
 
   constructor(
     readonly socket: Socket,
-    private readonly maxPayload: number,
+    /** The largest message taken (a connection lowers it until it has authenticated). */
+    public maxPayload: number,
   ) {
     ;(socket as HubbedSocket)[HUB] = this
     socket.on('data', onSocketData)
@@ -309,6 +315,7 @@ export class HubSocket {
         head = 10
       }
       if (opcode < 8 && this.joined + len > this.maxPayload) {
+        this.handler?.onOversize?.()
         return this.fail(1009, 'message over the size limit')
       }
       const start = pos + head + 4

@@ -289,6 +289,74 @@ test('B3: too much before authentication or while loading is refused', async () 
   }
 })
 
+/**
+ * A raw TCP WebSocket to `/ws/:docId` past the upgrade: `send` writes bytes as they are, and
+ * `closeCode` resolves with the code of the server's close frame (null if none came).
+ */
+async function rawTcp(ts: TestServer, docId: string) {
+  const port = Number(new URL(ts.httpUrl).port)
+  const socket = netConnect(port, '127.0.0.1')
+  let got = Buffer.alloc(0)
+  socket.on('data', (d: Buffer) => (got = Buffer.concat([got, d])))
+  const closed = new Promise<void>((r) => socket.on('close', () => r()))
+  socket.on('error', () => undefined)
+  socket.write(
+    `GET /ws/${docId} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+  )
+  await waitFor(() => got.includes('\r\n\r\n'), 'upgrade answered')
+  assert.match(got.toString('latin1'), /^HTTP\/1.1 101/)
+  const headEnd = got.indexOf('\r\n\r\n') + 4
+  return {
+    send: (bytes: Uint8Array) => socket.write(bytes),
+    async closeCode(): Promise<number | null> {
+      await within(closed, 3000, 'server closed the socket')
+      const frames = got.subarray(headEnd)
+      for (let at = 0; at + 1 < frames.length;) {
+        const len = frames[at + 1]! & 0x7f // server frames here are short and unmasked
+        if ((frames[at]! & 0x0f) === 8) return frames.readUInt16BE(at + 2)
+        at += 2 + len
+      }
+      return null
+    },
+  }
+}
+
+/** A masked client frame header (mask 0: the payload goes as it is) declaring `len` bytes. */
+function frameHeader(first: number, len: number): Buffer {
+  const head = Buffer.alloc(14)
+  head[0] = first
+  head[1] = 0x80 | 127
+  head.writeUInt32BE(Math.floor(len / 2 ** 32), 2)
+  head.writeUInt32BE(len >>> 0, 6)
+  return head // the last four bytes, the mask, are zero
+}
+
+test('B3: a message larger than the pre-auth budget is refused as it starts, unbuffered', async () => {
+  const ts = await startServer({ secret: 's', limits: { maxPreAuthBytes: 4096 } })
+  try {
+    // 10 MB declared, 1 KB sent: closed at once (before, the server buffered up to
+    // maxMessageBytes and waited for the rest until the auth deadline).
+    const big = await rawTcp(ts, 'p')
+    big.send(Buffer.concat([frameHeader(0x82, 10_000_000), Buffer.alloc(1000, 65)]))
+    assert.is(await big.closeCode(), CLOSE.BAD_REQUEST)
+    // Fragments, each small, adding up past the budget.
+    const frag = await rawTcp(ts, 'p')
+    frag.send(Buffer.concat([frameHeader(0x02, 3000), Buffer.alloc(3000, 65)]))
+    frag.send(Buffer.concat([frameHeader(0x00, 3000), Buffer.alloc(3000, 65)]))
+    assert.is(await frag.closeCode(), CLOSE.BAD_REQUEST)
+    // Once linked, the message size limit is maxMessageBytes again.
+    const token = signToken('s', { doc: 'p', role: 'write' })
+    const c = client(ts.wsUrl, 'p', { token })
+    await within(c.synced, 5000, 'synced')
+    c.doc.insert(0, randomText(20_000))
+    await waitFor(() => c.allAcknowledged, 'a 20k-character edit after auth is taken')
+    c.close()
+  } finally {
+    await ts.stop()
+  }
+})
+
 test('A8: a half-open peer (no pongs) is terminated by the heartbeat', async () => {
   const ts = await startServer({ limits: { heartbeatMs: 100 } })
   try {
