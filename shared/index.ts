@@ -42,4 +42,5 @@ export {
 } from './channels.ts'
 export type { Replica } from './replica.ts'
 export { RichDoc } from './rich-doc.ts'
+export { MAX_RICH_DEPTH, RichDepthError } from './rich-tokens.ts'
 export { richSchema } from './rich-schema.ts'

@@ -24,7 +24,7 @@
  * no formatting op exists). Everything else re-projects, O(tokens). Ids of new
  * remote tokens come from the core's anchors, O(runs) each.
  */
-import { type Node, type Schema, Mark, type Attrs, Slice } from 'prosemirror-model'
+import { type Node, type Schema, Mark, type Attrs, type Fragment, Slice } from 'prosemirror-model'
 import {
   AddMarkStep,
   AddNodeMarkStep,
@@ -44,9 +44,12 @@ import { Emitter } from './emitter.ts'
 import {
   type TokenInit,
   LEAF,
+  MAX_RICH_DEPTH,
   REC,
+  RichDepthError,
   RESERVED,
   SEP,
+  fragmentDepth,
   fragmentTokens,
   project,
   sliceTokens,
@@ -60,6 +63,7 @@ import {
   encodeRecord,
   initItems,
   sameMarks,
+  valueNestsDeeper,
   wholeRecords,
 } from './rich-records.ts'
 import { tokenMarks } from './rich-marks.ts'
@@ -155,15 +159,21 @@ export class RichDoc {
 
   /**
    * Applies local steps, each made against the document the previous one
-   * produced. A step that does not apply throws RangeError and nothing changes.
+   * produced. A step that does not apply throws RangeError and nothing changes;
+   * one that would nest nodes, or attribute values, deeper than `MAX_RICH_DEPTH`
+   * throws `RichDepthError` (a RangeError) and nothing changes.
    */
   applySteps(steps: readonly Step[]): void {
     let d = this.doc
     for (const step of steps) {
       if (!(step instanceof Step)) throw new TypeError('applySteps takes prosemirror Steps')
+      // Before apply: ProseMirror would walk an over-deep slice recursively.
+      if (sliceTooDeep(d, step)) throw new RichDepthError()
+      if (attrsTooDeep(step)) throw new RichDepthError('attribute values')
       const r = step.apply(d)
       if (r.failed !== null || r.doc === null)
         throw new RangeError(`step does not apply: ${r.failed}`)
+      if (resultTooDeep(d, step, r.doc)) throw new RichDepthError()
       if (step instanceof ReplaceStep || step instanceof ReplaceAroundStep) {
         const at = [step.from, step.to]
         if (step instanceof ReplaceAroundStep) at.push(step.gapFrom, step.gapTo)
@@ -195,8 +205,13 @@ export class RichDoc {
         // unless a deletion lets concurrent formatting reach other text.
         const splice = step instanceof ReplaceStep || step instanceof ReplaceAroundStep
         const pureInsert = step instanceof ReplaceStep && step.from === step.to
+        // (The depth checks are O(1) for typing; they matter only if `cur` is not the author's doc.)
         const fast =
-          this.isIdentity() && splice && (pureInsert || this.records.markOps.length === 0)
+          this.isIdentity() &&
+          splice &&
+          (pureInsert || this.records.markOps.length === 0) &&
+          !sliceTooDeep(cur, step) &&
+          !resultTooDeep(cur, step, r.doc)
         this.applyStep(step, cur)
         if (fast) this.proj = { doc: r.doc, rawOf: null }
         else {
@@ -763,6 +778,103 @@ export class RichDoc {
     }
     return this.ids.seq(i) >= threshold
   }
+}
+
+/**
+ * Whether a replace step's slice would put nodes deeper than `MAX_RICH_DEPTH` (the projection
+ * would flatten them). O(slice nodes); O(1) for typed text.
+ */
+function sliceTooDeep(doc: Node, step: Step): boolean {
+  if (!(step instanceof ReplaceStep || step instanceof ReplaceAroundStep)) return false
+  const s = step.slice
+  if (step.from < 0 || step.from > doc.content.size) return false // does not apply
+  // The slice's top-level nodes become children of the node at this depth.
+  const base = doc.resolve(step.from).depth - s.openStart
+  const budget = MAX_RICH_DEPTH - base
+  // 0: inline content only (typing), which nests nothing new, even where it is already deep.
+  const depth = fragmentDepth(s.content, Math.max(budget, 0))
+  return depth > 0 && depth > budget
+}
+
+/**
+ * Whether a step would record attribute values (of nodes, marks, the document) nesting
+ * deeper than `MAX_RICH_DEPTH`: replicas ignore such records. O(slice nodes and marks).
+ */
+function attrsTooDeep(step: Step): boolean {
+  const deep = (v: unknown) => valueNestsDeeper(v, MAX_RICH_DEPTH)
+  const marksDeep = (marks: readonly Mark[]) => marks.some((m) => deep(m.attrs))
+  if (step instanceof AttrStep || step instanceof DocAttrStep) return deep(step.value)
+  if (
+    step instanceof AddMarkStep ||
+    step instanceof RemoveMarkStep ||
+    step instanceof AddNodeMarkStep ||
+    step instanceof RemoveNodeMarkStep
+  )
+    return deep(step.mark.attrs)
+  if (!(step instanceof ReplaceStep || step instanceof ReplaceAroundStep)) return false
+  // Iterative (sliceTooDeep ran first, so this slice is not deep anyway).
+  const stack: Fragment[] = [step.slice.content]
+  while (stack.length > 0) {
+    const f = stack.pop()!
+    for (let i = 0; i < f.childCount; i++) {
+      const n = f.child(i)
+      if (marksDeep(n.marks) || (!n.isText && deep(n.attrs))) return true
+      if (n.childCount > 0) stack.push(n.content)
+    }
+  }
+  return false
+}
+
+/**
+ * Whether a step that moves content into new nodes (ReplaceAroundStep, e.g. wrapping; any
+ * step type RichDoc does not know) made positions deeper than `MAX_RICH_DEPTH` where they
+ * were not before. O(range) for a ReplaceAroundStep, O(document) for an unknown step type.
+ */
+function resultTooDeep(before: Node, step: Step, after: Node): boolean {
+  if (step instanceof ReplaceStep) return false // covered by sliceTooDeep
+  if (
+    step instanceof AddMarkStep ||
+    step instanceof RemoveMarkStep ||
+    step instanceof AttrStep ||
+    step instanceof DocAttrStep ||
+    step instanceof AddNodeMarkStep ||
+    step instanceof RemoveNodeMarkStep
+  )
+    return false // no structure changes
+  let from = 0
+  let to = before.content.size
+  let toAfter = after.content.size
+  if (step instanceof ReplaceAroundStep) {
+    from = step.from
+    to = step.to
+    toAfter = step.getMap().map(step.to)
+  }
+  if (rangeDepth(after, from, toAfter, MAX_RICH_DEPTH) <= MAX_RICH_DEPTH) return false
+  // Over the limit: refused unless it was already (content a remote peer nested too deeply).
+  return rangeDepth(after, from, toAfter, Infinity) > rangeDepth(before, from, to, Infinity)
+}
+
+/**
+ * The depth of the deepest position inside nodes overlapping `[from, to]` of `doc` (iterative),
+ * stopping as soon as it exceeds `limit`.
+ */
+function rangeDepth(doc: Node, from: number, to: number, limit: number): number {
+  let max = 0
+  const stack: { node: Node; start: number; depth: number }[] = [{ node: doc, start: 0, depth: 0 }]
+  while (stack.length > 0) {
+    const { node, start, depth } = stack.pop()!
+    let pos = start
+    for (let i = 0; i < node.childCount && pos <= to; i++) {
+      const child = node.child(i)
+      const end = pos + child.nodeSize
+      if (end >= from && !child.isLeaf) {
+        if (depth + 1 > max && (max = depth + 1) > limit) return max
+        stack.push({ node: child, start: pos + 1, depth: depth + 1 })
+      }
+      pos = end
+    }
+  }
+  return max
 }
 
 /** The shared first event: the schema's empty document, its separator and its records. */

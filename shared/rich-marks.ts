@@ -63,7 +63,8 @@ export function tokenMarks(
     let inside = true
     for (let i = sorted[0]; i < n; i++) {
       if (explicit.has(i)) {
-        covered.push(...pending, i)
+        for (const p of pending) covered.push(p) // not push(...): may be too many for the stack
+        covered.push(i)
         pending = []
         inside = true
         continue

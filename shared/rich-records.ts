@@ -3,7 +3,8 @@
  * sequence (each `REC` + JSON) and what they mean.
  *
  * Owns: the record shapes, their tolerant decoding (a malformed or foreign
- * record is ignored, the same way on every replica), and the registers built
+ * record is ignored, the same way on every replica; so is one whose JSON nests
+ * deeper than `MAX_RECORD_DEPTH`), and the registers built
  * from them: each token's initial node (type, attrs, marks) or character marks,
  * attribute and node-mark registers (last writer wins by Lamport order, ties by
  * agent), document attributes, and the list of formatting ops in Lamport order.
@@ -11,7 +12,14 @@
  * Invariant: the state is a function of the *set* of records, not of their order.
  */
 import type { Attrs, Mark, Schema } from 'prosemirror-model'
-import { REC, type TokenInit } from './rich-tokens.ts'
+import { MAX_RICH_DEPTH, REC, type TokenInit } from './rich-tokens.ts'
+
+/**
+ * How deep a record's JSON may nest: attribute values up to `MAX_RICH_DEPTH` (what
+ * `RichDoc.applySteps` accepts) inside the record's own few levels. Deeper ones are
+ * ignored: ProseMirror compares and serializes attrs recursively.
+ */
+export const MAX_RECORD_DEPTH = MAX_RICH_DEPTH + 16
 
 /** A token's id: the inner event `(agent, seq)` that inserted it. */
 export type TokenId = readonly [agent: string, seq: number]
@@ -88,6 +96,7 @@ export class RichRecords {
     for (const raw of region.split(REC)) {
       if (raw.length === 0 || this.seen.has(raw)) continue
       this.seen.add(raw)
+      if (jsonNestsDeeper(raw, MAX_RECORD_DEPTH)) continue
       let r: RichRecord
       try {
         r = JSON.parse(raw) as RichRecord
@@ -232,6 +241,36 @@ export function initItems(init: TokenInit[]): Extract<RichRecord, { k: 'i' }>['i
     else it.push([o, 1, json])
   }
   return it
+}
+
+/** Whether JSON text nests arrays and objects deeper than `limit`. O(length), no parsing. */
+export function jsonNestsDeeper(text: string, limit: number): boolean {
+  let depth = 0
+  let inString = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (inString) {
+      if (c === 0x5c)
+        i++ // a backslash escapes the next code unit
+      else if (c === 0x22) inString = false
+    } else if (c === 0x22) inString = true
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > limit) return true
+    } else if (c === 0x5d || c === 0x7d) depth--
+  }
+  return false
+}
+
+/** Whether a JSON-like value nests arrays and objects deeper than `limit`. Iterative. */
+export function valueNestsDeeper(value: unknown, limit: number): boolean {
+  const stack: [unknown, number][] = [[value, 0]]
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!
+    if (v === null || typeof v !== 'object') continue
+    if (depth + 1 > limit) return true
+    for (const x of Array.isArray(v) ? v : Object.values(v)) stack.push([x, depth + 1])
+  }
+  return false
 }
 
 /** Whether `text` is a run of complete records (so it can be read on its own). */

@@ -7,7 +7,8 @@
  * start, their types from the document); opening tokens start nodes of the types their
  * records give (still open at the end: the open end); characters and leaves fill the
  * innermost node. Nodes opened and closed inside are built checked. Returns null when the
- * tokens do not form such a slice here (the caller then projects in full).
+ * tokens do not form such a slice here, or open a node deeper than `MAX_RICH_DEPTH` (the
+ * caller then projects in full).
  * Complexity: O(tokens inserted).
  */
 import {
@@ -18,7 +19,7 @@ import {
   type Schema,
   Slice,
 } from 'prosemirror-model'
-import { CLOSE, LEAF, OPEN, RESERVED } from './rich-tokens.ts'
+import { CLOSE, LEAF, MAX_RICH_DEPTH, OPEN, RESERVED } from './rich-tokens.ts'
 import { sameMarks } from './rich-records.ts'
 
 /** What the slice builder needs to know of token k of the run. */
@@ -85,6 +86,8 @@ export function tokenSlice(
         const type =
           n.type !== null && Object.hasOwn(schema.nodes, n.type) ? schema.nodes[n.type] : null
         if (type === null || type.isLeaf !== (c === LEAF)) return null
+        // Deeper than the projection builds nodes: it flattens them, so leave this run to it.
+        if (c === OPEN && depth + stack.length > MAX_RICH_DEPTH) return null
         if (c === LEAF)
           stack[stack.length - 1].children.push(type.createChecked(n.attrs, null, n.marks))
         else stack.push({ type, attrs: n.attrs, marks: n.marks, children: [], opened: true })

@@ -11,7 +11,9 @@
  * node, a closing token per non-leaf node). `project` is a pure function of its
  * input: identical tokens and token info give identical documents on every
  * replica; its result always passes `Node.check()`; for tokens of a valid
- * document it returns that document and maps every position to itself.
+ * document no deeper than `MAX_RICH_DEPTH` it returns that document and maps
+ * every position to itself. Whatever the tokens' nesting, no code here recurses
+ * deeper than about `MAX_RICH_DEPTH` (explicit stacks; no argument spreads).
  * Complexity: O(tokens) per projection.
  */
 import {
@@ -43,35 +45,82 @@ export type TokenInit =
   | { readonly marks: readonly Mark[] }
   | null
 
+/**
+ * How deeply nodes may nest: positions are at most this deep (`ResolvedPos.depth`) in the
+ * structure tokens build. Real documents nest 10-20 levels (lists in quotes in lists); 200
+ * leaves ample room while ProseMirror's recursive walks (check, eq, toJSON, toDOM) stay far
+ * from the stack limit.
+ */
+export const MAX_RICH_DEPTH = 200
+
+/**
+ * A local edit that would nest nodes, or the JSON of attribute values, deeper than
+ * `MAX_RICH_DEPTH` (nothing was changed).
+ */
+export class RichDepthError extends RangeError {
+  override readonly name = 'RichDepthError'
+  constructor(what: 'nodes' | 'attribute values' = 'nodes') {
+    super(`${what} would nest deeper than MAX_RICH_DEPTH (${MAX_RICH_DEPTH} levels)`)
+  }
+}
+
+/**
+ * How deep positions nest in `frag` relative to its parent (0: inline content only, 1: a
+ * paragraph, 2: a paragraph in a blockquote...). Iterative; stops as soon as it exceeds `limit`.
+ */
+export function fragmentDepth(frag: Fragment, limit = Infinity): number {
+  let max = 0
+  const stack: { f: Fragment; i: number }[] = [{ f: frag, i: 0 }]
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1]
+    if (top.i === top.f.childCount) {
+      stack.pop()
+      continue
+    }
+    const n = top.f.child(top.i++)
+    if (n.isLeaf) continue
+    if (stack.length > max && (max = stack.length) > limit) return max
+    stack.push({ f: n.content, i: 0 })
+  }
+  return max
+}
+
 /** The tokens of a fragment (`text`) and, per token, what it carries (`init`). */
 export function fragmentTokens(frag: Fragment): { text: string; init: TokenInit[] } {
   const parts: string[] = []
   const init: TokenInit[] = []
-  const walk = (f: Fragment) => {
-    f.forEach((n) => {
-      if (n.isText) {
-        const t = n.text!
-        if (RESERVED.test(t))
-          throw new RangeError('text contains a reserved noncharacter (U+FDD0..U+FDEF)')
-        parts.push(t)
-        const marks = n.marks.length > 0 ? { marks: n.marks } : null
-        for (let i = 0; i < t.length; i++) init.push(marks)
-        return
+  // An explicit stack, not recursion: any depth.
+  const stack: { f: Fragment; i: number }[] = [{ f: frag, i: 0 }]
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1]
+    if (top.i === top.f.childCount) {
+      stack.pop()
+      if (stack.length > 0) {
+        parts.push(CLOSE)
+        init.push(null)
       }
-      const node = { node: { type: n.type.name, attrs: n.attrs, marks: n.marks } }
-      if (n.isLeaf) {
-        parts.push(LEAF)
-        init.push(node)
-        return
-      }
-      parts.push(OPEN)
+      continue
+    }
+    const n = top.f.child(top.i++)
+    if (n.isText) {
+      const t = n.text!
+      if (RESERVED.test(t))
+        throw new RangeError('text contains a reserved noncharacter (U+FDD0..U+FDEF)')
+      parts.push(t)
+      const marks = n.marks.length > 0 ? { marks: n.marks } : null
+      for (let i = 0; i < t.length; i++) init.push(marks)
+      continue
+    }
+    const node = { node: { type: n.type.name, attrs: n.attrs, marks: n.marks } }
+    if (n.isLeaf) {
+      parts.push(LEAF)
       init.push(node)
-      walk(n.content)
-      parts.push(CLOSE)
-      init.push(null)
-    })
+      continue
+    }
+    parts.push(OPEN)
+    init.push(node)
+    stack.push({ f: n.content, i: 0 })
   }
-  walk(frag)
   return { text: parts.join(''), init }
 }
 
@@ -127,7 +176,10 @@ interface Built {
  * Projects raw tokens onto a valid document of `schema`: closing tokens close the
  * innermost open node (unmatched ones are ignored), nodes that do not fit are
  * wrapped (`findWrapping`) or unwrapped into their parent, inline content that
- * fits nowhere is dropped, required content is filled in.
+ * fits nowhere is dropped, required content is filled in. A node whose content would be
+ * deeper than `MAX_RICH_DEPTH` is unwrapped too (its content sits in its parent; made-up
+ * wrappers and required content may add the few levels the schema needs around it), so
+ * no token sequence, however deep, makes this or ProseMirror recurse past that depth.
  */
 export function project(
   schema: Schema,
@@ -162,7 +214,7 @@ export function project(
       top.children.push({ kind: 'text', raw: i })
     }
   }
-  const built = buildNode(schema, tokens, info, root)
+  const built = buildNode(schema, tokens, info, root, 0)
   const doc = built?.node ?? schema.topNodeType.createAndFill(docAttrs)!
   const raws = built?.raws ?? []
   // raws holds the doc's own open/close (-1, -1) around its content.
@@ -170,9 +222,16 @@ export function project(
   return { doc, rawOf }
 }
 
-function buildNode(schema: Schema, tokens: string, info: TokenInfo, f: Frame): Built | null {
+/** Builds frame `f`, whose content positions are `depth` deep. */
+function buildNode(
+  schema: Schema,
+  tokens: string,
+  info: TokenInfo,
+  f: Frame,
+  depth: number,
+): Built | null {
   const type = f.type!
-  const content = buildContent(schema, tokens, info, type, f.children)
+  const content = buildContent(schema, tokens, info, type, f.children, depth)
   let node: Node
   try {
     node = type.create(f.attrs, Fragment.from(content.nodes), f.marks)
@@ -185,7 +244,10 @@ function buildNode(schema: Schema, tokens: string, info: TokenInfo, f: Frame): B
       return null
     }
   }
-  return { node, raws: [f.open, ...content.raws, f.close] }
+  const raws = content.raws
+  raws.unshift(f.open)
+  raws.push(f.close)
+  return { node, raws }
 }
 
 function buildContent(
@@ -194,6 +256,7 @@ function buildContent(
   info: TokenInfo,
   type: NodeType,
   items: Item[],
+  depth: number,
 ): { nodes: Node[]; raws: number[] } {
   const nodes: Node[] = []
   const raws: number[] = []
@@ -207,9 +270,23 @@ function buildContent(
     out.push({ node: schema.text(text.str.join(''), text.marks), raws: text.raws })
     text = null
   }
-  const queue = items.slice()
-  for (let qi = 0; qi < queue.length; qi++) {
-    const item = queue[qi]
+  // Items to place: `items`, where a node that gives way has its children placed in its stead
+  // (a stack of runs, not a spliced queue: O(1) per item, whatever the nesting).
+  const runs: { items: Item[]; i: number }[] = [{ items, i: 0 }]
+  const giveWay = (f: Frame) => {
+    if (f.children.length > 0) runs.push({ items: f.children, i: 0 })
+  }
+  // A node made of tokens (not a made-up wrapper) whose content would be `d` deep.
+  const tooDeep = (item: Item, d: number) =>
+    item.kind === 'frame' && item.open >= 0 && d > MAX_RICH_DEPTH
+  for (;;) {
+    const run = runs[runs.length - 1]
+    if (run === undefined) break
+    if (run.i === run.items.length) {
+      runs.pop()
+      continue
+    }
+    const item = run.items[run.i++]
     let itemType: NodeType | null
     if (item.kind === 'text') itemType = schema.nodes.text
     else if (item.kind === 'frame') itemType = item.type
@@ -217,8 +294,8 @@ function buildContent(
       const t = info.node(item.raw).type
       itemType = t !== null && t.isLeaf && !t.isText ? t : null
     }
-    if (itemType === null) {
-      if (item.kind === 'frame') queue.splice(qi + 1, 0, ...item.children)
+    if (itemType === null || tooDeep(item, depth + 1)) {
+      if (item.kind === 'frame') giveWay(item)
       continue
     }
     const next = match.matchType(itemType)
@@ -249,7 +326,7 @@ function buildContent(
         }
         continue
       }
-      const built = buildNode(schema, tokens, info, item)
+      const built = buildNode(schema, tokens, info, item, depth + 1)
       if (built !== null) out.push(built)
       continue
     }
@@ -257,11 +334,16 @@ function buildContent(
     if (synth !== null) {
       const again = synth.before.findWrapping(itemType)
       if (again !== null && again.map((t) => t.name).join() === synth.key) {
-        synth.inner.children.push(item)
+        if (tooDeep(item, depth + again.length + 1)) giveWay(item as Frame)
+        else synth.inner.children.push(item)
         continue
       }
     }
     const wrap = match.findWrapping(itemType)
+    if (wrap !== null && wrap.length > 0 && tooDeep(item, depth + wrap.length + 1)) {
+      giveWay(item as Frame)
+      continue
+    }
     if (wrap !== null && wrap.length > 0) {
       const before = match
       const frames = wrap.map((t): Frame => ({
@@ -282,14 +364,14 @@ function buildContent(
       continue
     }
     // Fits nowhere here: a node gives way to its children; inline content is dropped.
-    if (item.kind === 'frame') queue.splice(qi + 1, 0, ...item.children)
+    if (item.kind === 'frame') giveWay(item)
   }
   flushText()
   for (const o of out) {
-    const b = 'node' in o ? o : buildNode(schema, tokens, info, o)
+    const b = 'node' in o ? o : buildNode(schema, tokens, info, o, depth + 1)
     if (b === null) continue
     nodes.push(b.node)
-    raws.push(...b.raws)
+    for (const r of b.raws) raws.push(r) // not push(...): a wide node has too many for the stack
   }
   const fill = matchAll(type, nodes)?.fillBefore(Fragment.empty, true)
   if (fill === null || fill === undefined) {
