@@ -30,7 +30,10 @@ export interface Limits {
   readonly presencePerSecond: number
   /** Largest document, in UTF-16 code units of content; writes beyond it are refused (4413). */
   readonly maxDocumentChars: number
-  /** Documents one connection may open; the URL names one, so any other is refused. */
+  /**
+   * Documents one connection may open: 1, the one its URL names (a link carries one document;
+   * `resolveLimits` refuses any other value rather than ignore it).
+   */
   readonly maxDocumentsPerConnection: number
   /** Documents loaded in one process; at the cap idle ones are unloaded, else 1013 (try later). */
   readonly maxLoadedDocuments: number
@@ -114,6 +117,13 @@ export function resolveLimits(overrides: Partial<Limits> = {}): Limits {
       throw new RangeError(`limit ${key} must be a finite number >= 0, got ${String(value)}`)
     }
     out[key] = value
+  }
+  if (out.maxDocumentsPerConnection !== 1) {
+    // Not a knob: the WebSocket path names the connection's document, and a link carries one.
+    throw new RangeError(
+      `limit maxDocumentsPerConnection must be 1 (a connection opens the one document its URL ` +
+        `names), got ${out.maxDocumentsPerConnection}`,
+    )
   }
   return Object.freeze(out) as unknown as Limits
 }

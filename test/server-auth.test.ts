@@ -63,6 +63,9 @@ test('limits: defaults are frozen; overrides are checked', () => {
   assert.throws(() => resolveLimits({ maxMessageBytez: 1 } as never), /unknown limit/)
   assert.throws(() => resolveLimits({ maxMessageBytes: -1 }), RangeError)
   assert.throws(() => resolveLimits({ maxMessageBytes: NaN }), RangeError)
+  // Fixed by the protocol (one document per link): refused, not silently ignored.
+  assert.is(resolveLimits({ maxDocumentsPerConnection: 1 }).maxDocumentsPerConnection, 1)
+  assert.throws(() => resolveLimits({ maxDocumentsPerConnection: 5 }), /must be 1/)
 })
 
 test.run()
