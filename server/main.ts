@@ -29,6 +29,10 @@ const server = await createServer({
   logger: log,
   processMetrics: true,
 })
+if (!process.env.POLYPHONY_SECRET) {
+  // Also on stderr, whatever the log level: the log line can be filtered out.
+  console.error('polyphony: OPEN MODE, no POLYPHONY_SECRET: anyone who can reach it can write')
+}
 console.error(`polyphony: serving ${server.url.replace('127.0.0.1', 'localhost')}/ (Ctrl-C stops)`)
 
 let stopping = false

@@ -32,10 +32,18 @@ function covers(a: Record<string, number>, b: Record<string, number>): boolean {
 test('B7: npm start without a secret says so loudly; with one it does not', async () => {
   await restart()
   assert.match(s.stdout(), /OPEN MODE/)
+  assert.match(s.stderr(), /OPEN MODE/)
+  s.proc.kill('SIGKILL')
+  await s.exited
+  // On stderr even when the log level hides warnings.
+  s = await spawnServer(dir, { POLYPHONY_LOG_LEVEL: 'error' }, port)
+  assert.not.match(s.stdout(), /OPEN MODE/)
+  assert.match(s.stderr(), /OPEN MODE/)
   s.proc.kill('SIGKILL')
   await s.exited
   s = await spawnServer(dir, { POLYPHONY_SECRET: 'x' }, port)
   assert.not.match(s.stdout(), /OPEN MODE/)
+  assert.not.match(s.stderr(), /OPEN MODE/)
   s.proc.kill('SIGKILL')
   await s.exited
 })
