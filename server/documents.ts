@@ -154,7 +154,12 @@ export class DocumentRegistry {
       if (slot.state === 'loading') return slot.promise
       await slot.promise // unloading: wait, then load afresh
     }
-    if (this.loadedCount >= this.limits.maxLoadedDocuments) await this.evictIdle()
+    if (this.loadedCount >= this.limits.maxLoadedDocuments) {
+      await this.evictIdle()
+      // Another caller may have begun loading `id` while the eviction flushed: join it (two
+      // copies would each take edits, and one's snapshot would drop the other's updates).
+      if (this.slots.has(id)) return this.get(id)
+    }
     if (this.slots.size >= this.limits.maxLoadedDocuments) {
       this.metrics.refusals.inc({ reason: 'document-capacity' })
       throw new CapacityError(`${this.slots.size} documents loaded, the limit`)

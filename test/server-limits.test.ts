@@ -6,11 +6,14 @@ import { CLOSE } from '../server/close-codes.ts'
 import { Presence } from '../shared/presence.ts'
 import { WireState, encodeMessage } from '../shared/protocol.ts'
 import { TextDoc } from '../shared/text-doc.ts'
+import { SqliteStorage } from '../server/storage.ts'
+import { FaultyStorage } from './support/server-faulty-storage.ts'
 import {
   client,
   rawSocket,
   restText,
   startServer,
+  tempDir,
   waitFor,
   within,
 } from './support/server-harness.ts'
@@ -35,6 +38,45 @@ test('B4: documents per process are capped; idle ones unload and make room', asy
     await waitFor(() => ts.server.stats().documents === 0, 'all unloaded when idle', 3000)
   } finally {
     for (const c of held) c.close()
+    await ts.stop()
+  }
+})
+
+test('B4: at the cap, two clients opening one document during an eviction share one copy', async () => {
+  const dataDir = tempDir()
+  const storage = new FaultyStorage(await SqliteStorage.open({ dataDir }))
+  const limits = { maxLoadedDocuments: 3, idleUnloadMs: 60_000 }
+  const ts = await startServer({ storage, limits })
+  const clients: ReturnType<typeof client>[] = []
+  try {
+    for (const id of ['i1', 'i2', 'i3']) {
+      const c = client(ts.wsUrl, id)
+      await within(c.synced, 5000, `${id} synced`)
+      c.doc.insert(0, `idle ${id}`)
+      await waitFor(() => c.allAcknowledged, `${id} acked`)
+      c.close()
+    }
+    // Evicting an idle document snapshots it first, slowly: both clients arrive meanwhile.
+    storage.faults.compactDelayMs = 300
+    const loadsBefore = storage.loads
+    const a = client(ts.wsUrl, 'hot')
+    const b = client(ts.wsUrl, 'hot')
+    clients.push(a, b)
+    await within(Promise.all([a.synced, b.synced]), 5000, 'both synced')
+    assert.is(storage.loads - loadsBefore, 1, 'one load of the document')
+    a.doc.insert(0, 'AAA')
+    b.doc.insert(0, 'BBB')
+    await waitFor(() => a.allAcknowledged && b.allAcknowledged, 'both acked')
+    await waitFor(() => a.doc.length === 6 && b.doc.length === 6, 'each sees the other')
+    assert.is(a.doc.toString(), b.doc.toString())
+    for (const c of clients) c.close()
+    storage.faults.compactDelayMs = 0
+    await ts.stop(true)
+    const again = await startServer({ dataDir, limits })
+    assert.is(await restText(again.httpUrl, 'hot'), a.doc.toString(), 'both stored')
+    await again.stop()
+  } finally {
+    for (const c of clients) c.close()
     await ts.stop()
   }
 })
