@@ -51,6 +51,14 @@ export interface ConnectOptions<D extends ConnectableDoc = TextDoc> {
   linkTuning?: Pick<LinkOptions, 'batchDelayMs' | 'maxBatchDelayMs' | 'batchGrowth'>
   /** Reconnect backoff: first delay and cap, ms (defaults 100 and 5000). */
   backoff?: { minMs?: number; maxMs?: number }
+  /**
+   * A link that has sent our edits (nothing left in the socket's buffer) and then heard
+   * nothing from the server for this long, ms, is taken for dead (a partition that closed
+   * nothing: a sleeping laptop, a NAT that forgot us) and replaced: status `offline`, then a
+   * reconnect that resends whatever is unacknowledged. Default 15,000; the server acknowledges
+   * within about 100 ms.
+   */
+  ackTimeoutMs?: number
 }
 
 /** A live connection (API.md "Client"). */
@@ -175,6 +183,13 @@ class ClientConnection<D extends ConnectableDoc> implements Connection<D> {
   private stopped = false
   private readonly minMs: number
   private readonly maxMs: number
+  private readonly ackTimeoutMs: number
+  /** Checks the live socket for a dead link (`checkAlive`); null without one. */
+  private watchdog: ReturnType<typeof setInterval> | null = null
+  /** When the server was last heard on the live socket (performance.now()). */
+  private heardAt = 0
+  /** When `checkAlive` last found nothing of ours waiting for the server. */
+  private waitingSince = 0
 
   constructor(private readonly opts: ConnectOptions<D>) {
     this.doc = opts.doc ?? (new TextDoc() as unknown as D)
@@ -190,6 +205,8 @@ class ClientConnection<D extends ConnectableDoc> implements Connection<D> {
     this.wsUrl = opts.url.replace(/\/+$/, '') + '/ws/' + encodeURIComponent(opts.docId)
     this.minMs = opts.backoff?.minMs ?? 100
     this.maxMs = opts.backoff?.maxMs ?? 5000
+    this.ackTimeoutMs = opts.ackTimeoutMs ?? 15_000
+    if (!(this.ackTimeoutMs > 0)) throw new RangeError('ackTimeoutMs must be a positive number')
     this.synced = new Promise<void>((resolve, reject) => {
       this.resolveSynced = resolve
       this.rejectSynced = reject
@@ -234,6 +251,9 @@ class ClientConnection<D extends ConnectableDoc> implements Connection<D> {
     this.socket = ws
     ws.addEventListener('open', () => {
       if (this.opts.token !== undefined) ws.send(new TextEncoder().encode(this.opts.token))
+      this.heardAt = this.waitingSince = performance.now()
+      this.watchdog ??= setInterval(() => this.checkAlive(), Math.min(this.ackTimeoutMs / 4, 1000))
+      ;(this.watchdog as { unref?: () => void }).unref?.()
       this.setStatus('connected')
     })
     ws.addEventListener('error', () => undefined) // the close event follows and decides
@@ -290,6 +310,7 @@ class ClientConnection<D extends ConnectableDoc> implements Connection<D> {
       close: (code, reason) => channel.close(code, reason),
       onMessage: (h) =>
         channel.onMessage((m) => {
+          this.heardAt = performance.now()
           if (first) {
             first = false
             if (m.length > 1 && m[1] === MSG.HELLO) {
@@ -315,12 +336,41 @@ class ClientConnection<D extends ConnectableDoc> implements Connection<D> {
     this.link?.close()
     this.link = null
     this.socket = null
+    this.stopWatchdog()
     if (this.stopped) return
     if (isFinalClose(code)) return this.refuse(reason || `closed with code ${code}`)
-    this.setStatus('offline', reason || `closed with code ${code}`)
+    this.retryLater(reason || `closed with code ${code}`)
+  }
+
+  /** Status `offline` with `reason`, and a reconnect after the backoff. */
+  private retryLater(reason: string): void {
+    this.setStatus('offline', reason)
     const delay = backoffDelay(this.attempt, this.minMs, this.maxMs)
     this.attempt = Math.min(this.attempt + 1, 30)
     this.timer = setTimeout(() => this.open(), delay)
+  }
+
+  /**
+   * Replaces a dead link: edits of ours unacknowledged, none of them still in the socket's
+   * buffer, and nothing from the server, for `ackTimeoutMs`. (With nothing of ours pending
+   * there is nothing to tell by: a browser cannot see the server's pings.)
+   */
+  private checkAlive(): void {
+    const ws = this.socket as { bufferedAmount?: number } | null
+    if (ws === null || this.link === null || this.readOnly) return
+    const now = performance.now()
+    // Nothing pending, or still sending it: the clock starts once it is all out.
+    if ((ws.bufferedAmount ?? 0) > 0 || this.allAcknowledged) this.waitingSince = now
+    const silent = now - Math.max(this.heardAt, this.waitingSince)
+    if (silent < this.ackTimeoutMs) return
+    const reason = `no answer from the server in ${Math.round(silent / 1000)} s`
+    this.dropSocket(reason)
+    this.retryLater(reason)
+  }
+
+  private stopWatchdog(): void {
+    if (this.watchdog !== null) clearInterval(this.watchdog)
+    this.watchdog = null
   }
 
   private refuse(reason: string): void {
@@ -348,6 +398,7 @@ class ClientConnection<D extends ConnectableDoc> implements Connection<D> {
   private dropSocket(reason: string): void {
     if (this.timer !== null) clearTimeout(this.timer)
     this.timer = null
+    this.stopWatchdog()
     this.link?.close()
     this.link = null
     const ws = this.socket
@@ -364,5 +415,6 @@ class ClientConnection<D extends ConnectableDoc> implements Connection<D> {
     this.stopped = true
     this.dropSocket('client closed')
     if (this.status !== 'refused') this.setStatus('offline', 'closed')
+    this.rejectSynced(new Error('connection closed before it synced')) // no-op once settled
   }
 }

@@ -1,7 +1,10 @@
 // The client's offline switch (`connection.setOnline`) against a real server on port 0: while
 // cut, status is `offline` and nothing reconnects; edits on both sides meet on return; events
 // not yet acknowledged when the link is cut are kept and stored after; and the return costs only
-// what is missing (bytes on the wire counted by a WebSocket wrapper), not the document.
+// what is missing (bytes on the wire counted by a WebSocket wrapper), not the document. A dead
+// link (a partition that closes nothing) is replaced once our edits go unanswered.
+import { createServer as createNetServer, connect as netConnect } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import WebSocket from 'ws'
@@ -148,6 +151,107 @@ test('offline: cut while connecting, repeated calls, and no effect after close',
     assert.is(a.status, 'offline')
   } finally {
     a.close()
+    await ts.stop()
+  }
+})
+
+/**
+ * A TCP proxy on 127.0.0.1 to `port`; `blackhole()` stops passing bytes either way while
+ * closing nothing (a partition, a sleeping laptop); connections made after it pass again.
+ */
+async function proxyTo(port: number) {
+  let cut: Set<Socket> | null = null
+  const pairs: Socket[] = []
+  const proxy = createNetServer((down) => {
+    const up = netConnect(port, '127.0.0.1')
+    const dead = new Set<Socket>()
+    pairs.push(down, up)
+    for (const [from, to] of [
+      [down, up],
+      [up, down],
+    ] as const) {
+      from.on('data', (d) => {
+        if (!dead.has(from)) to.write(d)
+      })
+      from.on('close', () => {
+        if (!dead.has(from)) to.destroy()
+      })
+      from.on('error', () => undefined)
+    }
+    cut = dead
+  })
+  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r))
+  return {
+    url: `ws://127.0.0.1:${(proxy.address() as AddressInfo).port}`,
+    /** The newest connection's bytes go nowhere from now on. */
+    blackhole() {
+      for (const s of pairs.slice(-2)) cut!.add(s)
+    },
+    close() {
+      for (const s of pairs) s.destroy()
+      proxy.close()
+    },
+  }
+}
+
+test('a dead link (partition, nothing closed) is replaced; edits made on it are stored', async () => {
+  const ts = await startServer({ limits: { heartbeatMs: 300 } })
+  const proxy = await proxyTo(Number(new URL(ts.httpUrl).port))
+  const a = client(ts.wsUrl.replace(/ws:\/\/[^/]+/, proxy.url), 'dead-link', {
+    doc: new TextDoc('ann'),
+    ackTimeoutMs: 1000,
+  })
+  const statuses: string[] = []
+  a.on('status', (st, why) => statuses.push(why === undefined ? st : `${st}(${why})`))
+  try {
+    await within(a.synced, 5000, 'synced through the proxy')
+    proxy.blackhole()
+    a.doc.insert(0, 'typed during the partition')
+    await waitFor(() => a.status === 'offline', 'dead link noticed', 5000)
+    assert.match(statuses.join(), /offline\(no answer from the server in \d+ s\)/)
+    await waitFor(() => a.allAcknowledged, 'resent on a new link and stored', 5000)
+    assert.is(await restText(ts.httpUrl, 'dead-link'), 'typed during the partition')
+    assert.is(a.status, 'synced')
+  } finally {
+    a.close()
+    proxy.close()
+    await ts.stop()
+  }
+})
+
+test('a live link that is slow to answer is not replaced while idle or while sending', async () => {
+  const ts = await startServer()
+  const a = client(ts.wsUrl, 'idle-link', { doc: new TextDoc('ann'), ackTimeoutMs: 400 })
+  const statuses: ConnectionStatus[] = []
+  a.on('status', (st) => statuses.push(st))
+  try {
+    await within(a.synced, 5000, 'synced')
+    await new Promise((r) => setTimeout(r, 1200)) // idle, nothing heard: no reason to doubt it
+    a.doc.insert(0, 'after a quiet while')
+    await waitFor(() => a.allAcknowledged, 'acked')
+    assert.equal(statuses, ['connected', 'synced'])
+  } finally {
+    a.close()
+    await ts.stop()
+  }
+})
+
+test('close() before the first sync rejects synced', async () => {
+  const ts = await startServer()
+  const a = client(ts.wsUrl, 'closed-early')
+  try {
+    a.close()
+    const outcome = await within(
+      a.synced.then(
+        () => 'resolved',
+        (e: Error) => e.message,
+      ),
+      2000,
+      'synced settles',
+    )
+    assert.is(outcome, 'connection closed before it synced')
+    assert.throws(() => client(ts.wsUrl, 'x', { ackTimeoutMs: 0 }), /ackTimeoutMs/)
+  } finally {
     await ts.stop()
   }
 })
