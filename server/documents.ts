@@ -304,11 +304,16 @@ export class DocumentRegistry {
    */
   async settle(entry: LoadedDoc): Promise<void> {
     while (entry.inFlight !== null) await Promise.allSettled([...entry.inFlight])
-    if (entry.outstanding !== null) {
-      await this.compact(entry).catch((err) =>
-        this.log.warn({ doc: entry.id, err }, 'snapshot of outstanding updates failed'),
-      )
+    if (entry.outstanding === null) return
+    if (this.closed) {
+      // Shutting down, storage closing: those updates were never acknowledged, and their
+      // senders resend them to the next server.
+      this.log.debug({ doc: entry.id }, 'outstanding updates left to their senders at shutdown')
+      return
     }
+    await this.compact(entry).catch((err) =>
+      this.log.warn({ doc: entry.id, err }, 'snapshot of outstanding updates failed'),
+    )
   }
 
   private async persistWithRetry(entry: LoadedDoc, update: Uint8Array): Promise<void> {

@@ -3,7 +3,7 @@
  * (tests, benchmarks) do not mix their numbers. Served at `GET /metrics`.
  *
  * Names: `polyphony_connections`, `polyphony_documents_loaded`, `polyphony_events_received_total`
- * (rate() of it is events per second), `polyphony_events_delivered_total`, `polyphony_fanout_seconds`
+ * (rate() of it is events per second), `polyphony_messages_delivered_total`, `polyphony_fanout_seconds`
  * (receipt of a message to its events being handed to every other connection's socket),
  * `polyphony_storage_seconds{op}` and `polyphony_refusals_total{reason}`.
  */

@@ -187,6 +187,43 @@ test('synced on a read-only connection: resolves with nothing of ours to store, 
   }
 })
 
+test('expiry: a live connection outlives its token; a reconnect after it is refused; a new token carries the edits on', async () => {
+  const ts = await startServer({ secret })
+  const port = Number(new URL(ts.httpUrl).port)
+  let again: Awaited<ReturnType<typeof startServer>> | null = null
+  const doc = new TextDoc('expiring')
+  const first = client(ts.wsUrl, 'exp', {
+    token: signToken(secret, { doc: 'exp', role: 'write' }, 1),
+    doc,
+  })
+  let second: ReturnType<typeof client> | null = null
+  try {
+    await within(first.synced, 5000, 'synced')
+    await new Promise((r) => setTimeout(r, 2100)) // the token expires (whole seconds)
+    doc.insert(0, 'after expiry ')
+    await waitFor(() => first.allAcknowledged, 'still accepted on the live connection')
+    // The server restarts: the reconnect presents the expired token.
+    await ts.stop(true)
+    again = await startServer({ secret, dataDir: ts.dataDir, port })
+    doc.insert(doc.length, 'while away')
+    await waitFor(() => first.status === 'refused', 'reconnect refused', 5000)
+    assert.match(first.refusedReason ?? '', /expired/)
+    // A fresh token and the same document: the edit made meanwhile is sent and stored.
+    second = client(again.wsUrl, 'exp', {
+      token: signToken(secret, { doc: 'exp', role: 'write' }),
+      doc,
+    })
+    await within(second.synced, 5000, 'synced with a fresh token')
+    const read = signToken(secret, { doc: 'exp', role: 'read' })
+    assert.is(await restText(again.httpUrl, 'exp', read), 'after expiry while away')
+  } finally {
+    first.close()
+    second?.close()
+    await again?.stop()
+    await ts.stop()
+  }
+})
+
 test('open mode: a token sent anyway is ignored, not taken for a protocol message', async () => {
   const ts = await startServer()
   try {
