@@ -51,6 +51,8 @@ export interface LoadedDoc {
   lastUpdateId: number
   /** The compaction running for this document, if any (one at a time, in order). */
   compacting: Promise<void> | null
+  /** Unloaded (flushed and dropped from the registry): nothing compacts it any more. */
+  unloaded: boolean
   idleTimer: ReturnType<typeof setTimeout> | null
   /** When the server last joined the document's heads by a merge event (`join`). */
   joinedAt: number
@@ -210,6 +212,7 @@ export class DocumentRegistry {
       snapshotBytes: stored?.snapshot?.length ?? 0,
       lastUpdateId: stored?.lastUpdateId ?? 0,
       compacting: null,
+      unloaded: false,
       idleTimer: null,
       joinedAt: -Infinity,
       unjoined: false,
@@ -366,6 +369,9 @@ export class DocumentRegistry {
    * after a newer one had dropped the updates between them.
    */
   compact(entry: LoadedDoc): Promise<void> {
+    // An unloaded copy: its flush stored everything (and a copy loaded since may have newer
+    // snapshots, which this one's would overwrite).
+    if (entry.unloaded) return Promise.resolve()
     const previous = entry.compacting
     const run = (async () => {
       if (previous !== null) await previous.catch(() => undefined)
@@ -403,12 +409,23 @@ export class DocumentRegistry {
     this.advanceDurable(entry)
   }
 
-  /** Waits for every write of `entry` to settle, then stores a snapshot if one is due. */
+  /**
+   * Waits for every write and compaction of `entry` to settle, storing a snapshot if one is
+   * due, until none is running: a compaction queued meanwhile (a leaving link's `settle`) ends
+   * before this does, so none runs on a copy that is then unloaded.
+   */
   async flush(entry: LoadedDoc): Promise<void> {
-    while (entry.inFlight !== null) await Promise.allSettled([...entry.inFlight])
-    if (entry.compacting !== null) await entry.compacting.catch(() => undefined)
-    if (entry.needsSnapshot || entry.sinceSnapshot > 0 || entry.outstanding !== null) {
-      await this.compact(entry)
+    let compacted = false
+    for (;;) {
+      if (entry.inFlight !== null) await Promise.allSettled([...entry.inFlight])
+      else if (entry.compacting !== null) await entry.compacting.catch(() => undefined)
+      else if (
+        !compacted &&
+        (entry.needsSnapshot || entry.sinceSnapshot > 0 || entry.outstanding !== null)
+      ) {
+        compacted = true
+        await this.compact(entry)
+      } else return
     }
   }
 
@@ -428,6 +445,7 @@ export class DocumentRegistry {
       try {
         await this.flush(entry)
         this.slots.delete(entry.id)
+        entry.unloaded = true
         this.log.debug({ doc: entry.id }, 'document unloaded')
       } catch (err) {
         // Keep it in memory: unloading now would lose the events storage has not taken.

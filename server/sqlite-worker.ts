@@ -40,7 +40,9 @@ function open() {
     updates: db.prepare('SELECT id, data, sum FROM updates WHERE doc = ? ORDER BY id'),
     count: db.prepare('SELECT count(*) AS n FROM updates WHERE doc = ?'),
     upsert: db.prepare('INSERT INTO snapshots (doc, data, sum, through_id) VALUES (?, ?, ?, ?) ' +
-      'ON CONFLICT (doc) DO UPDATE SET data = excluded.data, sum = excluded.sum, through_id = excluded.through_id'),
+      'ON CONFLICT (doc) DO UPDATE SET data = excluded.data, sum = excluded.sum, through_id = excluded.through_id ' +
+      // A snapshot older than the stored one is not taken (it lacks what that one folded in).
+      'WHERE excluded.through_id >= snapshots.through_id'),
     del: db.prepare('DELETE FROM updates WHERE doc = ? AND id <= ?'),
   }
 }

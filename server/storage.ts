@@ -36,7 +36,10 @@ export interface Storage {
   load(docId: string): Promise<StoredDoc | null>
   /** Stores one update; resolves with its id once it is committed durably. */
   append(docId: string, update: Uint8Array): Promise<number>
-  /** Replaces the snapshot with `snapshot`, which must contain every update with id <= `throughId`. */
+  /**
+   * Replaces the snapshot with `snapshot`, which must contain every update with id <=
+   * `throughId`; a snapshot through an id below the stored one's is ignored (it is older).
+   */
   compact(docId: string, snapshot: Uint8Array, throughId: number): Promise<void>
   /** Number of updates stored after the snapshot. */
   pendingUpdates(docId: string): Promise<number>

@@ -86,6 +86,20 @@ export function storageConformance(name: string, make: (dir: string) => Promise<
     assert.is(again!.lastUpdateId, late)
   })
 
+  withStorage(
+    'a snapshot older than the stored one (lower throughId) does not replace it',
+    async (s) => {
+      const first = await s.append('o', bytes(1))
+      const second = await s.append('o', bytes(2))
+      await s.compact('o', bytes(8, 8), second)
+      await s.compact('o', bytes(5), first) // late, from an older state
+      const got = await s.load('o')
+      assert.equal([...got!.snapshot!], [8, 8])
+      assert.is(got!.updates.length, 0)
+      assert.is(got!.lastUpdateId, second)
+    },
+  )
+
   test(`${name}: data survives close and reopen`, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'polyphony-storage-'))
     try {

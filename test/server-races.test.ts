@@ -1,0 +1,153 @@
+// Races between a document's writes, compactions, unloads and links that once lost acknowledged
+// edits (found by review, each reproduced before its fix): a compaction queued by a leaving
+// link ran on a copy already unloaded and overwrote a newer copy's snapshot; a link acked events
+// another link had integrated but not yet stored.
+import { rmSync } from 'node:fs'
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { DocumentRegistry } from '../server/documents.ts'
+import { resolveLimits } from '../server/limits.ts'
+import { createLogger } from '../server/log.ts'
+import { createMetrics } from '../server/metrics.ts'
+import { SqliteStorage, type Storage, type StoredDoc } from '../server/storage.ts'
+import { TextDoc } from '../shared/text-doc.ts'
+import { FaultyStorage } from './support/server-faulty-storage.ts'
+import {
+  client,
+  restText,
+  startServer,
+  tempDir,
+  waitFor,
+  within,
+} from './support/server-harness.ts'
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+/** `inner` whose n-th compaction (from 1) waits `delays[n]` ms before it is stored. */
+class SlowCompactions implements Storage {
+  calls = 0
+  constructor(
+    readonly inner: Storage,
+    readonly delays: Record<number, number>,
+  ) {}
+  load(docId: string): Promise<StoredDoc | null> {
+    return this.inner.load(docId)
+  }
+  append(docId: string, update: Uint8Array): Promise<number> {
+    return this.inner.append(docId, update)
+  }
+  async compact(docId: string, snapshot: Uint8Array, throughId: number): Promise<void> {
+    const delay = this.delays[++this.calls] ?? 0
+    if (delay > 0) await sleep(delay)
+    await this.inner.compact(docId, snapshot, throughId)
+  }
+  pendingUpdates(docId: string): Promise<number> {
+    return this.inner.pendingUpdates(docId)
+  }
+  close(): Promise<void> {
+    return this.inner.close()
+  }
+}
+
+/** A replica whose edits come back as their updates. */
+function author(agent: string) {
+  const doc = new TextDoc(agent)
+  const updates: Uint8Array[] = []
+  doc.on('update', (u: Uint8Array) => void updates.push(u))
+  return {
+    doc,
+    type(text: string): Uint8Array {
+      doc.insert(doc.length, text)
+      return updates[updates.length - 1]!
+    },
+  }
+}
+
+test('an unload waits for the compaction a leaving link queued; none runs on an unloaded copy', async () => {
+  const dir = tempDir()
+  const faulty = new FaultyStorage(await SqliteStorage.open({ dataDir: dir, commitIntervalMs: 0 }))
+  // The second compaction (the one the first link's settle queues) is slow.
+  const storage = new SlowCompactions(faulty, { 2: 400 })
+  const limits = resolveLimits({
+    idleUnloadMs: 20,
+    compactAfterUpdates: 1000,
+    compactAfterGrowth: 0,
+  })
+  const log = createLogger('silent')
+  const registry = new DocumentRegistry(storage, limits, log, createMetrics())
+  const a = author('alice')
+  try {
+    const first = await registry.acquire('d')
+    await registry.acquire('d') // a second connection
+    // Connection 1: one update being stored, one integrated but never handed to persist.
+    faulty.faults.appendDelayMs = 100
+    const u1 = a.type('one ')
+    first.doc.applyUpdate(u1, 'link 1')
+    void registry.persist(first, u1).catch(() => undefined)
+    first.doc.applyUpdate(a.type('two '), 'link 1')
+    registry.release(first) // its settle waits for u1's write
+    await sleep(30)
+    faulty.faults.appendDelayMs = 150
+    const u3 = a.type('three ')
+    first.doc.applyUpdate(u3, 'link 2')
+    void registry.persist(first, u3).catch(() => undefined)
+    registry.release(first) // no connection left: unloads after 20 ms
+    faulty.faults.appendDelayMs = 0
+    await waitFor(() => registry.loadedCount === 0, 'first copy unloaded')
+    assert.is(first.compacting, null, 'no compaction left running on the unloaded copy')
+    // A new copy takes an acknowledged edit, and its own unload compacts it.
+    const second = await registry.acquire('d')
+    assert.ok(second !== first)
+    const u4 = a.type('FOUR ')
+    second.doc.applyUpdate(u4, 'link 3')
+    await registry.persist(second, u4)
+    registry.release(second)
+    await waitFor(() => registry.loadedCount === 0, 'second copy unloaded')
+    await sleep(500) // past the slow compaction, had it run late
+    assert.is(storage.calls, 3)
+  } finally {
+    await registry.close()
+    await storage.close()
+  }
+  const reopened = await SqliteStorage.open({ dataDir: dir })
+  const again = new DocumentRegistry(reopened, resolveLimits({}), log, createMetrics())
+  try {
+    assert.is((await again.read('d')).doc.toString(), 'one two three FOUR ')
+  } finally {
+    await again.close()
+    await reopened.close()
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('a link acks events another link is still storing only once they are stored', async () => {
+  const dataDir = tempDir()
+  const storage = new FaultyStorage(await SqliteStorage.open({ dataDir }))
+  const ts = await startServer({ storage, dataDir, limits: { idleUnloadMs: 60_000 } })
+  const alice = client(ts.wsUrl, 'd', { doc: new TextDoc('alice') })
+  // Bob's link flushes 15 ms late: alice's message reaches the server first.
+  const bob = client(ts.wsUrl, 'd', {
+    doc: new TextDoc('bob'),
+    linkTuning: { batchDelayMs: 15, maxBatchDelayMs: 15 },
+  })
+  try {
+    await within(Promise.all([alice.synced, bob.synced]), 5000, 'both synced')
+    let edit: Uint8Array | null = null
+    alice.doc.on('update', (u: Uint8Array) => void (edit ??= u))
+    storage.faults.appendDelayMs = 600
+    alice.doc.insert(0, 'ALICE ')
+    bob.doc.applyUpdate(edit!) // bob had it from alice directly; his link sends it on
+    await sleep(300) // bob's message is in, alice's write is not
+    assert.is(storage.inFlightAppends, 1)
+    assert.is(bob.ackedVersion()['alice'] ?? 0, 0, 'no ack before the write commits')
+    await waitFor(() => (bob.ackedVersion()['alice'] ?? 0) >= 6, 'acked once stored', 3000)
+    await waitFor(() => alice.allAcknowledged, 'alice acked too')
+    assert.is(await restText(ts.httpUrl, 'd'), 'ALICE ')
+  } finally {
+    alice.close()
+    bob.close()
+    await ts.stop()
+  }
+})
+
+test.run()
