@@ -52,13 +52,14 @@ export interface ConnectOptions<D extends ConnectableDoc = TextDoc> {
   /** Reconnect backoff: first delay and cap, ms (defaults 100 and 5000). */
   backoff?: { minMs?: number; maxMs?: number }
   /**
-   * A link that has sent our edits (nothing left in the socket's buffer) and then heard
-   * nothing from the server for this long, ms, is taken for dead (a partition that closed
-   * nothing: a sleeping laptop, a NAT that forgot us) and replaced: status `offline`, then a
-   * reconnect that resends whatever is unacknowledged. Default 15,000; the server acknowledges
-   * within about 100 ms.
+   * A link on which nothing is heard from the server for this long, ms, is taken for dead (a
+   * partition that closed nothing: a sleeping laptop, a NAT that forgot us) and replaced:
+   * status `offline`, then a reconnect that resends whatever is unacknowledged. The server
+   * says it is alive at every heartbeat (`heartbeatMs`, 30 s), which this must exceed. Default
+   * 75,000; doubled after each link replaced this way until one syncs (a huge message that
+   * takes longer than this to arrive is not cut off for ever).
    */
-  ackTimeoutMs?: number
+  silenceMs?: number
 }
 
 /** A live connection (API.md "Client"). */
@@ -183,13 +184,14 @@ class ClientConnection<D extends ConnectableDoc> implements Connection<D> {
   private stopped = false
   private readonly minMs: number
   private readonly maxMs: number
-  private readonly ackTimeoutMs: number
+  private readonly silenceMs: number
   /** Checks the live socket for a dead link (`checkAlive`); null without one. */
   private watchdog: ReturnType<typeof setInterval> | null = null
-  /** When the server was last heard on the live socket (performance.now()). */
+  /** When the server was last heard on the live socket, and last checked (performance.now()). */
   private heardAt = 0
-  /** When `checkAlive` last found nothing of ours waiting for the server. */
-  private waitingSince = 0
+  private checkedAt = 0
+  /** Links replaced as dead since the last sync (each doubles the silence allowed). */
+  private deadLinks = 0
 
   constructor(private readonly opts: ConnectOptions<D>) {
     this.doc = opts.doc ?? (new TextDoc() as unknown as D)
@@ -205,8 +207,8 @@ class ClientConnection<D extends ConnectableDoc> implements Connection<D> {
     this.wsUrl = opts.url.replace(/\/+$/, '') + '/ws/' + encodeURIComponent(opts.docId)
     this.minMs = opts.backoff?.minMs ?? 100
     this.maxMs = opts.backoff?.maxMs ?? 5000
-    this.ackTimeoutMs = opts.ackTimeoutMs ?? 15_000
-    if (!(this.ackTimeoutMs > 0)) throw new RangeError('ackTimeoutMs must be a positive number')
+    this.silenceMs = opts.silenceMs ?? 75_000
+    if (!(this.silenceMs > 0)) throw new RangeError('silenceMs must be a positive number')
     this.synced = new Promise<void>((resolve, reject) => {
       this.resolveSynced = resolve
       this.rejectSynced = reject
@@ -251,8 +253,8 @@ class ClientConnection<D extends ConnectableDoc> implements Connection<D> {
     this.socket = ws
     ws.addEventListener('open', () => {
       if (this.opts.token !== undefined) ws.send(new TextEncoder().encode(this.opts.token))
-      this.heardAt = this.waitingSince = performance.now()
-      this.watchdog ??= setInterval(() => this.checkAlive(), Math.min(this.ackTimeoutMs / 4, 1000))
+      this.heardAt = this.checkedAt = performance.now()
+      this.watchdog ??= setInterval(() => this.checkAlive(), this.checkEveryMs)
       ;(this.watchdog as { unref?: () => void }).unref?.()
       this.setStatus('connected')
     })
@@ -281,6 +283,9 @@ class ClientConnection<D extends ConnectableDoc> implements Connection<D> {
         if (this.link !== l) return
         this.acked = l.ackedVersion()
         this.attempt = 0
+        this.deadLinks = 0
+        // The HELLO may have acknowledged what the last link could not.
+        for (const h of [...this.handlers.ack]) h()
         if (this.readOnly && !this.allAcknowledged) {
           // `synced` means our events are stored too, and a read-only server stores none.
           const own = this.doc.version()[this.doc.agent] ?? 0
@@ -344,27 +349,32 @@ class ClientConnection<D extends ConnectableDoc> implements Connection<D> {
 
   /** Status `offline` with `reason`, and a reconnect after the backoff. */
   private retryLater(reason: string): void {
-    this.setStatus('offline', reason)
     const delay = backoffDelay(this.attempt, this.minMs, this.maxMs)
     this.attempt = Math.min(this.attempt + 1, 30)
+    // Set before the status is told: a status handler that calls close() clears it.
     this.timer = setTimeout(() => this.open(), delay)
+    this.setStatus('offline', reason)
   }
 
-  /**
-   * Replaces a dead link: edits of ours unacknowledged, none of them still in the socket's
-   * buffer, and nothing from the server, for `ackTimeoutMs`. (With nothing of ours pending
-   * there is nothing to tell by: a browser cannot see the server's pings.)
-   */
+  private get checkEveryMs(): number {
+    return Math.min(this.silenceMs / 4, 5000)
+  }
+
+  /** Replaces a link on which the server has been silent too long (see `silenceMs`). */
   private checkAlive(): void {
-    const ws = this.socket as { bufferedAmount?: number } | null
-    if (ws === null || this.link === null || this.readOnly) return
+    if (this.socket === null || this.link === null) return
     const now = performance.now()
-    // Nothing pending, or still sending it: the clock starts once it is all out.
-    if ((ws.bufferedAmount ?? 0) > 0 || this.allAcknowledged) this.waitingSince = now
-    const silent = now - Math.max(this.heardAt, this.waitingSince)
-    if (silent < this.ackTimeoutMs) return
-    const reason = `no answer from the server in ${Math.round(silent / 1000)} s`
-    this.dropSocket(reason)
+    // Checked late: our own event loop was held (a long task, a suspended tab or laptop), so
+    // whatever the server sent may still be unread. Listen again before judging.
+    const late = now - this.checkedAt > 2 * this.checkEveryMs
+    this.checkedAt = now
+    if (late) this.heardAt = Math.max(this.heardAt, now - this.checkEveryMs)
+    const allowed = this.silenceMs * 2 ** Math.min(this.deadLinks, 5)
+    const silent = now - this.heardAt
+    if (silent < allowed) return
+    this.deadLinks++
+    const reason = `nothing from the server in ${Math.round(silent / 1000)} s`
+    this.dropSocket(reason, true)
     this.retryLater(reason)
   }
 
@@ -395,7 +405,8 @@ class ClientConnection<D extends ConnectableDoc> implements Connection<D> {
   }
 
   /** Closes the current socket and link (if any) and cancels a pending reconnect. */
-  private dropSocket(reason: string): void {
+  /** Lets go of the socket (`hard`: at once, no closing handshake: the link is dead). */
+  private dropSocket(reason: string, hard = false): void {
     if (this.timer !== null) clearTimeout(this.timer)
     this.timer = null
     this.stopWatchdog()
@@ -404,7 +415,9 @@ class ClientConnection<D extends ConnectableDoc> implements Connection<D> {
     const ws = this.socket
     this.socket = null // its close event is then ignored (onClose checks identity)
     try {
-      ws?.close(1000, reason)
+      const terminate = (ws as { terminate?: () => void } | null)?.terminate
+      if (hard && terminate !== undefined) terminate.call(ws)
+      else ws?.close(1000, reason)
     } catch {
       // already closed
     }

@@ -355,6 +355,14 @@ export class ServerConnection implements DirectChannel, HubSocketHandler {
     return opening
   }
 
+  /**
+   * At each heartbeat: the link says it is alive (a browser client cannot see the pings, and
+   * takes a link it hears nothing on for dead: client/connection.ts `silenceMs`).
+   */
+  keepAlive(): void {
+    this.sink?.keepAlive()
+  }
+
   onOversize(): void {
     if (this.state === 'auth' || this.state === 'loading') {
       this.refuse(CLOSE.BAD_REQUEST, 'too much data before authentication', 'pre-auth')

@@ -179,6 +179,7 @@ export class WsEndpoint {
       c.readAtPing = read
       try {
         c.ws.ping()
+        c.keepAlive()
       } catch {
         c.ws.terminate()
       }

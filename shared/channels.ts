@@ -21,6 +21,8 @@ export interface Channel {
 export interface LinkEndpoint {
   receive(message: Uint8Array): void
   channelClosed(): void
+  /** Sends a message that says only "this link is alive" (Link.keepAlive). */
+  keepAlive(): void
 }
 
 /**

@@ -138,6 +138,11 @@ export type LinkEvents = {
 export interface Link {
   /** Stops the link and closes the channel. Idempotent. */
   close(): void
+  /**
+   * Sends an empty ACK: a peer that cannot see its transport's pings (a browser's WebSocket)
+   * tells a live link from a dead one by hearing something. Nothing before HELLO or once closed.
+   */
+  keepAlive(): void
   /** Resolves once the peer's state is merged and our events it lacked are acknowledged. */
   readonly synced: Promise<void>
   readonly closed: boolean

@@ -415,6 +415,10 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
     this.shutdown()
   }
 
+  keepAlive(): void {
+    if (!this.closed && this.peerId !== undefined) this.send({ type: 'ack' })
+  }
+
   /** The channel closed (LinkEndpoint). */
   channelClosed(): void {
     this.shutdown()

@@ -2,7 +2,8 @@
 // cut, status is `offline` and nothing reconnects; edits on both sides meet on return; events
 // not yet acknowledged when the link is cut are kept and stored after; and the return costs only
 // what is missing (bytes on the wire counted by a WebSocket wrapper), not the document. A dead
-// link (a partition that closes nothing) is replaced once our edits go unanswered.
+// link (a partition that closes nothing) is replaced once the server goes silent; a live one
+// (idle, slow to store, its client's loop held) is not.
 import { createServer as createNetServer, connect as netConnect } from 'node:net'
 import type { AddressInfo, Socket } from 'node:net'
 import { test } from 'uvu'
@@ -10,7 +11,16 @@ import * as assert from 'uvu/assert'
 import WebSocket from 'ws'
 import { TextDoc } from '../shared/text-doc.ts'
 import type { ConnectionStatus } from '../client/connection.ts'
-import { client, restText, startServer, waitFor, within } from './support/server-harness.ts'
+import { SqliteStorage } from '../server/storage.ts'
+import { FaultyStorage } from './support/server-faulty-storage.ts'
+import {
+  client,
+  restText,
+  startServer,
+  tempDir,
+  waitFor,
+  within,
+} from './support/server-harness.ts'
 
 /** `ws` with counters of the bytes sent and received by every socket it makes. */
 function countingWebSocket() {
@@ -195,12 +205,14 @@ async function proxyTo(port: number) {
 }
 
 test('a dead link (partition, nothing closed) is replaced; edits made on it are stored', async () => {
-  const ts = await startServer({ limits: { heartbeatMs: 300 } })
+  const ts = await startServer({ limits: { heartbeatMs: 200 } })
   const proxy = await proxyTo(Number(new URL(ts.httpUrl).port))
   const a = client(ts.wsUrl.replace(/ws:\/\/[^/]+/, proxy.url), 'dead-link', {
     doc: new TextDoc('ann'),
-    ackTimeoutMs: 1000,
+    silenceMs: 800,
   })
+  let acks = 0
+  a.on('ack', () => acks++)
   const statuses: string[] = []
   a.on('status', (st, why) => statuses.push(why === undefined ? st : `${st}(${why})`))
   try {
@@ -208,10 +220,12 @@ test('a dead link (partition, nothing closed) is replaced; edits made on it are 
     proxy.blackhole()
     a.doc.insert(0, 'typed during the partition')
     await waitFor(() => a.status === 'offline', 'dead link noticed', 5000)
-    assert.match(statuses.join(), /offline\(no answer from the server in \d+ s\)/)
+    assert.match(statuses.join(), /offline\(nothing from the server in \d+ s\)/)
+    const before = acks
     await waitFor(() => a.allAcknowledged, 'resent on a new link and stored', 5000)
     assert.is(await restText(ts.httpUrl, 'dead-link'), 'typed during the partition')
-    assert.is(a.status, 'synced')
+    await waitFor(() => a.status === 'synced', 'synced again')
+    assert.ok(acks > before, 'ack event for what the new link acknowledged')
   } finally {
     a.close()
     proxy.close()
@@ -219,16 +233,25 @@ test('a dead link (partition, nothing closed) is replaced; edits made on it are 
   }
 })
 
-test('a live link that is slow to answer is not replaced while idle or while sending', async () => {
-  const ts = await startServer()
-  const a = client(ts.wsUrl, 'idle-link', { doc: new TextDoc('ann'), ackTimeoutMs: 400 })
+test('a live link is not replaced: idle, slow to store, or its client loop held', async () => {
+  const dataDir = tempDir()
+  const storage = new FaultyStorage(await SqliteStorage.open({ dataDir }))
+  // The server says it is alive every 100 ms; the client allows 500 ms of silence.
+  const ts = await startServer({ storage, dataDir, limits: { heartbeatMs: 100 } })
+  const a = client(ts.wsUrl, 'live-link', { doc: new TextDoc('ann'), silenceMs: 500 })
   const statuses: ConnectionStatus[] = []
   a.on('status', (st) => statuses.push(st))
   try {
     await within(a.synced, 5000, 'synced')
-    await new Promise((r) => setTimeout(r, 1200)) // idle, nothing heard: no reason to doubt it
-    a.doc.insert(0, 'after a quiet while')
-    await waitFor(() => a.allAcknowledged, 'acked')
+    await new Promise((r) => setTimeout(r, 1200)) // idle: the heartbeat's keepalives come
+    storage.faults.appendDelayMs = 1500 // an acknowledgement three times the silence away
+    a.doc.insert(0, 'slowly stored ')
+    await waitFor(() => a.allAcknowledged, 'acked', 5000)
+    storage.faults.appendDelayMs = 0
+    const held = performance.now() + 1200 // a long task on the client
+    while (performance.now() < held);
+    a.doc.insert(a.doc.length, 'after a long task')
+    await waitFor(() => a.allAcknowledged, 'acked after the long task')
     assert.equal(statuses, ['connected', 'synced'])
   } finally {
     a.close()
@@ -250,7 +273,7 @@ test('close() before the first sync rejects synced', async () => {
       'synced settles',
     )
     assert.is(outcome, 'connection closed before it synced')
-    assert.throws(() => client(ts.wsUrl, 'x', { ackTimeoutMs: 0 }), /ackTimeoutMs/)
+    assert.throws(() => client(ts.wsUrl, 'x', { silenceMs: 0 }), /silenceMs/)
   } finally {
     await ts.stop()
   }
