@@ -404,8 +404,10 @@ class ClientConnection<D extends ConnectableDoc> implements Connection<D> {
     this.setStatus('offline', 'switched offline')
   }
 
-  /** Closes the current socket and link (if any) and cancels a pending reconnect. */
-  /** Lets go of the socket (`hard`: at once, no closing handshake: the link is dead). */
+  /**
+   * Closes the current socket and link (if any) and cancels a pending reconnect; `hard`: at
+   * once, without the closing handshake (the link is dead, and a handshake would wait 30 s).
+   */
   private dropSocket(reason: string, hard = false): void {
     if (this.timer !== null) clearTimeout(this.timer)
     this.timer = null
