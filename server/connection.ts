@@ -97,6 +97,8 @@ const TOKEN_CLOSE: Record<TokenProblem, number> = {
 
 /** The connection whose message is being handled (its link's integrations are counted). */
 let delivering: ServerConnection | null = null
+/** A keepalive is being sent (`ServerConnection.keepAlive`): not counted as a delivery. */
+let keepingAlive = false
 function countIntegrated(update: Uint8Array): void {
   if (delivering !== null) delivering.integrated += summarizeUpdate(update)?.events ?? 0
 }
@@ -360,7 +362,12 @@ export class ServerConnection implements DirectChannel, HubSocketHandler {
    * takes a link it hears nothing on for dead: client/connection.ts `silenceMs`).
    */
   keepAlive(): void {
-    this.sink?.keepAlive()
+    keepingAlive = true
+    try {
+      this.sink?.keepAlive()
+    } finally {
+      keepingAlive = false
+    }
   }
 
   onOversize(): void {
@@ -480,6 +487,7 @@ export class ServerConnection implements DirectChannel, HubSocketHandler {
 
   send(m: Uint8Array): void {
     if (!this.writable()) return
+    if (keepingAlive) return this.ws.send(m) // not a delivery, nor fan-out
     const fan = this.entry === null ? null : this.ctx.fanoutFor(this.entry)
     if (fan !== null && fan.receivedAt !== null && fan.from !== this) {
       const seconds = (performance.now() - fan.receivedAt) / 1000

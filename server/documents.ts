@@ -68,6 +68,8 @@ export interface LoadedDoc {
  * `fanoutWindowMs`), else every few batches.
  */
 const JOIN_INTERVAL_MS = 10
+/** Longest wait between attempts at an owed snapshot while storage fails (`retryOwed`). */
+const MAX_OWED_RETRY_MS = 30_000
 /** How long after the last join a burst's unjoined edits are joined by a timer. */
 const TRAILING_JOIN_MS = 100
 
@@ -107,6 +109,8 @@ function sumVersion(vv: VersionVector): number {
 export class DocumentRegistry {
   private readonly slots = new Map<string, Slot>()
   private closed = false
+  /** Documents owing a snapshot, with the timer of its next attempt (`retryOwed`). */
+  private readonly owed = new Map<LoadedDoc, ReturnType<typeof setTimeout>>()
 
   constructor(
     private readonly storage: Storage,
@@ -314,9 +318,36 @@ export class DocumentRegistry {
       this.log.debug({ doc: entry.id }, 'outstanding updates left to their senders at shutdown')
       return
     }
-    await this.compact(entry).catch((err) =>
-      this.log.warn({ doc: entry.id, err }, 'snapshot of outstanding updates failed'),
-    )
+    await this.compact(entry).catch((err) => {
+      this.log.warn({ doc: entry.id, err }, 'snapshot of outstanding updates failed')
+      this.retryOwed(entry)
+    })
+  }
+
+  /**
+   * Stores the snapshot `entry` owes (a write failed for good, or a leaving link's events
+   * could not be stored) after `delayMs`, and again with backoff until storage takes it: else
+   * `durable` would stay behind until some connection attached, and a link acknowledging those
+   * events (`durableVersion`) would wait as long.
+   */
+  private retryOwed(entry: LoadedDoc, delayMs = 1000): void {
+    if (this.closed || entry.unloaded || this.owed.has(entry)) return
+    const timer = setTimeout(() => {
+      this.owed.delete(entry)
+      if (this.closed || entry.unloaded) return
+      if (!entry.needsSnapshot && entry.outstanding === null) return
+      this.compact(entry).then(
+        () => {
+          if (entry.needsSnapshot) this.retryOwed(entry) // a write failed meanwhile
+        },
+        (err: unknown) => {
+          this.log.warn({ doc: entry.id, err }, 'owed snapshot failed; retrying')
+          this.retryOwed(entry, Math.min(delayMs * 2, MAX_OWED_RETRY_MS))
+        },
+      )
+    }, delayMs)
+    timer.unref?.()
+    this.owed.set(entry, timer)
   }
 
   private async persistWithRetry(entry: LoadedDoc, update: Uint8Array): Promise<void> {
@@ -346,6 +377,7 @@ export class DocumentRegistry {
     }
     entry.needsSnapshot = true
     entry.failedWrites++
+    this.retryOwed(entry)
     throw lastError instanceof Error ? lastError : new Error(String(lastError))
   }
 
@@ -473,6 +505,8 @@ export class DocumentRegistry {
   /** Flushes every loaded document (shutdown). Later acquires fail. */
   async close(): Promise<void> {
     this.closed = true
+    for (const timer of this.owed.values()) clearTimeout(timer)
+    this.owed.clear()
     const waits: Promise<unknown>[] = []
     for (const s of this.slots.values()) {
       if (s.state === 'loaded') {

@@ -1,7 +1,8 @@
 // Races between a document's writes, compactions, unloads and links that once lost acknowledged
 // edits (found by review, each reproduced before its fix): a compaction queued by a leaving
 // link ran on a copy already unloaded and overwrote a newer copy's snapshot; a link acked events
-// another link had integrated but not yet stored.
+// another link had integrated but not yet stored; and, once that ack waited for storage, an
+// owed snapshot that nothing retried stalled the link for good.
 import { rmSync } from 'node:fs'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
@@ -143,6 +144,40 @@ test('a link acks events another link is still storing only once they are stored
     await waitFor(() => (bob.ackedVersion()['alice'] ?? 0) >= 6, 'acked once stored', 3000)
     await waitFor(() => alice.allAcknowledged, 'alice acked too')
     assert.is(await restText(ts.httpUrl, 'd'), 'ALICE ')
+  } finally {
+    alice.close()
+    bob.close()
+    await ts.stop()
+  }
+})
+
+test('an owed snapshot is retried once storage is back: a relaying link does not stall', async () => {
+  const dataDir = tempDir()
+  const storage = new FaultyStorage(await SqliteStorage.open({ dataDir }))
+  const limits = { idleUnloadMs: 60_000, storageWriteAttempts: 1 }
+  const ts = await startServer({ storage, dataDir, limits })
+  const alice = client(ts.wsUrl, 'owed', { doc: new TextDoc('alice') })
+  const bob = client(ts.wsUrl, 'owed', {
+    doc: new TextDoc('bob'),
+    linkTuning: { batchDelayMs: 15, maxBatchDelayMs: 15 },
+  })
+  try {
+    await within(Promise.all([alice.synced, bob.synced]), 5000, 'both synced')
+    let edit: Uint8Array | null = null
+    alice.doc.on('update', (u: Uint8Array) => void (edit ??= u))
+    Object.assign(storage.faults, { appendDelayMs: 300, failAppends: true, failCompacts: true })
+    alice.doc.insert(0, 'ALICE ')
+    bob.doc.applyUpdate(edit!) // relayed by bob: his ack waits until it is stored
+    await sleep(50)
+    alice.close() // her write fails for good; so does the snapshot her leaving asks for
+    await waitFor(() => storage.failedAppends === 1, 'the write failed', 3000)
+    await sleep(200)
+    Object.assign(storage.faults, { appendDelayMs: 0, failAppends: false, failCompacts: false })
+    bob.doc.insert(bob.doc.length, 'and bob')
+    // No connection attaches (that compacts too): the retry stores the owed snapshot.
+    await waitFor(() => bob.allAcknowledged, "bob's edit acknowledged", 8000)
+    await waitFor(() => (bob.ackedVersion()['alice'] ?? 0) >= 6, 'the relayed edit too', 3000)
+    assert.is(await restText(ts.httpUrl, 'owed'), 'ALICE and bob')
   } finally {
     alice.close()
     bob.close()
