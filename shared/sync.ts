@@ -70,8 +70,6 @@ const BIG_CATCHUP_EVENTS = 256
 const NO_CURSOR = NO_POSITION
 /** `lastFlush` of a link that never flushed (a small integer, like the times it holds). */
 const LONG_AGO = -(2 ** 30)
-/** How often an ack of events another link is still storing checks `durableVersion`, ms. */
-const DURABLE_POLL_MS = 10
 /** Bits of a link's `flags`. */
 const PEER_READ_ONLY = 1
 const NEED_FULL = 2
@@ -95,16 +93,6 @@ function pairJitter(a: string, b: string): number {
 function isEmpty(vv: VersionVector): boolean {
   for (const _ in vv) return false
   return true
-}
-
-/** The version vector of the events `updates` carry (all decodable: they were integrated). */
-function versionOfUpdates(updates: readonly Uint8Array[]): VersionVector {
-  let vv: VersionVector = emptyVV()
-  for (const u of updates) {
-    const s = summarizeUpdate(u)
-    if (s !== null) vv = maxVV(vv, s.vv)
-  }
-  return vv
 }
 
 /** Replicates `doc` over `channel` until either side closes it (API.md "Sync over any link"). */
@@ -730,13 +718,12 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
       return
     }
     if (batch.length === 0) {
-      // Nothing new, but an earlier persist may be in flight (acks keep their order), and the
-      // events may be another link's, integrated but not yet stored: an ack says stored.
+      // Nothing new, but an earlier persist may be in flight: keep acks in order. (Known
+      // limitation: the events may be another link's, integrated but not yet stored. Waiting
+      // for `durableVersion` to cover them stalled reconnecting clients on a busy document,
+      // where it lags while any update is outstanding.)
       if (ackable && ackWanted) {
-        const carried = this.opts.durableVersion ? versionOfUpdates(updates) : null
-        this.persistChain = (this.persistChain ?? Promise.resolve())
-          .then(() => (carried === null ? undefined : this.untilDurable(carried)))
-          .then(() => this.queueAck(no))
+        this.persistChain = (this.persistChain ?? Promise.resolve()).then(() => this.queueAck(no))
       }
       return
     }
@@ -753,18 +740,6 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
       if (ackable && ackWanted) this.queueAck(no)
     })
     this.persistChain.catch(() => {})
-  }
-
-  /** Resolves once `durableVersion` covers `vv` (polling), or the link has closed. */
-  private untilDurable(vv: VersionVector): Promise<void> {
-    const durableOf = this.opts.durableVersion!
-    return new Promise((resolve) => {
-      const check = () => {
-        if (this.closed || vvCovers(durableOf(), vv)) resolve()
-        else this.clock.setTimeout(check, DURABLE_POLL_MS)
-      }
-      check()
-    })
   }
 
   private queueAck(no: number): void {
