@@ -9,43 +9,26 @@ import { DocumentRegistry } from '../server/documents.ts'
 import { resolveLimits } from '../server/limits.ts'
 import { createLogger } from '../server/log.ts'
 import { createMetrics } from '../server/metrics.ts'
-import { SqliteStorage, type Storage, type StoredDoc } from '../server/storage.ts'
+import { SqliteStorage, type Storage } from '../server/storage.ts'
 import { TextDoc } from '../shared/text-doc.ts'
 import { FaultyStorage } from './support/server-faulty-storage.ts'
-import {
-  client,
-  restText,
-  startServer,
-  tempDir,
-  waitFor,
-  within,
-} from './support/server-harness.ts'
+import { client, startServer, tempDir, waitFor, within } from './support/server-harness.ts'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
-/** `inner` whose n-th compaction (from 1) waits `delays[n]` ms before it is stored. */
-class SlowCompactions implements Storage {
+/** FaultyStorage whose n-th compaction (from 1) waits `delays[n]` ms before it is stored. */
+class SlowCompactions extends FaultyStorage {
   calls = 0
   constructor(
-    readonly inner: Storage,
+    inner: Storage,
     readonly delays: Record<number, number>,
-  ) {}
-  load(docId: string): Promise<StoredDoc | null> {
-    return this.inner.load(docId)
+  ) {
+    super(inner)
   }
-  append(docId: string, update: Uint8Array): Promise<number> {
-    return this.inner.append(docId, update)
-  }
-  async compact(docId: string, snapshot: Uint8Array, throughId: number): Promise<void> {
+  override async compact(docId: string, snapshot: Uint8Array, throughId: number): Promise<void> {
     const delay = this.delays[++this.calls] ?? 0
     if (delay > 0) await sleep(delay)
-    await this.inner.compact(docId, snapshot, throughId)
-  }
-  pendingUpdates(docId: string): Promise<number> {
-    return this.inner.pendingUpdates(docId)
-  }
-  close(): Promise<void> {
-    return this.inner.close()
+    await super.compact(docId, snapshot, throughId)
   }
 }
 
@@ -65,9 +48,9 @@ function author(agent: string) {
 
 test('an unload waits for the compaction a leaving link queued; none runs on an unloaded copy', async () => {
   const dir = tempDir()
-  const faulty = new FaultyStorage(await SqliteStorage.open({ dataDir: dir, commitIntervalMs: 0 }))
   // The second compaction (the one the first link's settle queues) is slow.
-  const storage = new SlowCompactions(faulty, { 2: 400 })
+  const sqlite = await SqliteStorage.open({ dataDir: dir, commitIntervalMs: 0 })
+  const storage = new SlowCompactions(sqlite, { 2: 400 })
   const limits = resolveLimits({
     idleUnloadMs: 20,
     compactAfterUpdates: 1000,
@@ -80,19 +63,19 @@ test('an unload waits for the compaction a leaving link queued; none runs on an 
     const first = await registry.acquire('d')
     await registry.acquire('d') // a second connection
     // Connection 1: one update being stored, one integrated but never handed to persist.
-    faulty.faults.appendDelayMs = 100
+    storage.faults.appendDelayMs = 100
     const u1 = a.type('one ')
     first.doc.applyUpdate(u1, 'link 1')
     void registry.persist(first, u1).catch(() => undefined)
     first.doc.applyUpdate(a.type('two '), 'link 1')
     registry.release(first) // its settle waits for u1's write
     await sleep(30)
-    faulty.faults.appendDelayMs = 150
+    storage.faults.appendDelayMs = 150
     const u3 = a.type('three ')
     first.doc.applyUpdate(u3, 'link 2')
     void registry.persist(first, u3).catch(() => undefined)
     registry.release(first) // no connection left: unloads after 20 ms
-    faulty.faults.appendDelayMs = 0
+    storage.faults.appendDelayMs = 0
     await waitFor(() => registry.loadedCount === 0, 'first copy unloaded')
     assert.is(first.compacting, null, 'no compaction left running on the unloaded copy')
     // A new copy takes an acknowledged edit, and its own unload compacts it.
