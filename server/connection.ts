@@ -15,7 +15,7 @@ import { anonymousIdentity, verifyToken, type TokenClaims, type TokenProblem } f
 import { CLOSE } from './close-codes.ts'
 import { SharedTimers } from './shared-timers.ts'
 import { Bucket } from './token-bucket.ts'
-import { CapacityError, type DocumentRegistry, type LoadedDoc } from './documents.ts'
+import { CapacityError, whenStored, type DocumentRegistry, type LoadedDoc } from './documents.ts'
 import type { Limits } from './limits.ts'
 import type { Logger } from './log.ts'
 import type { ServerMetrics } from './metrics.ts'
@@ -128,6 +128,7 @@ function linkOptionsFor(ctx: ConnectionContext, entry: LoadedDoc, readOnly: bool
 class ServerLinkOptions implements LinkOptions {
   readonly persist: LinkOptions['persist']
   readonly durableVersion: LinkOptions['durableVersion']
+  readonly whenStored: LinkOptions['whenStored']
   readonly beforeFlush: LinkOptions['beforeFlush']
   readonly onError: LinkOptions['onError']
   readonly maxMessageBytes: number
@@ -150,7 +151,10 @@ class ServerLinkOptions implements LinkOptions {
     readonly readOnly: boolean,
   ) {
     const tuning = ctx.linkTuning
-    ;[this.persist, this.durableVersion, this.beforeFlush, this.onError] = hooksOf(ctx, entry)
+    ;[this.persist, this.durableVersion, this.whenStored, this.beforeFlush, this.onError] = hooksOf(
+      ctx,
+      entry,
+    )
     this.maxMessageBytes = ctx.limits.maxMessageBytes
     this.maxBatchDelayMs = tuning.maxBatchDelayMs
     this.batchGrowth = tuning.batchGrowth
@@ -172,6 +176,7 @@ function hooksOf(ctx: ConnectionContext, entry: LoadedDoc) {
   return [
     (update: Uint8Array) => ctx.registry.persist(entry, update),
     () => entry.durable,
+    () => whenStored(entry),
     (windowMs: number) => ctx.registry.joinBeforeFanout(entry, windowMs),
     (err: SyncError) =>
       ctx.log.info({ doc: entry.id, code: err.codeName, err: err.message }, 'link error'),

@@ -14,6 +14,10 @@
  *   and the link adds it to every ack. It advances only when no integrated update is
  *   outstanding (each update the document emits is outstanding until its own append, or a
  *   snapshot taken after it, commits), so it never covers an event storage lacks.
+ * - `whenStored` settles once every update outstanding when it was called is stored, however
+ *   many are integrated meanwhile: a link acknowledges events it did not store itself (another
+ *   link's, a reconnecting client's held from before) only then. (Waiting for `durable`
+ *   instead stalled such acks on a busy document until its typing paused.)
  */
 import { TextDoc, type VersionVector } from '../shared/text-doc.ts'
 import { randomAgent } from '../shared/agent.ts'
@@ -36,8 +40,16 @@ export interface LoadedDoc {
   durable: VersionVector
   /** Writes started and not settled; null when none (a Set costs, most documents are idle). */
   inFlight: Set<Promise<unknown>> | null
-  /** Updates the document integrated that are not yet known to be stored (by identity); null when none. */
-  outstanding: Set<Uint8Array> | null
+  /**
+   * Updates the document integrated that are not yet known to be stored (by identity), each with
+   * its ticket (numbered in the order integrated, so the first entry has the lowest); null when
+   * none.
+   */
+  outstanding: Map<Uint8Array, number> | null
+  /** Tickets given out (`outstanding`). */
+  tickets: number
+  /** `whenStored` callers, in ticket order: each waits until no ticket up to its own is outstanding. */
+  storedWaiters: StoredWaiter[] | null
   /** Set when a write failed for good: the next flush stores a whole snapshot. */
   needsSnapshot: boolean
   /** Writes that failed for good so far (a snapshot taken before the last one does not cover it). */
@@ -84,9 +96,30 @@ function settled(entry: LoadedDoc, p: Promise<unknown>): void {
   if (entry.inFlight?.delete(p) && entry.inFlight.size === 0) entry.inFlight = null
 }
 
-/** `update` of `entry` is stored (the set goes once empty). */
+interface StoredWaiter {
+  readonly ticket: number
+  readonly resolve: () => void
+}
+
+/** `update` of `entry` is stored (the map goes once empty); wakes the waiters it was holding. */
 function stored(entry: LoadedDoc, update: Uint8Array): void {
-  if (entry.outstanding?.delete(update) && entry.outstanding.size === 0) entry.outstanding = null
+  const outstanding = entry.outstanding
+  if (outstanding === null || !outstanding.delete(update)) return
+  if (outstanding.size === 0) entry.outstanding = null
+  const waiters = entry.storedWaiters
+  if (waiters === null) return
+  const lowest = entry.outstanding === null ? Infinity : outstanding.values().next().value!
+  let woken = 0
+  while (woken < waiters.length && waiters[woken]!.ticket < lowest) waiters[woken++]!.resolve()
+  if (woken === waiters.length) entry.storedWaiters = null
+  else if (woken > 0) waiters.splice(0, woken)
+}
+
+/** Settles once every update `entry` holds now is stored; null when they all are. */
+export function whenStored(entry: LoadedDoc): Promise<void> | null {
+  if (entry.outstanding === null) return null
+  const ticket = entry.tickets
+  return new Promise((resolve) => (entry.storedWaiters ??= []).push({ ticket, resolve }))
 }
 
 /** The process is at `maxLoadedDocuments` and none is idle. */
@@ -209,6 +242,8 @@ export class DocumentRegistry {
       durable: doc.version(),
       inFlight: null,
       outstanding: null,
+      tickets: 0,
+      storedWaiters: null,
       needsSnapshot: false,
       failedWrites: 0,
       sinceSnapshot: stored?.updates.length ?? 0,
@@ -225,7 +260,7 @@ export class DocumentRegistry {
     // Every update integrated from now on is outstanding until stored (see the header). The
     // server's own updates, its merge events, are stored here; links store their peers'.
     doc.on('update', (update: Uint8Array, origin: unknown) => {
-      ;(entry.outstanding ??= new Set()).add(update)
+      ;(entry.outstanding ??= new Map()).set(update, ++entry.tickets)
       // A failed write is logged and owed as a snapshot (persistWithRetry).
       if (origin === undefined) this.persist(entry, update).catch(() => {})
       else this.scheduleJoin(entry)
@@ -305,9 +340,10 @@ export class DocumentRegistry {
   }
 
   /**
-   * After a connection leaves: updates its link integrated but never handed to `persist` (it
-   * closed first) would keep `durable` behind for good; once in-flight writes settle, a
-   * snapshot stores whatever is still outstanding.
+   * After a connection leaves: updates its link integrated but could not store (a link goes on
+   * storing what it integrated after it closes, unless a write fails for good) would keep
+   * `durable` behind for good; once in-flight writes settle, a snapshot stores whatever is
+   * still outstanding.
    */
   async settle(entry: LoadedDoc): Promise<void> {
     while (entry.inFlight !== null) await Promise.allSettled([...entry.inFlight])
@@ -328,7 +364,7 @@ export class DocumentRegistry {
    * Stores the snapshot `entry` owes (a write failed for good, or a leaving link's events
    * could not be stored) after `delayMs`, and again with backoff until storage takes it: else
    * `durable` would stay behind until some connection attached, and a link acknowledging those
-   * events (`durableVersion`) would wait as long.
+   * events (`whenStored`) would wait as long.
    */
   private retryOwed(entry: LoadedDoc, delayMs = 1000): void {
     if (this.closed || entry.unloaded || this.owed.has(entry)) return
@@ -372,6 +408,12 @@ export class DocumentRegistry {
         return
       } catch (err) {
         lastError = err
+        if (this.closed) {
+          // Shutting down, storage closing (a closed link's last updates): never acknowledged,
+          // and their senders resend them to the next server.
+          this.log.debug({ doc: entry.id, err }, 'write at shutdown not stored')
+          break
+        }
         this.log.warn({ doc: entry.id, attempt, err }, 'storage write failed')
       }
     }
@@ -421,7 +463,7 @@ export class DocumentRegistry {
     const t0 = performance.now()
     // Taken in one turn with the snapshot's state: it holds exactly these events and updates.
     const version = entry.doc.version()
-    const covered = [...(entry.outstanding ?? [])]
+    const covered = [...(entry.outstanding?.keys() ?? [])]
     const throughId = entry.lastUpdateId
     const folded = entry.sinceSnapshot
     const foldedBytes = entry.bytesSinceSnapshot

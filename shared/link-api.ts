@@ -43,10 +43,20 @@ export interface Identity {
 export interface LinkOptions {
   /** Refuse the peer's edits (ERROR READ_ONLY, nothing applied); reads still flow. */
   readOnly?: boolean
-  /** Stores each batch of new events from this peer; the ack waits for it. */
+  /**
+   * Stores each batch of new events from this peer, in order; the ack waits for it. Batches
+   * received before the link closes are stored after it closes too (not acknowledged).
+   */
   persist?: (update: Uint8Array) => Promise<void>
   /** What this side holds durably (the peer's ack baseline in HELLO). Default `doc.version()`. */
   durableVersion?: () => VersionVector
+  /**
+   * Settles once every event the doc holds now is stored (null when they all are). With
+   * `persist`: events the peer sends that the doc already held (another link may still be
+   * storing them) are acknowledged only then, and so are those the peer holds at HELLO.
+   * Without it, the latter wait for `durableVersion` to cover them.
+   */
+  whenStored?: () => Promise<void> | null
   /**
    * Deflate outgoing update lists against a per-direction dictionary when that saves bytes
    * (agent ids and headers repeat). Default true. False also asks the peer (in HELLO) not to

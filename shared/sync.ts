@@ -90,6 +90,20 @@ function pairJitter(a: string, b: string): number {
   return h / 4294967296
 }
 
+/**
+ * Whether the doc announced each of `updates` as it came (`batch`: what it emitted for them):
+ * then every event in them was new here. An update it held events of comes out re-encoded, or
+ * not at all.
+ */
+function echoedWhole(updates: readonly Uint8Array[], batch: readonly Uint8Array[]): boolean {
+  if (batch.length < updates.length) return false
+  if (updates.length * batch.length > 64) {
+    const out = new Set(batch)
+    return updates.every((u) => out.has(u))
+  }
+  return updates.every((u) => batch.includes(u))
+}
+
 function isEmpty(vv: VersionVector): boolean {
   for (const _ in vv) return false
   return true
@@ -717,19 +731,23 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
       if (ackable && ackWanted) this.queueAck(no)
       return
     }
-    if (batch.length === 0) {
-      // Nothing new, but an earlier persist may be in flight: keep acks in order. (Known
-      // limitation: the events may be another link's, integrated but not yet stored. Waiting
-      // for `durableVersion` to cover them stalled reconnecting clients on a busy document,
-      // where it lags while any update is outstanding.)
+    // Events the doc held already (it re-encoded or dropped an update) may be another link's,
+    // not stored yet: the ack also waits until everything held now is.
+    const held =
+      ackable && ackWanted && !echoedWhole(updates, batch)
+        ? (this.opts.whenStored?.() ?? null)
+        : null
+    if (batch.length === 0 && held === null) {
+      // Nothing new, but an earlier persist may be in flight: keep acks in order.
       if (ackable && ackWanted) {
         this.persistChain = (this.persistChain ?? Promise.resolve()).then(() => this.queueAck(no))
       }
       return
     }
+    // Stored even if the link closes meanwhile: the doc holds these events, and other links
+    // may have them already (a store left to a later snapshot would hold up `whenStored`).
     this.persistChain = (this.persistChain ?? Promise.resolve()).then(async () => {
       for (const u of batch) {
-        if (this.closed) return
         try {
           await persist(u)
         } catch (e) {
@@ -737,6 +755,7 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
           throw e
         }
       }
+      if (held !== null) await held
       if (ackable && ackWanted) this.queueAck(no)
     })
     this.persistChain.catch(() => {})
@@ -751,13 +770,33 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
 
   /**
    * The peer may hold events we have in memory but not yet stored (a persist still
-   * running for another link): it will not resend them, so ack them once
-   * `durableVersion` covers them, polling until it does.
+   * running for another link): it will not resend them, so ack them once stored: once
+   * `whenStored` settles, or else once `durableVersion` covers them, polling until it does.
    */
   private watchDurable(): void {
-    const durableOf = this.opts.durableVersion
-    if (!durableOf || !this.opts.persist || this.peerId === undefined) return
+    if (!this.opts.persist || this.peerId === undefined) return
     const theirs = this.peerHave
+    const whenStored = this.opts.whenStored
+    if (whenStored) {
+      const mine = this.doc.version()
+      const ack = emptyVV()
+      for (const a in theirs) {
+        const need = Math.min(theirs[a]!, mine[a] ?? 0)
+        if (need > 0) ack[a] = need
+      }
+      if (isEmpty(ack)) return
+      const owe = () => {
+        if (this.closed) return
+        this.ackVVOwed = this.ackVVOwed ? maxVV(this.ackVVOwed, ack) : ack
+        this.scheduleFlush()
+      }
+      const stored = whenStored()
+      if (stored === null) owe()
+      else stored.then(owe, () => {})
+      return
+    }
+    const durableOf = this.opts.durableVersion
+    if (!durableOf) return
     const tick = () => {
       this.durableTimer = null
       if (this.closed) return

@@ -569,4 +569,80 @@ test('durableVersion: events the server holds but has not stored are acked once 
   lc.close()
 })
 
+test('whenStored: held events are acked once it settles, at HELLO and in later messages', async () => {
+  const server = new TextDoc('server')
+  const client = new TextDoc('client')
+  client.insert(0, 'abc')
+  server.applyUpdate(client.encodeUpdate()) // in memory, another link still storing it
+  let store!: () => void
+  let calls = 0
+  const whenStored = () => {
+    calls++
+    return new Promise<void>((r) => (store = r))
+  }
+  const persisted: Uint8Array[] = []
+  const [x, y] = memoryPair()
+  const ls = link(server, x, {
+    whenStored,
+    durableVersion: () => ({}), // nothing stored yet
+    persist: async (u) => void persisted.push(u),
+  })
+  const lc = link(client, y)
+  let synced = false
+  lc.synced.then(() => (synced = true))
+  await new Promise((r) => setTimeout(r, 60))
+  assert.is(calls, 1, 'asked at HELLO')
+  assert.not.ok(synced, 'acked before stored')
+  store()
+  await lc.synced
+  assert.equal({ ...lc.ackedVersion() }, { client: 3 })
+  // An update that is new here is persisted and acked without asking.
+  client.insert(3, 'd')
+  await until(() => lc.ackedVersion().client === 4)
+  assert.is(calls, 1)
+  assert.is(persisted.length, 1)
+  // One the server got elsewhere first (a relay) waits again.
+  const other = new TextDoc('other')
+  other.insert(0, 'Z')
+  const z = other.encodeUpdate()
+  server.applyUpdate(z)
+  client.applyUpdate(z)
+  await new Promise((r) => setTimeout(r, 60))
+  assert.is(calls, 2, 'asked for the held message')
+  assert.is(lc.ackedVersion().other ?? 0, 0, 'not acked before stored')
+  store()
+  await until(() => lc.ackedVersion().other === 1)
+  assert.is(persisted.length, 1, 'nothing new to persist')
+  ls.close()
+  lc.close()
+})
+
+test('persist: what a link integrated is stored even if it closes first (without an ack)', async () => {
+  const server = new TextDoc('server')
+  const client = new TextDoc('client')
+  const gates: (() => void)[] = []
+  const persisted: Uint8Array[] = []
+  const persist = async (u: Uint8Array) => {
+    await new Promise<void>((r) => gates.push(r))
+    persisted.push(u)
+  }
+  const [x, y] = memoryPair()
+  const ls = link(server, x, { persist })
+  const lc = link(client, y, { batchDelayMs: 0, maxBatchDelayMs: 0 })
+  await until(() => lc.peerId !== undefined)
+  for (const ch of 'abc') {
+    client.insert(client.length, ch)
+    await until(() => server.toString().endsWith(ch))
+  }
+  assert.is(gates.length, 1, 'one stored at a time')
+  ls.close()
+  for (let i = 0; i < 3; i++) {
+    await until(() => gates.length > 0)
+    gates.shift()!()
+  }
+  await until(() => persisted.length === 3)
+  assert.is(lc.ackedVersion().client ?? 0, 0, 'nothing acked')
+  lc.close()
+})
+
 test.run()

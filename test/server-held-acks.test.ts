@@ -1,0 +1,184 @@
+// Integration: acknowledgements of events the server already holds in memory but has not yet
+// stored. A client that relays another's edits (peer to peer as well as through the server), or
+// reconnects after leaving with writes in flight, sends the server events another link is still
+// storing: they must not be acknowledged before storage has them (else a crash, or that write
+// failing for good, loses an acknowledged edit), and must be acknowledged once it has, even on a
+// document whose writes never all settle at once.
+import { rmSync } from 'node:fs'
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { DocumentRegistry, whenStored, type LoadedDoc } from '../server/documents.ts'
+import { resolveLimits } from '../server/limits.ts'
+import { createLogger } from '../server/log.ts'
+import { createMetrics } from '../server/metrics.ts'
+import { SqliteStorage } from '../server/storage.ts'
+import { TextDoc } from '../shared/text-doc.ts'
+import { FaultyStorage } from './support/server-faulty-storage.ts'
+import { client, startServer, tempDir, waitFor, within } from './support/server-harness.ts'
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+async function slowServer() {
+  const dataDir = tempDir()
+  const storage = new FaultyStorage(await SqliteStorage.open({ dataDir, commitIntervalMs: 0 }))
+  const ts = await startServer({ storage, dataDir })
+  return {
+    storage,
+    ts,
+    async stop() {
+      await ts.stop(true)
+      rmSync(dataDir, { recursive: true, force: true })
+    },
+  }
+}
+
+/** FaultyStorage whose appends each wait for `release()` while `gated`. */
+class GatedStorage extends FaultyStorage {
+  gated = false
+  private readonly gates: (() => void)[] = []
+  override async append(docId: string, update: Uint8Array): Promise<number> {
+    if (this.gated) await new Promise<void>((r) => this.gates.push(r))
+    return super.append(docId, update)
+  }
+  /** Lets the oldest held append go on. */
+  release(): void {
+    this.gates.shift()!()
+  }
+  /** Lets every append go on, now and from now on. */
+  open(): void {
+    this.gated = false
+    for (const go of this.gates.splice(0)) go()
+  }
+}
+
+test('whenStored waits for the updates held when called, not for those integrated after', async () => {
+  const dataDir = tempDir()
+  const storage = new GatedStorage(await SqliteStorage.open({ dataDir, commitIntervalMs: 0 }))
+  const registry = new DocumentRegistry(
+    storage,
+    resolveLimits({}),
+    createLogger('silent'),
+    createMetrics(),
+  )
+  const dave = new TextDoc('dave')
+  const updates: Uint8Array[] = []
+  dave.on('update', (u) => void updates.push(u))
+  /** Dave types `text`; the registry's copy integrates it from a link and starts storing it. */
+  const typed = (entry: LoadedDoc, text: string) => {
+    dave.insert(dave.length, text)
+    const u = updates[updates.length - 1]!
+    entry.doc.applyUpdate(u, 'a link')
+    return registry.persist(entry, u)
+  }
+  try {
+    const entry = await registry.acquire('w')
+    assert.is(whenStored(entry), null, 'nothing outstanding')
+    storage.gated = true
+    const one = typed(entry, 'one ')
+    const two = typed(entry, 'two ')
+    let settled = false
+    const waiting = whenStored(entry)!.then(() => (settled = true))
+    const three = typed(entry, 'three') // integrated after the call: not waited for
+    storage.release()
+    await one
+    await sleep(20)
+    assert.not.ok(settled, 'not while the second update is being stored')
+    storage.release()
+    await two
+    await within(waiting, 1000, 'settled with the third still being stored')
+    assert.ok(entry.outstanding !== null && entry.outstanding.size === 1, 'the third outstanding')
+    storage.release()
+    await three
+    assert.is(entry.outstanding, null)
+    assert.is(whenStored(entry), null)
+  } finally {
+    storage.open()
+    await registry.close()
+    await storage.close()
+    rmSync(dataDir, { recursive: true, force: true })
+  }
+})
+
+test('events relayed by a second client are acknowledged to it only once stored', async () => {
+  const { storage, ts, stop } = await slowServer()
+  const alice = client(ts.wsUrl, 'relay', { doc: new TextDoc('alice') })
+  const bob = client(ts.wsUrl, 'relay', { doc: new TextDoc('bob') })
+  try {
+    await within(Promise.all([alice.synced, bob.synced]), 5000, 'both synced')
+    storage.faults.appendDelayMs = 800
+    // Alice's edit reaches Bob directly (a peer link) before either sends it: both send it to
+    // the server; the second to arrive brings events the server holds but is still storing.
+    const updates: Uint8Array[] = []
+    const off = alice.doc.on('update', (u) => void updates.push(u))
+    alice.doc.insert(0, 'A')
+    off()
+    bob.doc.applyUpdate(updates[0]!)
+    await waitFor(() => storage.inFlightAppends === 1, 'her edit being stored')
+    await sleep(400)
+    assert.is(storage.inFlightAppends, 1, 'still being stored')
+    assert.is(alice.ackedVersion().alice ?? 0, 0, 'not acknowledged to alice before stored')
+    assert.is(bob.ackedVersion().alice ?? 0, 0, 'not acknowledged to bob before stored')
+    await waitFor(
+      () => alice.ackedVersion().alice === 1 && bob.ackedVersion().alice === 1,
+      'acknowledged to both once stored',
+      3000,
+    )
+    assert.is(storage.inFlightAppends, 0)
+  } finally {
+    alice.close()
+    bob.close()
+    await stop()
+  }
+})
+
+test('a client back with edits the server is still storing is acknowledged while others type', async () => {
+  const { storage, ts, stop } = await slowServer()
+  const carol = client(ts.wsUrl, 'busy', { doc: new TextDoc('carol') })
+  const first = client(ts.wsUrl, 'busy', { doc: new TextDoc('alice') })
+  let typing = true
+  try {
+    await within(Promise.all([carol.synced, first.synced]), 5000, 'both synced')
+    // Every write takes 300 ms and Carol types every 10 ms, for 4 s: some update of the document
+    // is always being stored, so its stored version (`durable`) never catches up meanwhile.
+    storage.faults.appendDelayMs = 300
+    const carolTypes = (async () => {
+      for (let i = 0; typing && i < 400; i++) {
+        carol.doc.insert(carol.doc.length, 'c')
+        await sleep(10)
+      }
+    })()
+    await sleep(200)
+    // Alice types three edits, sent apart: the first being stored when she leaves, the others
+    // waiting their turn on her link (a link stores its peer's updates one after another).
+    for (const word of ['one ', 'two ', 'six ']) {
+      first.doc.insert(first.doc.length, word)
+      await sleep(40)
+    }
+    const atServer = () => ['one ', 'two ', 'six '].every((w) => carol.doc.toString().includes(w))
+    await waitFor(atServer, 'her edits at the server')
+    assert.is(first.ackedVersion().alice ?? 0, 0, 'her edits not stored yet')
+    first.close()
+    const again = client(ts.wsUrl, 'busy', { doc: first.doc })
+    try {
+      const t0 = performance.now()
+      await within(again.synced, 2000, 'synced again while carol types')
+      const waited = performance.now() - t0
+      assert.ok(typing, 'acknowledged before the typing stopped')
+      assert.is(again.ackedVersion().alice, 12)
+      assert.ok(waited < 2000, `waited ${waited.toFixed(0)} ms`)
+    } finally {
+      typing = false
+      await carolTypes
+      again.close()
+    }
+    storage.faults.appendDelayMs = 0
+    await waitFor(() => carol.allAcknowledged, 'carol acknowledged', 8000)
+  } finally {
+    typing = false
+    carol.close()
+    first.close()
+    await stop()
+  }
+})
+
+test.run()
