@@ -217,9 +217,7 @@ export class DocumentRegistry {
   }
 
   private async load(id: string): Promise<LoadedDoc> {
-    const t0 = performance.now()
-    const stored = await this.storage.load(id)
-    this.metrics.storageSeconds.observe({ op: 'load' }, (performance.now() - t0) / 1000)
+    const stored = await this.storageOp('load', () => this.storage.load(id))
     let doc: TextDoc
     if (stored === null) {
       doc = new TextDoc(HUB_AGENT)
@@ -390,10 +388,8 @@ export class DocumentRegistry {
     let lastError: unknown
     for (let attempt = 0; attempt < Math.max(1, this.limits.storageWriteAttempts); attempt++) {
       if (attempt > 0) await new Promise((r) => setTimeout(r, 20 * 2 ** attempt))
-      const t0 = performance.now()
       try {
-        const id = await this.storage.append(entry.id, update)
-        this.metrics.storageSeconds.observe({ op: 'append' }, (performance.now() - t0) / 1000)
+        const id = await this.storageOp('append', () => this.storage.append(entry.id, update))
         entry.lastUpdateId = Math.max(entry.lastUpdateId, id)
         entry.sinceSnapshot++
         entry.bytesSinceSnapshot += update.length
@@ -470,8 +466,7 @@ export class DocumentRegistry {
     const failedWrites = entry.failedWrites
     // The text is deflated off the event loop (the history's chunks are mostly kept bytes).
     const snapshot = await entry.doc.saveAsync()
-    await this.storage.compact(entry.id, snapshot, throughId)
-    this.metrics.storageSeconds.observe({ op: 'compact' }, (performance.now() - t0) / 1000)
+    await this.storageOp('compact', () => this.storage.compact(entry.id, snapshot, throughId), t0)
     // Updates stored meanwhile are after the snapshot, and stay counted.
     entry.sinceSnapshot = Math.max(0, entry.sinceSnapshot - folded)
     entry.bytesSinceSnapshot = Math.max(0, entry.bytesSinceSnapshot - foldedBytes)
@@ -541,6 +536,25 @@ export class DocumentRegistry {
         s.entry.idleTimer = null
         return this.unload(s.entry)
       }
+    }
+  }
+
+  /**
+   * Runs storage operation `op` (begun at `t0`): its time goes to `storage_seconds`, or its
+   * failure to `storage_errors_total`.
+   */
+  private async storageOp<T>(
+    op: 'load' | 'append' | 'compact',
+    run: () => Promise<T>,
+    t0 = performance.now(),
+  ): Promise<T> {
+    try {
+      const result = await run()
+      this.metrics.storageSeconds.observe({ op }, (performance.now() - t0) / 1000)
+      return result
+    } catch (err) {
+      this.metrics.storageErrors.inc({ op })
+      throw err
     }
   }
 

@@ -18,6 +18,7 @@ export interface ServerMetrics {
   readonly messagesDelivered: Counter
   readonly fanoutSeconds: Histogram
   readonly storageSeconds: Histogram<'op'>
+  readonly storageErrors: Counter<'op'>
   readonly refusals: Counter<'reason'>
 }
 
@@ -58,6 +59,12 @@ export function createMetrics(processMetrics = false): ServerMetrics {
       help: 'Storage operation latency',
       labelNames: ['op'],
       buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+      registers: [registry],
+    }),
+    storageErrors: new Counter({
+      name: 'polyphony_storage_errors_total',
+      help: 'Storage operations that failed (each attempt of a retried write counts)',
+      labelNames: ['op'],
       registers: [registry],
     }),
     refusals: new Counter({

@@ -45,6 +45,10 @@ test('E4: a failing write is never acknowledged; the client is told and resends 
       ts.logs.some((l) => l.msg === 'storage write failed'),
       'logged',
     )
+    const failed = /^polyphony_storage_errors_total\{op="append"\} (\d+)$/m.exec(
+      await (await fetch(`${ts.httpUrl}/metrics`)).text(),
+    )
+    assert.ok(Number(failed?.[1]) >= 2, `failed attempts counted (${failed?.[0]})`)
     // Storage still failing: reconnects are refused (retryable) rather than acknowledged.
     await new Promise((r) => setTimeout(r, 300))
     assert.not.ok(c.allAcknowledged)
@@ -110,6 +114,8 @@ test('E5: a failed read never serves an empty document; recovery serves the real
     const res = await fetch(`${ts.httpUrl}/api/docs/r/text`)
     assert.is(res.status, 503)
     assert.is(ts.server.stats().documents, 0)
+    const metrics = await (await fetch(`${ts.httpUrl}/metrics`)).text()
+    assert.match(metrics, /^polyphony_storage_errors_total\{op="load"\} [1-9]/m)
     storage.faults.failLoads = false
     await waitFor(() => c.doc.toString() === 'real content', 'real content after recovery', 5000)
     assert.is(await restText(ts.httpUrl, 'r'), 'real content')
