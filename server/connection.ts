@@ -314,8 +314,9 @@ export class ServerConnection implements DirectChannel, HubSocketHandler {
     this.entry = entry
     this.docId = entry.id // one string per document, not one per connection's URL
     if (entry.needsSnapshot) {
-      // A write was lost: events are in memory that storage lacks. A new link would ack them
-      // (resent events integrate nothing, so nothing is persisted) unless they are stored first.
+      // A write was lost: events are in memory that storage lacks, and a new link's acks would
+      // wait (`whenStored`) until a snapshot stores them. Store it first; while storage still
+      // fails, refuse the connection (retryable) rather than leave the client waiting.
       try {
         await this.ctx.registry.compact(entry)
       } catch (err) {
@@ -473,6 +474,15 @@ export class ServerConnection implements DirectChannel, HubSocketHandler {
   /** Answers a ping with its data (RFC 6455 5.5.3). */
   onPing(data: Buffer): void {
     if (this.writable()) this.ws.pong(data)
+  }
+
+  /**
+   * Stops reading the socket for good (shutdown): nothing more is integrated while the
+   * document's writes drain, and the peer resends what it sent meanwhile to the next server.
+   */
+  stopReading(): void {
+    this.pausedUntil = Infinity // no throttle timer resumes it
+    this.ws.pause()
   }
 
   /** Stops reading the socket for `ms` (TCP backpressure slows the sender, nothing is lost). */

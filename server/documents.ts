@@ -10,14 +10,15 @@
  * - A document is unloaded only with no connections, after `idleUnloadMs`, once every write it
  *   started has settled and, if a write was lost, a full snapshot has been stored.
  * - `durable` is a version whose events are all in storage; it is what the server announces to a
- *   reconnecting client as its acknowledgement baseline (the client resends anything beyond it),
- *   and the link adds it to every ack. It advances only when no integrated update is
- *   outstanding (each update the document emits is outstanding until its own append, or a
- *   snapshot taken after it, commits), so it never covers an event storage lacks.
+ *   reconnecting client in HELLO as its acknowledgement baseline (the client resends anything
+ *   beyond it). It advances only when no integrated update is outstanding (each update the
+ *   document emits is outstanding until its own append, or a snapshot taken after it, commits),
+ *   so it never covers an event storage lacks.
  * - `whenStored` settles once every update outstanding when it was called is stored, however
- *   many are integrated meanwhile: a link acknowledges events it did not store itself (another
- *   link's, a reconnecting client's held from before) only then. (Waiting for `durable`
- *   instead stalled such acks on a busy document until its typing paused.)
+ *   many are integrated meanwhile. Every ack a link sends waits for it: an ack claims events the
+ *   link did not store itself (another link's, a reconnecting client's from before, and at the
+ *   client every earlier event of each agent it names). (Waiting for `durable` instead stalled
+ *   acks on a busy document until its typing paused.)
  */
 import { TextDoc, type VersionVector } from '../shared/text-doc.ts'
 import { randomAgent } from '../shared/agent.ts'
@@ -393,7 +394,7 @@ export class DocumentRegistry {
         entry.lastUpdateId = Math.max(entry.lastUpdateId, id)
         entry.sinceSnapshot++
         entry.bytesSinceSnapshot += update.length
-        if (entry.compacting === null && this.compactionDue(entry)) {
+        if (!this.closed && entry.compacting === null && this.compactionDue(entry)) {
           // The append is committed, and acknowledged without waiting for the compaction; a
           // failed one only leaves more updates to replay. (Unless a snapshot was owed: then
           // `needsSnapshot` stays set and `durable` behind.)
@@ -405,8 +406,8 @@ export class DocumentRegistry {
       } catch (err) {
         lastError = err
         if (this.closed) {
-          // Shutting down, storage closing (a closed link's last updates): never acknowledged,
-          // and their senders resend them to the next server.
+          // Shutting down: storage may be closing (a link's writes go on after it closes). Not
+          // acknowledged, and their senders resend them to the next server.
           this.log.debug({ doc: entry.id, err }, 'write at shutdown not stored')
           break
         }
@@ -498,6 +499,18 @@ export class DocumentRegistry {
     }
   }
 
+  /**
+   * At shutdown: one snapshot stores everything `entry` holds now, at once, rather than after
+   * the writes queued behind its links' earlier ones (one at a time per link: with slow
+   * storage, seconds). Writes still running or queued then store again what it holds (their
+   * rows stay after it, and loading applies them as no-ops).
+   */
+  private async seal(entry: LoadedDoc): Promise<void> {
+    if (entry.compacting !== null) await entry.compacting.catch(() => undefined)
+    if (entry.needsSnapshot || entry.sinceSnapshot > 0 || entry.outstanding !== null)
+      await this.compact(entry)
+  }
+
   private scheduleUnload(entry: LoadedDoc): void {
     if (entry.idleTimer !== null) clearTimeout(entry.idleTimer)
     entry.idleTimer = setTimeout(() => {
@@ -558,7 +571,7 @@ export class DocumentRegistry {
     }
   }
 
-  /** Flushes every loaded document (shutdown). Later acquires fail. */
+  /** Shutdown: stores a snapshot of every loaded document (`seal`). Later acquires fail. */
   async close(): Promise<void> {
     this.closed = true
     for (const timer of this.owed.values()) clearTimeout(timer)
@@ -568,7 +581,7 @@ export class DocumentRegistry {
       if (s.state === 'loaded') {
         if (s.entry.idleTimer !== null) clearTimeout(s.entry.idleTimer)
         waits.push(
-          this.flush(s.entry).catch((err) =>
+          this.seal(s.entry).catch((err) =>
             this.log.error({ doc: s.entry.id, err }, 'flush at shutdown failed'),
           ),
         )

@@ -191,6 +191,11 @@ export class WsEndpoint {
     this.accepting = false
   }
 
+  /** Stops reading every connection (shutdown, before the flush: see create-server.ts). */
+  stopReading(): void {
+    for (const c of this.connections) c.stopReading()
+  }
+
   /** Closes every connection with 1001 "going away" and waits (bounded) for the sockets. */
   async close(timeoutMs = 3000): Promise<void> {
     this.accepting = false

@@ -44,17 +44,21 @@ export interface LinkOptions {
   /** Refuse the peer's edits (ERROR READ_ONLY, nothing applied); reads still flow. */
   readOnly?: boolean
   /**
-   * Stores each batch of new events from this peer, in order; the ack waits for it. Batches
-   * received before the link closes are stored after it closes too (not acknowledged).
+   * Stores each batch of new events from this peer, in order; the ack waits for it. What the
+   * link integrated is handed to it even if the link then closes (a bad update after it in the
+   * message, the peer leaving), without an ack; after one rejects, the link's later batches are
+   * left to the owner (PROTOCOL.md).
    */
   persist?: (update: Uint8Array) => Promise<void>
   /** What this side holds durably (the peer's ack baseline in HELLO). Default `doc.version()`. */
   durableVersion?: () => VersionVector
   /**
    * Settles once every event the doc holds now is stored (null when they all are). With
-   * `persist`: events the peer sends that the doc already held (another link may still be
-   * storing them) are acknowledged only then, and so are those the peer holds at HELLO.
-   * Without it, the latter wait for `durableVersion` to cover them.
+   * `persist`, every ack waits for the one taken when its message arrived (an ack claims events
+   * the doc may have held already, maybe another link's still being stored, and at the peer
+   * every earlier event of each agent it names), and the events the peer holds at HELLO are
+   * acknowledged once the one taken then settles. Without it, the latter wait for
+   * `durableVersion` to cover them.
    */
   whenStored?: () => Promise<void> | null
   /**

@@ -90,20 +90,6 @@ function pairJitter(a: string, b: string): number {
   return h / 4294967296
 }
 
-/**
- * Whether the doc announced each of `updates` as it came (`batch`: what it emitted for them):
- * then every event in them was new here. An update it held events of comes out re-encoded, or
- * not at all.
- */
-function echoedWhole(updates: readonly Uint8Array[], batch: readonly Uint8Array[]): boolean {
-  if (batch.length < updates.length) return false
-  if (updates.length * batch.length > 64) {
-    const out = new Set(batch)
-    return updates.every((u) => out.has(u))
-  }
-  return updates.every((u) => batch.includes(u))
-}
-
 function isEmpty(vv: VersionVector): boolean {
   for (const _ in vv) return false
   return true
@@ -198,7 +184,10 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
   private durableTimer: unknown = null
   private collecting: Uint8Array[] | null = null
   /** Persists and acks in order (made on the first batch to store). */
-  private persistChain: Promise<void> | null = null
+  /** This link's writes (`persist`), one after another; null before the first. */
+  private writes: Promise<void> | null = null
+  /** This link's acks of persisted messages, in order (each after its writes and `whenStored`). */
+  private acks: Promise<void> | null = null
   /** Relay pruning, when both HELLOs asked for it. */
   private relayTree: RelayTree | null = null
   /** What our HELLO said we hold, when deflate or tree relay needs it (until the peer's HELLO). */
@@ -703,15 +692,20 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
     const batch: Uint8Array[] | null = (this.collecting = persist ? [] : null)
     const pendingBefore = this.doc.pendingCount
     this.fresh = 0
+    let bad: unknown = null
     try {
       // Each update integrates whole or not at all; a bad one ends the link (the ones
       // before it were valid and stay).
       for (const u of updates) this.doc.applyUpdate(u, this)
     } catch (e) {
-      throw new SyncError('BAD_UPDATE', (e as Error)?.message ?? String(e))
+      bad = e
     } finally {
       this.collecting = null
     }
+    // What the doc integrated is stored whatever follows (a bad update, an overflow, the link
+    // closing): other links may hold it already, and an ack elsewhere may wait for it.
+    if (batch !== null && batch.length > 0) this.write(batch)
+    if (bad !== null) throw new SyncError('BAD_UPDATE', (bad as Error)?.message ?? String(bad))
     const pending = this.doc.pendingCount
     const fresh = this.fresh + (pending - pendingBefore)
     if (this.relayTree?.pushed(updates, diff, fresh, () => this.otherEager())) {
@@ -726,27 +720,30 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
     }
     if (pending > 0) this.armGapTimer()
     // An ack says every event of the acked messages is integrated: not while some wait.
-    const ackable = pending === 0
-    if (!persist || batch === null) {
-      if (ackable && ackWanted) this.queueAck(no)
-      return
-    }
-    // Events the doc held already (it re-encoded or dropped an update) may be another link's,
-    // not stored yet: the ack also waits until everything held now is.
-    const held =
-      ackable && ackWanted && !echoedWhole(updates, batch)
-        ? (this.opts.whenStored?.() ?? null)
-        : null
-    if (batch.length === 0 && held === null) {
-      // Nothing new, but an earlier persist may be in flight: keep acks in order.
-      if (ackable && ackWanted) {
-        this.persistChain = (this.persistChain ?? Promise.resolve()).then(() => this.queueAck(no))
-      }
-      return
-    }
-    // Stored even if the link closes meanwhile: the doc holds these events, and other links
-    // may have them already (a store left to a later snapshot would hold up `whenStored`).
-    this.persistChain = (this.persistChain ?? Promise.resolve()).then(async () => {
+    if (pending > 0 || !ackWanted) return
+    if (!persist) return this.queueAck(no)
+    // An ack claims more than this message's new events: its events the doc held already (maybe
+    // another link's, being stored), earlier messages not acked (acks are cumulative), and, by
+    // the version it raises at the peer, every earlier event of each agent it carries. So it
+    // waits for this link's writes so far and for everything the doc holds now to be stored.
+    const written = this.writes
+    const stored = this.opts.whenStored?.() ?? null
+    const acks = (this.acks ?? Promise.resolve()).then(async () => {
+      await written
+      await stored
+      this.queueAck(no)
+    })
+    acks.catch(() => {})
+    this.acks = acks
+  }
+
+  /**
+   * Stores `batch` (`opts.persist`) after this link's earlier writes, even if the link closes
+   * meanwhile. A failure fails the link, and its later batches are left to the owner (PROTOCOL.md).
+   */
+  private write(batch: readonly Uint8Array[]): void {
+    const persist = this.opts.persist!
+    const w = (this.writes ?? Promise.resolve()).then(async () => {
       for (const u of batch) {
         try {
           await persist(u)
@@ -755,10 +752,9 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
           throw e
         }
       }
-      if (held !== null) await held
-      if (ackable && ackWanted) this.queueAck(no)
     })
-    this.persistChain.catch(() => {})
+    w.catch(() => {})
+    this.writes = w
   }
 
   private queueAck(no: number): void {

@@ -8,10 +8,13 @@ import { rmSync } from 'node:fs'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { TextDoc } from '../shared/text-doc.ts'
+import { SqliteStorage } from '../server/storage.ts'
+import { FaultyStorage } from './support/server-faulty-storage.ts'
 import {
   client,
   restText,
   spawnServer,
+  startServer,
   tempDir,
   waitFor,
   within,
@@ -130,6 +133,47 @@ test('E8: SIGTERM flushes, closes links with going away, exits 0', async () => {
   // SIGINT (Ctrl-C) shuts down the same way.
   s.proc.kill('SIGINT')
   assert.is((await within(s.exited, 10_000, 'exit after SIGINT')).code, 0)
+})
+
+test('E8: shutdown ends while clients keep typing; everything acknowledged is stored', async () => {
+  const dataDir = tempDir()
+  const storage = new FaultyStorage(await SqliteStorage.open({ dataDir, commitIntervalMs: 0 }))
+  const ts = await startServer({ storage, dataDir })
+  const typists = ['carol', 'erin'].map((n) => client(ts.wsUrl, 'sd', { doc: new TextDoc(n) }))
+  let typing = true
+  try {
+    await within(Promise.all(typists.map((t) => t.synced)), 5000, 'synced')
+    // Slow writes: each link has a backlog when the server is told to stop.
+    storage.faults.appendDelayMs = 50
+    const typed = typists.map(async (t) => {
+      for (let i = 0; typing && i < 2000; i++) {
+        t.doc.insert(t.doc.length, 'x')
+        await new Promise((r) => setTimeout(r, 5))
+      }
+    })
+    await new Promise((r) => setTimeout(r, 1000))
+    const t0 = performance.now()
+    await within(ts.server.close(), 8000, 'server.close() while typing goes on')
+    const took = performance.now() - t0
+    assert.ok(typing, `closed while they typed (${took.toFixed(0)} ms)`)
+    typing = false
+    await Promise.all(typed)
+    const acked = typists.map((t) => [t.doc.agent, t.ackedVersion()[t.doc.agent] ?? 0] as const)
+    for (const t of typists) t.close()
+    const reopened = await SqliteStorage.open({ dataDir })
+    const stored = (await reopened.load('sd'))!
+    await reopened.close()
+    const doc = stored.snapshot === null ? new TextDoc('r') : TextDoc.load(stored.snapshot, 'r')
+    for (const u of stored.updates) doc.applyUpdate(u)
+    for (const [agent, n] of acked) {
+      assert.ok(n > 0, `${agent}: something acknowledged`)
+      assert.ok((doc.version()[agent] ?? 0) >= n, `${agent}: ${n} acknowledged, all stored`)
+    }
+  } finally {
+    typing = false
+    for (const t of typists) t.close()
+    await ts.stop()
+  }
 })
 
 test.run()

@@ -11,7 +11,9 @@ import { DocumentRegistry, whenStored, type LoadedDoc } from '../server/document
 import { resolveLimits } from '../server/limits.ts'
 import { createLogger } from '../server/log.ts'
 import { createMetrics } from '../server/metrics.ts'
-import { SqliteStorage } from '../server/storage.ts'
+import { SqliteStorage, type Storage } from '../server/storage.ts'
+import { decodeUpdate } from '../shared/encoding.ts'
+import { summarizeUpdate } from '../shared/update-summary.ts'
 import { TextDoc } from '../shared/text-doc.ts'
 import { FaultyStorage } from './support/server-faulty-storage.ts'
 import { client, startServer, tempDir, waitFor, within } from './support/server-harness.ts'
@@ -178,6 +180,77 @@ test('a client back with edits the server is still storing is acknowledged while
     carol.close()
     first.close()
     await stop()
+  }
+})
+
+/** FaultyStorage that records which of one agent's events it holds (appends and snapshots). */
+class AgentLedger extends FaultyStorage {
+  private readonly seqs = new Set<number>()
+  private snapshotThrough = 0
+  constructor(
+    inner: Storage,
+    readonly agent: string,
+  ) {
+    super(inner)
+  }
+  override async append(docId: string, update: Uint8Array): Promise<number> {
+    const id = await super.append(docId, update)
+    for (const span of decodeUpdate(update).spans) {
+      if (span.agent === this.agent)
+        for (let q = span.seq; q < span.seq + span.len; q++) this.seqs.add(q)
+    }
+    return id
+  }
+  override async compact(docId: string, snapshot: Uint8Array, throughId: number): Promise<void> {
+    await super.compact(docId, snapshot, throughId)
+    const through = summarizeUpdate(snapshot)?.vv[this.agent] ?? 0
+    this.snapshotThrough = Math.max(this.snapshotThrough, through)
+  }
+  /** How many of the agent's first events storage holds, all of them. */
+  prefix(): number {
+    let n = this.snapshotThrough
+    while (this.seqs.has(n)) n++
+    return n
+  }
+}
+
+test('an ack never claims more of an agent than storage holds (a new edit right after a reconnect)', async () => {
+  const dataDir = tempDir()
+  const storage = new AgentLedger(
+    await SqliteStorage.open({ dataDir, commitIntervalMs: 0 }),
+    'alice',
+  )
+  const ts = await startServer({ storage, dataDir })
+  const doc = new TextDoc('alice')
+  const first = client(ts.wsUrl, 'back', { doc })
+  let again: ReturnType<typeof client> | null = null
+  try {
+    await within(first.synced, 5000, 'synced')
+    storage.faults.appendDelayMs = 300
+    for (const word of ['one ', 'two ', 'six ']) {
+      doc.insert(doc.length, word)
+      await sleep(40)
+    }
+    await sleep(60)
+    first.close() // her edits still being stored, one after another
+    const back = (again = client(ts.wsUrl, 'back', { doc }))
+    const claims: string[] = []
+    back.on('ack', () => {
+      const acked = back.ackedVersion().alice ?? 0
+      if (acked > storage.prefix()) claims.push(`${acked} acked, ${storage.prefix()} stored`)
+    })
+    await sleep(60)
+    doc.insert(doc.length, 'x') // all new at the server: the ack's version claims 0..12
+    await within(back.synced, 5000, 'synced again')
+    assert.is(back.ackedVersion().alice, 13)
+    assert.equal(claims, [], 'acknowledged before stored')
+    assert.ok(storage.prefix() >= 13)
+  } finally {
+    storage.faults.appendDelayMs = 0
+    first.close()
+    again?.close()
+    await ts.stop(true)
+    rmSync(dataDir, { recursive: true, force: true })
   }
 })
 

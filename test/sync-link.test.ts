@@ -569,16 +569,21 @@ test('durableVersion: events the server holds but has not stored are acked once 
   lc.close()
 })
 
-test('whenStored: held events are acked once it settles, at HELLO and in later messages', async () => {
+test('whenStored: every ack waits for it (HELLO, relayed, new, and after a message that waited)', async () => {
   const server = new TextDoc('server')
   const client = new TextDoc('client')
   client.insert(0, 'abc')
   server.applyUpdate(client.encodeUpdate()) // in memory, another link still storing it
-  let store!: () => void
+  // Each call waits for `store()`: the storage of what the doc holds at that call.
+  let waiting: (() => void)[] = []
+  const store = () => {
+    for (const r of waiting) r()
+    waiting = []
+  }
   let calls = 0
   const whenStored = () => {
     calls++
-    return new Promise<void>((r) => (store = r))
+    return new Promise<void>((r) => waiting.push(r))
   }
   const persisted: Uint8Array[] = []
   const [x, y] = memoryPair()
@@ -586,33 +591,62 @@ test('whenStored: held events are acked once it settles, at HELLO and in later m
     whenStored,
     durableVersion: () => ({}), // nothing stored yet
     persist: async (u) => void persisted.push(u),
+    gapTimeoutMs: 10_000,
   })
   const lc = link(client, y)
+  const settle = () => new Promise((r) => setTimeout(r, 60))
   let synced = false
   lc.synced.then(() => (synced = true))
-  await new Promise((r) => setTimeout(r, 60))
+  await settle()
   assert.is(calls, 1, 'asked at HELLO')
   assert.not.ok(synced, 'acked before stored')
   store()
   await lc.synced
   assert.equal({ ...lc.ackedVersion() }, { client: 3 })
-  // An update that is new here is persisted and acked without asking.
+  // A new update is persisted at once; its ack (which claims every earlier event of its agent)
+  // waits too.
   client.insert(3, 'd')
-  await until(() => lc.ackedVersion().client === 4)
-  assert.is(calls, 1)
+  await settle()
   assert.is(persisted.length, 1)
-  // One the server got elsewhere first (a relay) waits again.
+  assert.is(lc.ackedVersion().client, 3, 'not acked before stored')
+  store()
+  await until(() => lc.ackedVersion().client === 4)
+  // One the server got elsewhere first (a relay): nothing to persist, the ack waits.
   const other = new TextDoc('other')
   other.insert(0, 'Z')
   const z = other.encodeUpdate()
   server.applyUpdate(z)
   client.applyUpdate(z)
-  await new Promise((r) => setTimeout(r, 60))
-  assert.is(calls, 2, 'asked for the held message')
+  await settle()
   assert.is(lc.ackedVersion().other ?? 0, 0, 'not acked before stored')
   store()
   await until(() => lc.ackedVersion().other === 1)
   assert.is(persisted.length, 1, 'nothing new to persist')
+  // While another peer's event waits for its parent here, nothing is acked: a relayed event
+  // (held here) is not. Once the parent comes, the client's next edit is acked (cumulatively,
+  // the relayed message too) only after a wait.
+  const carol = new TextDoc('carol')
+  carol.insert(0, 'P')
+  const parent = carol.encodeUpdate()
+  carol.insert(1, 'E')
+  server.applyUpdate(carol.encodeUpdate({ carol: 1 }), 'carol link')
+  assert.is(server.pendingCount, 1)
+  const dan = new TextDoc('dan')
+  dan.insert(0, 'X')
+  const relayed = dan.encodeUpdate()
+  server.applyUpdate(relayed, 'dan link')
+  client.applyUpdate(relayed)
+  await settle()
+  server.applyUpdate(parent, 'carol link')
+  assert.is(server.pendingCount, 0)
+  const before = calls
+  client.insert(0, 'y')
+  await until(() => calls > before)
+  await settle()
+  assert.is(lc.ackedVersion().dan ?? 0, 0, 'the relayed event not acked before stored')
+  assert.is(lc.ackedVersion().client, 4)
+  store()
+  await until(() => lc.ackedVersion().client === 5 && lc.ackedVersion().dan === 1)
   ls.close()
   lc.close()
 })
@@ -643,6 +677,29 @@ test('persist: what a link integrated is stored even if it closes first (without
   await until(() => persisted.length === 3)
   assert.is(lc.ackedVersion().client ?? 0, 0, 'nothing acked')
   lc.close()
+})
+
+test('persist: the valid updates before a bad one in a message are stored (they stay in the doc)', async () => {
+  const server = new TextDoc('server')
+  const persisted: Uint8Array[] = []
+  const [x, y] = recordingPair()
+  const l = link(server, x, { persist: async (u) => void persisted.push(u) })
+  const raw = new RawPeer(y)
+  raw.hello({})
+  const src = new TextDoc('src')
+  src.insert(0, 'ok')
+  const garbage = new Uint8Array([1, 2, 3, 4, 5])
+  raw.send({
+    type: 'events',
+    updates: [src.encodeUpdate(), garbage],
+    ackWanted: true,
+    have: Object.assign(Object.create(null), { src: 2 }),
+  })
+  await until(() => l.closed, 2000, 'close')
+  assert.is(x.code, closeCodeFor(SYNC_ERRORS.BAD_UPDATE.code))
+  assert.is(server.toString(), 'ok')
+  await until(() => persisted.length === 1, 2000, 'the valid update stored')
+  assert.equal(raw.of('ack'), [], 'nothing acked')
 })
 
 test.run()
