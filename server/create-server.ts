@@ -109,8 +109,8 @@ export async function createServer(opts: ServerOptions = {}): Promise<PolyphonyS
   const close = () =>
     (closing ??= (async () => {
       endpoint.stopAccepting()
-      // Nothing more comes in, so the flush ends however fast clients type (it waited for the
-      // typing to stop); links stay open meanwhile to carry the acks of what is stored.
+      // Nothing more comes in, so the snapshots stored next hold everything, however fast
+      // clients were typing (the flush that came before waited for them to stop).
       endpoint.stopReading()
       const httpClosed = new Promise<void>((r) => http.close(() => r()))
       http.closeIdleConnections()

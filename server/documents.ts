@@ -389,6 +389,8 @@ export class DocumentRegistry {
     let lastError: unknown
     for (let attempt = 0; attempt < Math.max(1, this.limits.storageWriteAttempts); attempt++) {
       if (attempt > 0) await new Promise((r) => setTimeout(r, 20 * 2 ** attempt))
+      // A snapshot stored since (a compaction, the seal at shutdown) holds it: nothing to append.
+      if (!entry.outstanding?.has(update)) return
       try {
         const id = await this.storageOp('append', () => this.storage.append(entry.id, update))
         entry.lastUpdateId = Math.max(entry.lastUpdateId, id)

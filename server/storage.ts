@@ -34,7 +34,10 @@ export interface StoredDoc {
 export interface Storage {
   /** The stored document, or null if it was never stored. Rejects on read errors or corruption. */
   load(docId: string): Promise<StoredDoc | null>
-  /** Stores one update; resolves with its id once it is committed durably. */
+  /**
+   * Stores one update; resolves with its id once it is committed durably. A document's appends
+   * commit in the order they were called (a connection may have several under way).
+   */
   append(docId: string, update: Uint8Array): Promise<number>
   /**
    * Replaces the snapshot with `snapshot`, which must contain every update with id <=

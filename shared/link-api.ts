@@ -58,7 +58,8 @@ export interface LinkOptions {
    * the doc may have held already, maybe another link's still being stored, and at the peer
    * every earlier event of each agent it names), and the events the peer holds at HELLO are
    * acknowledged once the one taken then settles. Without it, the latter wait for
-   * `durableVersion` to cover them.
+   * `durableVersion` to cover them. An owner whose doc takes events from several links (a hub)
+   * must pass it: without it an ack can claim events another link is still storing.
    */
   whenStored?: () => Promise<void> | null
   /**

@@ -183,11 +183,17 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
   private gapTimer: unknown = null
   private durableTimer: unknown = null
   private collecting: Uint8Array[] | null = null
-  /** Persists and acks in order (made on the first batch to store). */
-  /** This link's writes (`persist`), one after another; null before the first. */
+  /** This link's writes (`persist`), one group after another; null before the first. */
   private writes: Promise<void> | null = null
   /** This link's acks of persisted messages, in order (each after its writes and `whenStored`). */
   private acks: Promise<void> | null = null
+  /**
+   * What this link's messages carried since they were last all integrated (per agent, the next
+   * seq), kept while the doc holds events waiting for parents; null when there is nothing.
+   */
+  private unintegrated: MutableVV | null = null
+  /** Updates to store once the write under way settles, all at once (`write`). */
+  private queued: Uint8Array[] | null = null
   /** Relay pruning, when both HELLOs asked for it. */
   private relayTree: RelayTree | null = null
   /** What our HELLO said we hold, when deflate or tree relay needs it (until the peer's HELLO). */
@@ -712,15 +718,19 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
       this.send({ type: 'prune' })
       if (!this.relayTree.lazy) this.leaveTree()
     }
-    if (pending > this.maxPending) {
+    // The buffer is the doc's, shared by its links: the link whose message grew it past the
+    // bound is the one closed.
+    if (pending > this.maxPending && pending > pendingBefore) {
       throw new SyncError(
         'PENDING_OVERFLOW',
         `${pending} events wait for parents (max ${this.maxPending})`,
       )
     }
     if (pending > 0) this.armGapTimer()
-    // An ack says every event of the acked messages is integrated: not while some wait.
-    if (pending > 0 || !ackWanted) return
+    // An ack says every event of the acked messages is integrated: not while some of them wait.
+    if (pending > 0 && !this.integratedAll(updates)) return
+    this.unintegrated = null
+    if (!ackWanted) return
     if (!persist) return this.queueAck(no)
     // An ack claims more than this message's new events: its events the doc held already (maybe
     // another link's, being stored), earlier messages not acked (acks are cumulative), and, by
@@ -738,19 +748,42 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
   }
 
   /**
+   * Whether every event of this link's messages is integrated, while the doc's pending buffer
+   * is not empty: it may hold only other links' events, waiting for parents that may never
+   * come (a peer that sent an event without its parent and left), and those must not hold up
+   * this link's acks. The messages' versions are read from their updates (only then).
+   */
+  private integratedAll(updates: readonly Uint8Array[]): boolean {
+    const carried = (this.unintegrated ??= emptyVV())
+    for (const u of updates) {
+      const s = summarizeUpdate(u)
+      if (s !== null) raiseVV(carried, s.vv)
+    }
+    return vvCovers(this.doc.version(), carried)
+  }
+
+  /**
    * Stores `batch` (`opts.persist`) after this link's earlier writes, even if the link closes
-   * meanwhile. A failure fails the link, and its later batches are left to the owner (PROTOCOL.md).
+   * meanwhile: what arrives while a write is under way is stored, all at once (calls in order,
+   * not waiting for each other), when it settles, so a peer sending faster than one write per
+   * commit builds no backlog. A failure fails the link, and its later batches are left to the
+   * owner (PROTOCOL.md).
    */
   private write(batch: readonly Uint8Array[]): void {
+    if (this.queued !== null) {
+      for (const u of batch) this.queued.push(u)
+      return
+    }
+    this.queued = batch.slice()
     const persist = this.opts.persist!
     const w = (this.writes ?? Promise.resolve()).then(async () => {
-      for (const u of batch) {
-        try {
-          await persist(u)
-        } catch (e) {
-          this.fail(new SyncError('PERSIST_FAILED', (e as Error)?.message ?? String(e)))
-          throw e
-        }
+      const group = this.queued!
+      this.queued = null
+      try {
+        await Promise.all(group.map((u) => persist(u)))
+      } catch (e) {
+        this.fail(new SyncError('PERSIST_FAILED', (e as Error)?.message ?? String(e)))
+        throw e
       }
     })
     w.catch(() => {})

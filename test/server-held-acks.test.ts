@@ -16,7 +16,15 @@ import { decodeUpdate } from '../shared/encoding.ts'
 import { summarizeUpdate } from '../shared/update-summary.ts'
 import { TextDoc } from '../shared/text-doc.ts'
 import { FaultyStorage } from './support/server-faulty-storage.ts'
-import { client, startServer, tempDir, waitFor, within } from './support/server-harness.ts'
+import { encodeMessage, WireState } from '../shared/protocol.ts'
+import {
+  client,
+  rawSocket,
+  startServer,
+  tempDir,
+  waitFor,
+  within,
+} from './support/server-harness.ts'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
@@ -251,6 +259,94 @@ test('an ack never claims more of an agent than storage holds (a new edit right 
     again?.close()
     await ts.stop(true)
     rmSync(dataDir, { recursive: true, force: true })
+  }
+})
+
+test("a client sending faster than storage commits delays neither others' acks nor shutdown", async () => {
+  // Real SQLite with its default commit spacing (a commit starts 50 ms after the last): a link
+  // that stored one update per commit fell behind a client sending 100 messages a second, and
+  // every other client's acks (which wait for everything held to be stored) waited with it.
+  const dataDir = tempDir()
+  const ts = await startServer({ dataDir })
+  const fast = client(ts.wsUrl, 'backlog', { doc: new TextDoc('fast') })
+  const slow = client(ts.wsUrl, 'backlog', { doc: new TextDoc('slow') })
+  let typing = true
+  try {
+    await within(Promise.all([fast.synced, slow.synced]), 5000, 'synced')
+    const t0 = performance.now()
+    const fastTypes = (async () => {
+      while (typing && performance.now() - t0 < 3000) {
+        fast.doc.insert(fast.doc.length, 'f')
+        await sleep(10)
+      }
+    })()
+    const waits: number[] = []
+    while (performance.now() - t0 < 3000) {
+      slow.doc.insert(0, 's')
+      const seq = slow.doc.version().slow!
+      const sent = performance.now()
+      await waitFor(() => (slow.ackedVersion().slow ?? 0) >= seq, 'slow acknowledged', 10_000)
+      waits.push(performance.now() - sent)
+      await sleep(200)
+    }
+    await fastTypes
+    assert.ok(waits.length >= 5)
+    assert.ok(Math.max(...waits) < 1000, `slow client's acks waited ${waits.map(Math.round)} ms`)
+    const behind = (fast.doc.version().fast ?? 0) - (fast.ackedVersion().fast ?? 0)
+    assert.ok(behind < 50, `fast client ${behind} events behind`)
+    const closing = performance.now()
+    await within(ts.server.close(), 3000, 'close')
+    assert.ok(performance.now() - closing < 1000, 'shutdown not held by a backlog')
+  } finally {
+    typing = false
+    fast.close()
+    slow.close()
+    await ts.stop()
+  }
+})
+
+test("an event without its parent, sent by a client that then leaves, holds up no one else's acks", async () => {
+  const ts = await startServer()
+  const good = client(ts.wsUrl, 'orphan', { doc: new TextDoc('good') })
+  let late: ReturnType<typeof client> | null = null
+  try {
+    await within(good.synced, 5000, 'synced')
+    // seq 1 of 'mal' alone: its parent (seq 0) never comes; it waits in the server's buffer.
+    const mal = new TextDoc('mal')
+    mal.insert(0, 'a')
+    mal.insert(1, 'b')
+    const orphan = mal.encodeUpdate({ mal: 1 })
+    const raw = await rawSocket(ts.wsUrl, 'orphan')
+    const tx = new WireState()
+    const none = () => Object.create(null) as Record<string, number>
+    raw.send(
+      encodeMessage(
+        {
+          type: 'hello',
+          readOnly: false,
+          id: 'mal',
+          have: none(),
+          durable: none(),
+          noDeflate: true,
+          tree: false,
+        },
+        tx,
+      ),
+    )
+    raw.send(encodeMessage({ type: 'events', updates: [orphan], ackWanted: true }, tx))
+    await waitFor(() => ts.server.stats().documents === 1, 'loaded')
+    await sleep(200)
+    raw.close()
+    good.doc.insert(0, 'y')
+    await waitFor(() => good.allAcknowledged, 'her edit acknowledged', 3000)
+    late = client(ts.wsUrl, 'orphan', { doc: new TextDoc('late') })
+    late.doc.insert(0, 'z')
+    await within(late.synced, 3000, 'a new client synced')
+    assert.is(good.status, 'synced')
+  } finally {
+    good.close()
+    late?.close()
+    await ts.stop()
   }
 })
 

@@ -234,6 +234,34 @@ test('D2: a pending buffer over maxPendingEvents closes the link (PENDING_OVERFL
   assert.is(raw.of('error')[0]?.code, SYNC_ERRORS.PENDING_OVERFLOW.code)
 })
 
+test('D2: the link that overflows the shared pending buffer is closed, not the next one to send', async () => {
+  const src = new TextDoc('src')
+  src.insert(0, 'a')
+  const v1 = src.version()
+  src.insert(1, 'many events here')
+  const doc = new TextDoc('me')
+  const [x, y] = recordingPair()
+  link(doc, x, { maxPendingEvents: 4 })
+  const raw = new RawPeer(y)
+  raw.hello({ src: 17 })
+  raw.events(src.encodeUpdate(v1), { src: 17 })
+  await until(() => raw.closed, 2000, 'close')
+  assert.is(x.code, closeCodeFor(SYNC_ERRORS.PENDING_OVERFLOW.code))
+  assert.is(doc.pendingCount, 16, 'its events still wait')
+  // Another peer's edits integrate (the buffer does not grow): that link stays, and is acked.
+  const peer = new TextDoc('peer')
+  const [p, q] = memoryPair()
+  const mine = link(doc, p, { maxPendingEvents: 4 })
+  const theirs = link(peer, q)
+  await theirs.synced
+  peer.insert(0, 'ok')
+  await until(() => theirs.ackedVersion().peer === 2, 2000, 'acked')
+  assert.not.ok(mine.closed)
+  assert.is(doc.toString(), 'ok')
+  mine.close()
+  theirs.close()
+})
+
 test('D3: the same (agent, seq) with different content is rejected; the doc is unchanged', async () => {
   const mine = new TextDoc('dup')
   mine.insert(0, 'a')
