@@ -97,6 +97,14 @@ function settled(entry: LoadedDoc, p: Promise<unknown>): void {
   if (entry.inFlight?.delete(p) && entry.inFlight.size === 0) entry.inFlight = null
 }
 
+/**
+ * Whether a document let go of (unloaded, or at shutdown) must store a snapshot first: a write
+ * failed, updates were appended since the last one, or some are not stored yet.
+ */
+function snapshotOwed(entry: LoadedDoc): boolean {
+  return entry.needsSnapshot || entry.sinceSnapshot > 0 || entry.outstanding !== null
+}
+
 interface StoredWaiter {
   readonly ticket: number
   readonly resolve: () => void
@@ -491,10 +499,7 @@ export class DocumentRegistry {
     for (;;) {
       if (entry.inFlight !== null) await Promise.allSettled([...entry.inFlight])
       else if (entry.compacting !== null) await entry.compacting.catch(() => undefined)
-      else if (
-        !compacted &&
-        (entry.needsSnapshot || entry.sinceSnapshot > 0 || entry.outstanding !== null)
-      ) {
+      else if (!compacted && snapshotOwed(entry)) {
         compacted = true
         await this.compact(entry)
       } else return
@@ -509,8 +514,7 @@ export class DocumentRegistry {
    */
   private async seal(entry: LoadedDoc): Promise<void> {
     if (entry.compacting !== null) await entry.compacting.catch(() => undefined)
-    if (entry.needsSnapshot || entry.sinceSnapshot > 0 || entry.outstanding !== null)
-      await this.compact(entry)
+    if (snapshotOwed(entry)) await this.compact(entry)
   }
 
   private scheduleUnload(entry: LoadedDoc): void {

@@ -804,46 +804,33 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
    */
   private watchDurable(): void {
     if (!this.opts.persist || this.peerId === undefined) return
+    const { whenStored, durableVersion } = this.opts
+    if (!whenStored && !durableVersion) return
+    // What both hold (what the peer holds beyond it, it sends, and those messages are acked).
     const theirs = this.peerHave
-    const whenStored = this.opts.whenStored
+    const mine = this.doc.version()
+    const ack = emptyVV()
+    for (const a in theirs) {
+      const need = Math.min(theirs[a]!, mine[a] ?? 0)
+      if (need > 0) ack[a] = need
+    }
+    if (isEmpty(ack)) return
+    const owe = () => {
+      if (this.closed) return
+      this.ackVVOwed = this.ackVVOwed ? maxVV(this.ackVVOwed, ack) : ack
+      this.scheduleFlush()
+    }
     if (whenStored) {
-      const mine = this.doc.version()
-      const ack = emptyVV()
-      for (const a in theirs) {
-        const need = Math.min(theirs[a]!, mine[a] ?? 0)
-        if (need > 0) ack[a] = need
-      }
-      if (isEmpty(ack)) return
-      const owe = () => {
-        if (this.closed) return
-        this.ackVVOwed = this.ackVVOwed ? maxVV(this.ackVVOwed, ack) : ack
-        this.scheduleFlush()
-      }
       const stored = whenStored()
       if (stored === null) owe()
       else stored.then(owe, () => {})
       return
     }
-    const durableOf = this.opts.durableVersion
-    if (!durableOf) return
     const tick = () => {
       this.durableTimer = null
       if (this.closed) return
-      const mine = this.doc.version()
-      const durable = durableOf()
-      const ack = emptyVV()
-      for (const a in theirs) {
-        const need = Math.min(theirs[a]!, mine[a] ?? 0)
-        if ((durable[a] ?? 0) < need) {
-          this.durableTimer = this.clock.setTimeout(tick, this.gapTimeout / 4)
-          return
-        }
-        if (need > 0) ack[a] = need
-      }
-      if (!isEmpty(ack)) {
-        this.ackVVOwed = this.ackVVOwed ? maxVV(this.ackVVOwed, ack) : ack
-        this.scheduleFlush()
-      }
+      if (vvCovers(durableVersion!(), ack)) owe()
+      else this.durableTimer = this.clock.setTimeout(tick, this.gapTimeout / 4)
     }
     tick()
   }
