@@ -28,7 +28,12 @@ import { TextDoc, type VersionVector } from '../shared/text-doc.ts'
 /** What `connect` can replicate: a `TextDoc`, a `RichDoc`, any replica with an agent id. */
 export type ConnectableDoc = Replica & { readonly agent: string }
 
-/** Connection states, in the order a healthy connection passes them. */
+/**
+ * Connection states, in the order a healthy connection passes them: `connecting` (socket
+ * opening, token being checked), `connected` (the server accepted us and spoke: its handshake
+ * has arrived), `synced` (as `synced` in API.md); `offline` (closed, or cut by `setOnline`),
+ * `refused` (a close retrying cannot fix, with the reason).
+ */
 export type ConnectionStatus = 'connecting' | 'connected' | 'synced' | 'offline' | 'refused'
 
 /** Options of `connect` (API.md "Client"). */
@@ -256,7 +261,6 @@ class ClientConnection<D extends ConnectableDoc> implements Connection<D> {
       this.heardAt = this.checkedAt = performance.now()
       this.watchdog ??= setInterval(() => this.checkAlive(), this.checkEveryMs)
       ;(this.watchdog as { unref?: () => void }).unref?.()
-      this.setStatus('connected')
     })
     ws.addEventListener('error', () => undefined) // the close event follows and decides
     ws.addEventListener('close', (ev) => this.onClose(ws, ev.code, ev.reason))
@@ -317,7 +321,9 @@ class ClientConnection<D extends ConnectableDoc> implements Connection<D> {
         channel.onMessage((m) => {
           this.heardAt = performance.now()
           if (first) {
+            // The server speaks only once the token is accepted: now we are connected.
             first = false
+            this.setStatus('connected')
             if (m.length > 1 && m[1] === MSG.HELLO) {
               try {
                 const hello = decodeMessage(m, new WireState())

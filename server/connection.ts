@@ -60,19 +60,20 @@ export type LinkTuning = Pick<
  * (shared/update-log.ts); when flushes keep carrying several updates (the hub is busy), the
  * window grows up to 10 ms so receivers apply fewer, bigger batches. (A 40 ms cap held every
  * event of a steady 10-client x 500 edits/s session 20-40 ms: p50 47 ms against 6 ms now.)
- * With a large audience the fan-out budget sets a window instead (3,000 writes/s: 3 ms at 10
- * connections, 16 ms at 50, 66 ms at 200): each socket write costs the server about 10 µs of
+ * With a large audience the fan-out budget sets a window instead (1,500 writes/s: 6 ms at 10
+ * connections, 33 ms at 50, 133 ms at 200): each socket write costs the server about 10 µs of
  * kernel time on loopback, whatever it carries (perf, 200 clients x 100 edits/s), and links
  * flushing at their own moments each paid a graph diff of their own. Measured at 200 x 100
- * (server/README.md, stop 22): 16-19 µs of server CPU per delivered edit without the window,
- * 12.5-14.4 at 5,000 writes/s, 10.3-10.6 at 3,000, for a p50 of 33-37 ms and 49-51 ms.
+ * (server/README.md, stops 22 and 32): 16-19 µs of server CPU per delivered edit without the
+ * window, 12.5-14.4 at 5,000 writes/s, 10.3-10.6 at 3,000 (stop 22's code); on stop 32's code,
+ * main thread 4.4-5.2 µs at 3,000 and 3.6-3.8 at 1,500, for a p50 of 39-44 ms and 81-87 ms.
  */
 export const SERVER_LINK_TUNING: LinkTuning = Object.freeze({
   batchDelayMs: 0,
   maxBatchDelayMs: 10,
   batchGrowth: 'backlog',
   relayDelayMs: 0,
-  fanoutWritesPerSecond: 3000,
+  fanoutWritesPerSecond: 1500,
 })
 
 /** The shortest time between two flushes of one link of a document held by `links` connections. */

@@ -2,7 +2,7 @@
  * The clock of the server's links: timers due in the same millisecond share one Node timer.
  *
  * A document's links flush together on its batch window's grid (`alignBatches`): at 200
- * connections, 200 timers due at the same moment, 3,000 a second at the fan-out budget. Each
+ * connections, 200 timers due at the same moment, 1,500 a second at the fan-out budget. Each
  * Node timer reads libuv's clock and goes into a timer list when set, and is taken out of it
  * when it fires: with about 2.6% of the server's main thread in that clock read alone at
  * 200 clients x 100 edits/s, one timer per moment does the same for a fraction.

@@ -314,10 +314,10 @@ test('the server joins concurrent edits by a stored merge event; the next edit n
 })
 
 test('the fan-out window follows the audience: a budget of writes per second per document', async () => {
-  // 3,000 writes/s by default: no window for one or two connections, 66 ms at 200.
+  // 1,500 writes/s by default: no window for one connection, 133 ms at 200.
   assert.equal(
     [1, 2, 3, 10, 50, 200].map((n) => fanoutWindowMs(n, SERVER_LINK_TUNING)),
-    [0, 0, 1, 3, 16, 66],
+    [0, 1, 2, 6, 33, 133],
   )
   assert.is(fanoutWindowMs(1, { batchDelayMs: 5, fanoutWritesPerSecond: 3000 }), 5)
   assert.is(fanoutWindowMs(200, { fanoutWritesPerSecond: Infinity }), 0)

@@ -34,9 +34,11 @@ test('B1/B2: no, malformed, expired, badly signed and wrong-document tokens are 
       if (token === undefined) {
         // No token at all: the server waits for one as the first frame; the client sends HELLO.
       }
+      const statuses: string[] = []
       const reason = await within(
         new Promise<string>((r) =>
           c.on('status', (s, why) => {
+            statuses.push(s)
             if (s === 'refused') r(why ?? '')
           }),
         ),
@@ -44,6 +46,8 @@ test('B1/B2: no, malformed, expired, badly signed and wrong-document tokens are 
         `refusal of ${problem}`,
       )
       assert.match(reason, problem, `${problem}: ${reason}`)
+      // Never reported connected: the socket opened, the server refused the token.
+      assert.equal(statuses, ['refused'], problem)
       assert.is(c.status, 'refused')
       const err = await c.synced.then(
         () => 'resolved',
