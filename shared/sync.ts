@@ -726,9 +726,14 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
         `${pending} events wait for parents (max ${this.maxPending})`,
       )
     }
-    if (pending > 0) this.armGapTimer()
     // An ack says every event of the acked messages is integrated: not while some of them wait.
-    if (pending > 0 && !this.integratedAll(updates)) return
+    // Meanwhile this link asks its peer, which integrated their parents, for what is missing.
+    // A link whose messages integrated whole asks nothing: another link's orphan (a hub's
+    // client that sent one and left) does not make every link of the hub ask its peer.
+    if (pending > 0 && !this.integratedAll(updates)) {
+      this.armGapTimer()
+      return
+    }
     this.unintegrated = null
     if (!ackWanted) return
     if (!persist) return this.queueAck(no)
@@ -839,7 +844,8 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
     if (this.gapTimer !== null) return
     this.gapTimer = this.clock.setTimeout(() => {
       this.gapTimer = null
-      if (this.closed || this.doc.pendingCount === 0) return
+      const waiting = this.unintegrated
+      if (this.closed || waiting === null || vvCovers(this.doc.version(), waiting)) return
       this.send({ type: 'need', have: this.doc.version() })
       this.armGapTimer()
     }, this.gapTimeout)

@@ -218,6 +218,42 @@ test('D2: events with missing parents wait, the gap is asked for (NEED), then th
   l.close()
 })
 
+test('D2: only the link whose message waits for parents asks its peer for them', async () => {
+  const src = new TextDoc('src')
+  src.insert(0, 'a')
+  const v1 = src.version()
+  src.insert(1, 'b')
+  const orphan = src.encodeUpdate(v1) // its parent never comes
+  const other = new TextDoc('other')
+  other.insert(0, 'o')
+  const doc = new TextDoc('hub')
+  const [a, aPeer] = memoryPair()
+  const [b, bPeer] = memoryPair()
+  const links = [link(doc, a, { gapTimeoutMs: 30 }), link(doc, b, { gapTimeoutMs: 30 })]
+  const sender = new RawPeer(aPeer)
+  const bystander = new RawPeer(bPeer)
+  try {
+    sender.hello({ src: 2 })
+    bystander.hello({ other: 1 })
+    sender.events(orphan, { src: 2 })
+    await until(() => doc.pendingCount === 1, 2000, 'orphan pending')
+    bystander.events(other.encodeUpdate(), { other: 1 }) // integrates whole
+    await until(() => doc.toString() === 'o', 2000, 'bystander integrated')
+    await new Promise((r) => setTimeout(r, 200)) // several gap timeouts
+    assert.ok(sender.of('need').length >= 2, `${sender.of('need').length} NEEDs to the sender`)
+    assert.is(bystander.of('need').length, 0)
+    assert.is(bystander.of('ack').length > 0, true, 'the bystander is acknowledged')
+    // The parent arrives (from anyone): the sender's link stops asking.
+    bystander.events(src.encodeUpdate(), { other: 1, src: 2 })
+    await until(() => doc.pendingCount === 0, 2000, 'gap filled')
+    const asked = sender.of('need').length
+    await new Promise((r) => setTimeout(r, 150))
+    assert.is(sender.of('need').length, asked)
+  } finally {
+    for (const l of links) l.close()
+  }
+})
+
 test('D2: a pending buffer over maxPendingEvents closes the link that overflowed it (PENDING_OVERFLOW), not the next to send', async () => {
   const src = new TextDoc('src')
   src.insert(0, 'a')
