@@ -183,6 +183,11 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
   private gapTimer: unknown = null
   private durableTimer: unknown = null
   private collecting: Uint8Array[] | null = null
+  /**
+   * The peer's update being integrated while the replica holds events waiting for parents:
+   * an entry of ours that is not exactly it may hold some of them, released by it.
+   */
+  private releasing: Uint8Array | null = null
   /** This link's writes (`persist`), one group after another; null before the first. */
   private writes: Promise<void> | null = null
   /** This link's acks of persisted messages, in order (each after its writes and `whenStored`). */
@@ -470,6 +475,8 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
     if (this.closed) return
     const origin = entry.origin
     if (origin === this) {
+      const u = this.releasing
+      if (u !== null && !entry.is(u) && !this.peerHolds(u, entry)) entry.beyondOrigin = true
       this.collecting?.push(entry.bytes)
       this.opts.onIntegrated?.(entry.bytes)
       if (this.relayTree !== null) this.fresh += entry.summary?.events ?? 0
@@ -702,11 +709,14 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
     try {
       // Each update integrates whole or not at all; a bad one ends the link (the ones
       // before it were valid and stay).
-      for (const u of updates) this.doc.applyUpdate(u, this)
+      for (const u of updates) {
+        this.releasing = this.doc.pendingCount > 0 ? u : null
+        this.doc.applyUpdate(u, this)
+      }
     } catch (e) {
       bad = e
     } finally {
-      this.collecting = null
+      this.collecting = this.releasing = null
     }
     // What the doc integrated is stored whatever follows (a bad update, an overflow, the link
     // closing): other links may hold it already, and an ack elsewhere may wait for it.
@@ -758,6 +768,19 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
    * come (a peer that sent an event without its parent and left), and those must not hold up
    * this link's acks. The messages' versions are read from their updates (only then).
    */
+  /**
+   * Whether the peer holds every event of `entry`, integrated from its update `sent` but not
+   * as received: part of it known already (the peer holds that: it sent it), or events that
+   * waited for parents and `sent` released (of another agent, or later ones of the same: the
+   * peer may lack them). Each agent's events form a chain, so the peer holds every event of
+   * an agent up to the last one its update carried.
+   */
+  private peerHolds(update: Uint8Array, entry: LogEntry): boolean {
+    const sent = summarizeUpdate(update)
+    const got = entry.summary
+    return sent !== null && got !== null && vvCovers(sent.vv, got.vv)
+  }
+
   private integratedAll(updates: readonly Uint8Array[]): boolean {
     const carried = (this.unintegrated ??= emptyVV())
     for (const u of updates) {
@@ -998,7 +1021,7 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
     let local = false
     const announced = !isEmpty(this.extra)
     for (const e of entries) {
-      if (e.origin === this) {
+      if (e.origin === this && !e.beyondOrigin) {
         held.push(e)
         continue
       }

@@ -24,6 +24,11 @@ import { appended } from './tight-list.ts'
 /** One `'update'` of the replica. */
 export class LogEntry {
   private sum: UpdateSummary | null | undefined = undefined
+  /**
+   * The entry holds events its origin (a link) did not send: events waiting for parents that
+   * the origin's update released. The origin's peer may lack them, so they go back to it too.
+   */
+  beyondOrigin = false
   constructor(
     /** Position in the log (grows by one per entry, never reused). */
     readonly pos: number,
@@ -39,6 +44,10 @@ export class LogEntry {
     const made = (this.data = data())
     this.log.encoded(this, made.length)
     return made
+  }
+  /** Whether the entry is `update` itself (the replica announced it as received). */
+  is(update: Uint8Array): boolean {
+    return this.data === update
   }
   /** Bytes the entry holds: 0 while a lazily announced update is not encoded. */
   get held(): number {

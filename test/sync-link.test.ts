@@ -254,6 +254,36 @@ test('D2: only the link whose message waits for parents asks its peer for them',
   }
 })
 
+test("D2: events a peer's update released from the pending buffer go back to that peer", async () => {
+  // Q holds src:1 without its parent; H sends src:0, which releases it. The entry Q integrates
+  // then holds more than H sent: H gets src:1 from Q (it was credited to H before).
+  const src = new TextDoc('src')
+  src.insert(0, 'x')
+  const first = src.encodeUpdate()
+  const v1 = src.version()
+  src.insert(1, 'y')
+  const second = src.encodeUpdate(v1)
+  const hub = new TextDoc('hub')
+  const q = new TextDoc('q')
+  const [hq, qh] = memoryPair()
+  const [qr, rq] = memoryPair()
+  const links = [link(hub, hq), link(q, qh), link(q, qr)]
+  try {
+    await Promise.all(links.slice(0, 2).map((l) => l.synced))
+    const raw = new RawPeer(rq)
+    raw.hello({})
+    raw.events(second, { src: 2 })
+    await until(() => q.pendingCount === 1, 2000, 'src:1 waits at q')
+    rq.close() // the only other holder of src:1 leaves
+    hub.applyUpdate(first, 'elsewhere')
+    await until(() => q.toString() === 'xy', 2000, 'q integrated both')
+    await until(() => hub.toString() === 'xy', 2000, 'the hub got src:1 back from q')
+    assert.equal({ ...hub.version() }, { src: 2 })
+  } finally {
+    for (const l of links) l.close()
+  }
+})
+
 test('D2: a pending buffer over maxPendingEvents closes the link that overflowed it (PENDING_OVERFLOW), not the next to send', async () => {
   const src = new TextDoc('src')
   src.insert(0, 'a')
