@@ -193,6 +193,16 @@ test('D1: the same events twice (resend, ring loops) are dropped silently', asyn
   for (const x of [...ls, l]) x.close()
 })
 
+/** Agent `src` typing `first`, then `then` after it: the two updates, apart. */
+function parentAndChild(first: string, then: string) {
+  const src = new TextDoc('src')
+  src.insert(0, first)
+  const parent = src.encodeUpdate()
+  const v1 = src.version()
+  src.insert(first.length, then)
+  return { src, parent, child: src.encodeUpdate(v1) }
+}
+
 test('D2: events with missing parents wait, the gap is asked for (NEED), then they apply', async () => {
   const src = new TextDoc('src')
   src.insert(0, 'first ')
@@ -219,11 +229,7 @@ test('D2: events with missing parents wait, the gap is asked for (NEED), then th
 })
 
 test('D2: only the link whose message waits for parents asks its peer for them', async () => {
-  const src = new TextDoc('src')
-  src.insert(0, 'a')
-  const v1 = src.version()
-  src.insert(1, 'b')
-  const orphan = src.encodeUpdate(v1) // its parent never comes
+  const { src, child: orphan } = parentAndChild('a', 'b') // its parent never comes
   const other = new TextDoc('other')
   other.insert(0, 'o')
   const doc = new TextDoc('hub')
@@ -257,12 +263,7 @@ test('D2: only the link whose message waits for parents asks its peer for them',
 test("D2: events a peer's update released from the pending buffer go back to that peer", async () => {
   // Q holds src:1 without its parent; H sends src:0, which releases it. The entry Q integrates
   // then holds more than H sent: H gets src:1 from Q (it was credited to H before).
-  const src = new TextDoc('src')
-  src.insert(0, 'x')
-  const first = src.encodeUpdate()
-  const v1 = src.version()
-  src.insert(1, 'y')
-  const second = src.encodeUpdate(v1)
+  const { parent: first, child: second } = parentAndChild('x', 'y')
   const hub = new TextDoc('hub')
   const q = new TextDoc('q')
   const [hq, qh] = memoryPair()
@@ -285,16 +286,13 @@ test("D2: events a peer's update released from the pending buffer go back to tha
 })
 
 test('D2: a pending buffer over maxPendingEvents closes the link that overflowed it (PENDING_OVERFLOW), not the next to send', async () => {
-  const src = new TextDoc('src')
-  src.insert(0, 'a')
-  const v1 = src.version()
-  src.insert(1, 'many events here')
+  const { child } = parentAndChild('a', 'many events here')
   const doc = new TextDoc('me')
   const [x, y] = recordingPair()
   const l = link(doc, x, { maxPendingEvents: 4 })
   const raw = new RawPeer(y)
   raw.hello({ src: 17 })
-  raw.events(src.encodeUpdate(v1), { src: 17 })
+  raw.events(child, { src: 17 })
   await until(() => l.closed && raw.closed, 2000, 'close')
   assert.is(x.code, closeCodeFor(SYNC_ERRORS.PENDING_OVERFLOW.code))
   assert.is(raw.of('error')[0]?.code, SYNC_ERRORS.PENDING_OVERFLOW.code)
