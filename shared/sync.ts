@@ -763,15 +763,9 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
   }
 
   /**
-   * Whether every event of this link's messages is integrated, while the doc's pending buffer
-   * is not empty: it may hold only other links' events, waiting for parents that may never
-   * come (a peer that sent an event without its parent and left), and those must not hold up
-   * this link's acks. The messages' versions are read from their updates (only then).
-   */
-  /**
-   * Whether the peer holds every event of `entry`, integrated from its update `sent` but not
+   * Whether the peer holds every event of `entry`, integrated from its `update` but not
    * as received: part of it known already (the peer holds that: it sent it), or events that
-   * waited for parents and `sent` released (of another agent, or later ones of the same: the
+   * waited for parents and `update` released (of another agent, or later ones of the same: the
    * peer may lack them). Each agent's events form a chain, so the peer holds every event of
    * an agent up to the last one its update carried.
    */
@@ -781,6 +775,12 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
     return sent !== null && got !== null && vvCovers(sent.vv, got.vv)
   }
 
+  /**
+   * Whether every event of this link's messages is integrated, while the doc's pending buffer
+   * is not empty: it may hold only other links' events, waiting for parents that may never
+   * come (a peer that sent an event without its parent and left), and those must not hold up
+   * this link's acks. The messages' versions are read from their updates (only then).
+   */
   private integratedAll(updates: readonly Uint8Array[]): boolean {
     const carried = (this.unintegrated ??= emptyVV())
     for (const u of updates) {
