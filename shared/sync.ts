@@ -476,7 +476,11 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
     const origin = entry.origin
     if (origin === this) {
       const u = this.releasing
-      if (u !== null && !entry.is(u) && !this.peerHolds(u, entry)) entry.beyondOrigin = true
+      if (u !== null && !entry.is(u) && !this.peerHolds(u, entry)) {
+        // Events released by the peer's update, which it may lack: they go back to it.
+        entry.beyondOrigin = true
+        this.scheduleFlush(this.relayDelay)
+      }
       this.collecting?.push(entry.bytes)
       this.opts.onIntegrated?.(entry.bytes)
       if (this.relayTree !== null) this.fresh += entry.summary?.events ?? 0
@@ -977,6 +981,8 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
         updates = picked.updates
         carried = picked.carried
         ackWanted ||= picked.local && this.opts.ackOwnEvents !== false
+        // Events the peer sent ride back with those they released: no reason to prune.
+        diff = picked.echoes
         batched = picked.entries
       }
     }
@@ -991,7 +997,7 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
     if (updates.length > 0) {
       const no = ++this.sentNo
       if (ackWanted) this.await(no, carried)
-      if (!ackWanted && acks === null && updates.length === 1 && !this.out.deflate) {
+      if (!ackWanted && !diff && acks === null && updates.length === 1 && !this.out.deflate) {
         // The same bytes for every link sending this update now: encoded once.
         this.sendBytes(this.log.plainMessage(updates[0]!), true)
       } else this.send({ type: 'events', updates, ackWanted, diff, ...acks })
@@ -1013,12 +1019,15 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
     carried: VersionVector[]
     local: boolean
     entries: number
+    /** An entry goes back to the peer it came from, with events the peer sent (a diff). */
+    echoes: boolean
   } {
     const send: LogEntry[] = []
     /** Entries the peer holds (it sent them, or announced them). */
     const held: LogEntry[] = []
     let skipped = false
     let local = false
+    let echoes = false
     const announced = !isEmpty(this.extra)
     for (const e of entries) {
       if (e.origin === this && !e.beyondOrigin) {
@@ -1035,12 +1044,13 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
         continue
       }
       send.push(e)
-      if (!(e.origin instanceof LinkImpl)) local = true
+      if (e.origin === this) echoes = true
+      else if (!(e.origin instanceof LinkImpl)) local = true
     }
     this.cursor = this.log.end
     if (send.length === 0) {
       this.baseExact = false
-      return { updates: [], carried: [], local, entries: 0 }
+      return { updates: [], carried: [], local, entries: 0, echoes }
     }
     let updates: Uint8Array[]
     const own = send.length > 1 && local ? this.encodeLocal(send) : null
@@ -1076,7 +1086,7 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
     this.base = vv
     this.baseExact = true
     if (this.extra !== NO_VV && vvCovers(vv, this.extra)) this.extra = NO_VV
-    return { updates, carried, local, entries: send.length }
+    return { updates, carried, local, entries: send.length, echoes }
   }
 
   /**

@@ -268,7 +268,8 @@ test("D2: events a peer's update released from the pending buffer go back to tha
   const q = new TextDoc('q')
   const [hq, qh] = memoryPair()
   const [qr, rq] = memoryPair()
-  const links = [link(hub, hq), link(q, qh), link(q, qr)]
+  const [hf, fh] = memoryPair()
+  const links = [link(hub, hq), link(q, qh), link(q, qr), link(hub, hf)]
   try {
     await Promise.all(links.slice(0, 2).map((l) => l.synced))
     const raw = new RawPeer(rq)
@@ -276,7 +277,11 @@ test("D2: events a peer's update released from the pending buffer go back to tha
     raw.events(second, { src: 2 })
     await until(() => q.pendingCount === 1, 2000, 'src:1 waits at q')
     rq.close() // the only other holder of src:1 leaves
-    hub.applyUpdate(first, 'elsewhere')
+    // src:0 reaches the hub from another peer: relayed to q, which acknowledges nothing, so
+    // q's link must flush for what it releases of its own accord.
+    const feeder = new RawPeer(fh)
+    feeder.hello({})
+    feeder.events(first, { src: 1 })
     await until(() => q.toString() === 'xy', 2000, 'q integrated both')
     await until(() => hub.toString() === 'xy', 2000, 'the hub got src:1 back from q')
     assert.equal({ ...hub.version() }, { src: 2 })
