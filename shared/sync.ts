@@ -982,7 +982,7 @@ class LinkImpl implements Link, LogReader, PresencePort, LinkEndpoint {
         carried = picked.carried
         ackWanted ||= picked.local && this.opts.ackOwnEvents !== false
         // Events the peer sent ride back with those they released: no reason to prune.
-        diff = picked.echoes
+        diff ||= picked.echoes
         batched = picked.entries
       }
     }
