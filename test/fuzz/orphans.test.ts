@@ -26,7 +26,8 @@ import {
   type VersionVector,
 } from '../../shared/index.ts'
 import { RawPeer } from '../support/raw-peer.ts'
-import { Rng } from '../support/rng.ts'
+import { Rng, splitsSurrogate } from '../support/rng.ts'
+import { describeEdit, randomEdit, type Edit } from './edits.ts'
 
 const DEFAULT_SEEDS = '1..60'
 /** How long the replicas get to converge once the last action is done. */
@@ -76,29 +77,21 @@ function vvDiff(mine: VersionVector, want: VersionVector): string {
   return out.join(' ')
 }
 
-const LETTERS = 'abcdefghijklmnopqrstuvwxyz'
-
-function randomText(rng: Rng, big: boolean): string {
-  const n = big ? rng.int(40, 99) : rng.int(1, 5)
-  let s = ''
-  for (let i = 0; i < n; i++) s += LETTERS[rng.int(0, LETTERS.length - 1)]
-  return s
-}
-
-/** One random insert or delete on `doc`; returns its log line. */
-function randomEdit(rng: Rng, doc: TextDoc, tag: string): string {
-  const len = doc.length
-  if (len > 0 && rng.chance(0.35)) {
-    const pos = rng.int(0, len - 1)
-    const max = len - pos
-    const n = rng.chance(0.2) ? max : rng.int(1, Math.min(max, 8))
-    doc.delete(pos, n)
-    return `${tag} del ${pos}+${n}`
-  }
-  const pos = rng.int(0, len)
-  const text = randomText(rng, rng.chance(0.15))
-  doc.insert(pos, text)
-  return `${tag} ins ${pos} "${text.length > 8 ? text.slice(0, 8) + '…' : text}"`
+/**
+ * One random edit on `doc` (the fuzzers' `randomEdit`), or now and then a long insert, whose
+ * text, once deleted, is elided in updates; returns its log line.
+ */
+function randomDocEdit(rng: Rng, doc: TextDoc, tag: string): string {
+  const text = doc.toString()
+  let edit: Edit
+  if (rng.chance(0.1)) {
+    let pos = rng.int(0, text.length)
+    while (splitsSurrogate(text, pos)) pos--
+    edit = { kind: 'insert', pos, text: rng.text(rng.int(40, 99)) }
+  } else edit = randomEdit(rng, text)
+  if (edit.kind === 'insert') doc.insert(edit.pos, edit.text)
+  else doc.delete(edit.pos, edit.len)
+  return `${tag} ${describeEdit(edit)}`
 }
 
 /** An update of a source document, and whether a raw peer has sent it to some replica. */
@@ -156,7 +149,7 @@ async function trial(seed: number): Promise<Outcome> {
     const withhold = rng.chance(0.3) // some slices never reach any replica
     const docs: TextDoc[] = []
     for (let i = 0; i < n; i++) docs.push(new TextDoc(`r${i}`))
-    if (rng.chance(0.5)) docs[0].insert(0, 'seed text ' + randomText(rng, rng.chance(0.5)))
+    if (rng.chance(0.5)) docs[0].insert(0, 'seed text ' + rng.text(rng.int(1, 60)))
 
     const pairs: [number, number][] = []
     if (topo === 'star') {
@@ -232,7 +225,7 @@ async function trial(seed: number): Promise<Outcome> {
         parts.push(`absorbs s${o}`)
       }
       const edits = rng.int(1, 3)
-      for (let i = 0; i < edits; i++) parts.push(randomEdit(rng, src, ''))
+      for (let i = 0; i < edits; i++) parts.push(randomDocEdit(rng, src, ''))
       const id = `s${k}#${slices.filter((s) => s.id.startsWith(`s${k}#`)).length}`
       slices.push({ id, bytes: src.encodeUpdate(before), delivered: false })
       log.push(`${id}: ${parts.join('; ')}`)
@@ -259,7 +252,7 @@ async function trial(seed: number): Promise<Outcome> {
       const x = rng.float()
       if (x < 0.25) {
         const r = rng.int(0, n - 1)
-        log.push(randomEdit(rng, docs[r], `r${r}`))
+        log.push(randomDocEdit(rng, docs[r], `r${r}`))
       } else if (x < 0.45) {
         sourceStep(rng.int(0, nSources - 1))
       } else if (x < 0.65 && slices.length > 0) {
